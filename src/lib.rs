@@ -1,0 +1,1 @@
+//! xymon-mqtt: an MQTT → Xymon bridge (skeleton; the pipeline lands module by module).
