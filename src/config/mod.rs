@@ -1,0 +1,424 @@
+//! The TOML configuration: schema, defaults, loading and validation.
+//!
+//! Fed by `main` (the file named by `--config`); read once at start-up by `lib::run`, which hands each
+//! stage the part it needs. Every error names the file, the line and the key (`ConfigError`), because the
+//! person reading it is an administrator with an editor open, not a developer with a debugger.
+
+mod error;
+mod names;
+
+pub use error::ConfigError;
+pub use names::{HostName, TestName, TopicName};
+
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// The commented example shipped in the repository; `xymon-mqtt print-example-config` prints it and a test
+/// parses it, so it cannot drift from the schema.
+pub const EXAMPLE: &str = include_str!("../../xymon-mqtt.example.toml");
+
+/// Default xymond address: the bridge runs on the Xymon server itself.
+const DEFAULT_XYMON_SERVER: &str = "127.0.0.1:1984";
+/// Debian's XYMONRRDS.
+const DEFAULT_RRD_DIR: &str = "/var/lib/xymon/rrd";
+/// Default dashboard address: loopback only, so nothing is exposed until the administrator says so.
+const DEFAULT_WEB_LISTEN: &str = "127.0.0.1:8585";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub xymon: XymonConfig,
+    #[serde(default)]
+    pub web: WebConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default, rename = "broker")]
+    pub brokers: Vec<Spanned<BrokerConfig>>,
+    #[serde(default, rename = "test")]
+    pub tests: Vec<Spanned<TestConfig>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XymonConfig {
+    /// xymond's address, `host:port`.
+    #[serde(default = "default_xymon_server")]
+    pub server: String,
+    /// Where RRD files are written (`$XYMONRRDS`).
+    #[serde(default = "default_rrd_dir")]
+    pub rrd_dir: PathBuf,
+    /// Connect + write + read timeout for one delivery to xymond.
+    #[serde(default = "default_send_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Most status messages batched into one `combo` (the stock client's MAXMSGSPERCOMBO).
+    #[serde(default = "default_combo_max")]
+    pub combo_max: usize,
+}
+
+impl Default for XymonConfig {
+    fn default() -> Self {
+        XymonConfig {
+            server: default_xymon_server(),
+            rrd_dir: default_rrd_dir(),
+            timeout: default_send_timeout(),
+            combo_max: default_combo_max(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    #[serde(default = "default_web_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            listen: default_web_listen(),
+        }
+    }
+}
+
+/// Bounds on everything an MQTT publisher controls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest MQTT packet accepted from a broker. MQTT 3.1.1 cannot tell the broker this limit, so a
+    /// larger packet makes the client drop that connection (it is logged and the bridge reconnects).
+    #[serde(default = "default_max_packet_bytes")]
+    pub max_packet_bytes: usize,
+    /// Payload bytes kept per topic in the store; the rest is cut off (and the cut is noted).
+    #[serde(default = "default_max_payload_bytes")]
+    pub max_payload_bytes: usize,
+    /// Characters of one value shown in a status message.
+    #[serde(default = "default_max_value_chars")]
+    pub max_value_chars: usize,
+    /// Distinct topics kept in the store; new topics past this are counted and not stored.
+    #[serde(default = "default_max_topics")]
+    pub max_topics: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_packet_bytes: default_max_packet_bytes(),
+            max_payload_bytes: default_max_payload_bytes(),
+            max_value_chars: default_max_value_chars(),
+            max_topics: default_max_topics(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// The name tests use in `broker = "..."`.
+    pub name: String,
+    /// `mqtt://host[:port]` (port defaults to 1883).
+    pub url: String,
+    pub username: Option<String>,
+    /// A file holding the password (first line), so the secret stays out of the config file.
+    pub password_file: Option<PathBuf>,
+    /// Defaults to `xymon-mqtt-<name>-<pid>`.
+    pub client_id: Option<String>,
+    #[serde(default = "default_keep_alive", with = "humantime_serde")]
+    pub keep_alive: Duration,
+    /// Cap of the reconnect backoff (it starts at 1 s and doubles).
+    #[serde(default = "default_reconnect_max", with = "humantime_serde")]
+    pub reconnect_max: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TestKind {
+    /// A fixed list of topics, shown with their values (the seed's generic XymonTest).
+    #[default]
+    Topics,
+    /// The seed's `mqtt` test: the broker's own `$SYS` counters, totals and rates.
+    BrokerStats,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Every round of publishes makes one status, sent when the round is complete or its window closes.
+    Continuous,
+    /// Every `interval`, aligned to the wall clock, subscribe briefly and report the retained values.
+    Periodic,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestConfig {
+    pub host: HostName,
+    pub test: TestName,
+    pub broker: String,
+    #[serde(default)]
+    pub kind: TestKind,
+    /// Defaults to continuous for `topics`, and is always periodic for `broker-stats`.
+    pub mode: Option<Mode>,
+    /// Periodic: the period. Continuous: how often the sensors publish (only used for the lifetime).
+    #[serde(default, with = "humantime_serde")]
+    pub interval: Option<Duration>,
+    /// How long a round may take to collect all topics.
+    #[serde(default = "default_window", with = "humantime_serde")]
+    pub window: Duration,
+    /// How long xymond keeps the status before it turns purple; derived from `interval` when omitted.
+    #[serde(default, with = "humantime_serde")]
+    pub lifetime: Option<Duration>,
+    #[serde(default)]
+    pub topics: Vec<TopicName>,
+    /// MQTT subscription QoS, 0 to 2.
+    #[serde(default)]
+    pub qos: u8,
+}
+
+/// The `$SYS` topics the `broker-stats` kind reads (mosquitto's names, as in the seed).
+pub const BROKER_STATS_TOPICS: [&str; 5] = [
+    "$SYS/broker/bytes/received",
+    "$SYS/broker/bytes/sent",
+    "$SYS/broker/messages/received",
+    "$SYS/broker/messages/sent",
+    "$SYS/broker/messages/stored",
+];
+
+/// Default period of periodic tests: Xymon's own 5-minute rhythm.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
+
+impl TestConfig {
+    pub fn mode(&self) -> Mode {
+        match self.kind {
+            TestKind::BrokerStats => Mode::Periodic,
+            TestKind::Topics => self.mode.unwrap_or(Mode::Continuous),
+        }
+    }
+
+    /// The topics this test needs, in display order.
+    pub fn topic_list(&self) -> Vec<String> {
+        match self.kind {
+            TestKind::BrokerStats => BROKER_STATS_TOPICS.iter().map(|s| s.to_string()).collect(),
+            TestKind::Topics => self.topics.iter().map(|t| t.as_str().to_string()).collect(),
+        }
+    }
+
+    pub fn interval(&self) -> Duration {
+        self.interval.unwrap_or(DEFAULT_INTERVAL)
+    }
+
+    /// Status lifetime: explicit, or two intervals plus five minutes of slack (one lost round never
+    /// turns the column purple), rounded up to whole minutes because xymond counts minutes.
+    pub fn lifetime(&self) -> Duration {
+        let raw = self
+            .lifetime
+            .unwrap_or_else(|| self.interval() * 2 + Duration::from_secs(300));
+        Duration::from_secs(raw.as_secs().div_ceil(60).max(1) * 60)
+    }
+
+    pub fn qos(&self) -> rumqttc::QoS {
+        match self.qos {
+            2 => rumqttc::QoS::ExactlyOnce,
+            1 => rumqttc::QoS::AtLeastOnce,
+            _ => rumqttc::QoS::AtMostOnce,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, e))?;
+        Config::from_str_named(&text, path)
+    }
+
+    /// Parses and validates config text; `path` is only used in error messages.
+    pub fn from_str_named(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let de = toml::de::Deserializer::parse(text)
+            .map_err(|e| ConfigError::from_toml(path, text, String::new(), e))?;
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            // Spanned<T> shows up as a private segment in the path; it means nothing to a reader.
+            let key = e
+                .path()
+                .to_string()
+                .replace(".$__serde_spanned_private_value", "");
+            ConfigError::from_toml(path, text, key, e.into_inner())
+        })?;
+        config.validate(path, text)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let err = |span: std::ops::Range<usize>, key: String, msg: String| {
+            ConfigError::at_key(path, text, span, key, msg)
+        };
+        if self.xymon.combo_max == 0 || self.xymon.combo_max > 100 {
+            return Err(ConfigError::at_line(
+                path,
+                text,
+                "xymon.combo_max",
+                "must be 1 to 100 (xymond's MAXMSGSPERCOMBO)".into(),
+            ));
+        }
+        let mut names = HashSet::new();
+        for (i, b) in self.brokers.iter().enumerate() {
+            let key = |k: &str| format!("broker[{i}].{k}");
+            if !names.insert(b.get_ref().name.as_str()) {
+                return Err(err(
+                    b.span(),
+                    key("name"),
+                    format!("broker name {:?} is used twice", b.get_ref().name),
+                ));
+            }
+            if let Err(msg) = parse_broker_url(&b.get_ref().url) {
+                return Err(err(b.span(), key("url"), msg));
+            }
+            if b.get_ref().keep_alive < Duration::from_secs(1) {
+                return Err(err(
+                    b.span(),
+                    key("keep_alive"),
+                    "must be at least 1s".into(),
+                ));
+            }
+        }
+        let mut columns = HashSet::new();
+        for (i, t) in self.tests.iter().enumerate() {
+            let key = |k: &str| format!("test[{i}].{k}");
+            let tc = t.get_ref();
+            if !names.contains(tc.broker.as_str()) {
+                return Err(err(
+                    t.span(),
+                    key("broker"),
+                    format!("no [[broker]] is named {:?}", tc.broker),
+                ));
+            }
+            if !columns.insert((tc.host.clone(), tc.test.clone())) {
+                return Err(err(
+                    t.span(),
+                    key("test"),
+                    format!("{}.{} is defined twice", tc.host, tc.test),
+                ));
+            }
+            if tc.qos > 2 {
+                return Err(err(t.span(), key("qos"), "must be 0, 1 or 2".into()));
+            }
+            if tc.window.is_zero() {
+                return Err(err(t.span(), key("window"), "must be longer than 0".into()));
+            }
+            match tc.kind {
+                TestKind::Topics if tc.topics.is_empty() => {
+                    return Err(err(
+                        t.span(),
+                        key("topics"),
+                        "list at least one topic".into(),
+                    ))
+                }
+                TestKind::BrokerStats if !tc.topics.is_empty() => {
+                    return Err(err(
+                        t.span(),
+                        key("topics"),
+                        "broker-stats reads the fixed $SYS topics; remove `topics`".into(),
+                    ))
+                }
+                TestKind::BrokerStats if tc.mode == Some(Mode::Continuous) => {
+                    return Err(err(
+                        t.span(),
+                        key("mode"),
+                        "broker-stats is always periodic".into(),
+                    ))
+                }
+                _ => {}
+            }
+            let unique: HashSet<_> = tc.topics.iter().collect();
+            if unique.len() != tc.topics.len() {
+                return Err(err(
+                    t.span(),
+                    key("topics"),
+                    "a topic is listed twice".into(),
+                ));
+            }
+            if tc.mode() == Mode::Periodic {
+                let interval = tc.interval();
+                if interval < Duration::from_secs(2) {
+                    return Err(err(t.span(), key("interval"), "must be at least 2s".into()));
+                }
+                if tc.window >= interval {
+                    return Err(err(
+                        t.span(),
+                        key("window"),
+                        "must be shorter than `interval`".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Splits `mqtt://host[:port]` into host and port.
+pub fn parse_broker_url(raw: &str) -> Result<(String, u16), String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
+    if url.scheme() != "mqtt" && url.scheme() != "tcp" {
+        return Err(format!(
+            "scheme {:?} is not supported; use mqtt://host:port",
+            url.scheme()
+        ));
+    }
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("{raw:?} has no host"))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    Ok((host, url.port().unwrap_or(1883)))
+}
+
+fn default_xymon_server() -> String {
+    DEFAULT_XYMON_SERVER.into()
+}
+fn default_rrd_dir() -> PathBuf {
+    DEFAULT_RRD_DIR.into()
+}
+fn default_send_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_combo_max() -> usize {
+    100
+}
+fn default_web_listen() -> SocketAddr {
+    // A constant that parses: checked by the `defaults_parse` test.
+    DEFAULT_WEB_LISTEN
+        .parse()
+        .unwrap_or_else(|_| ([127, 0, 0, 1], 8585).into())
+}
+fn default_keep_alive() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_reconnect_max() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_window() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_max_packet_bytes() -> usize {
+    8 << 20
+}
+fn default_max_payload_bytes() -> usize {
+    64 << 10
+}
+fn default_max_value_chars() -> usize {
+    512
+}
+fn default_max_topics() -> usize {
+    1_000_000
+}
+
+#[cfg(test)]
+mod tests;

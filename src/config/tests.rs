@@ -1,0 +1,155 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_str_named(text, Path::new("bridge.toml"))
+}
+
+fn located(text: &str) -> (usize, String, String) {
+    let e = parse(text).expect_err("config should be rejected");
+    let l = e.located().expect("located error");
+    (l.line, l.key.clone(), e.to_string())
+}
+
+const BROKER: &str = "[[broker]]\nname = \"local\"\nurl = \"mqtt://127.0.0.1:1883\"\n";
+
+#[test]
+fn example_config_parses() {
+    let c = parse(EXAMPLE).expect("example config");
+    assert_eq!(c.brokers.len(), 1);
+    assert_eq!(c.tests.len(), 2);
+    let stats = c.tests[0].get_ref();
+    assert_eq!(stats.kind, TestKind::BrokerStats);
+    assert_eq!(stats.mode(), Mode::Periodic);
+    assert_eq!(stats.interval(), Duration::from_secs(300));
+    assert_eq!(stats.topic_list().len(), 5);
+    let env = c.tests[1].get_ref();
+    assert_eq!(env.mode(), Mode::Continuous);
+    assert_eq!(env.window, Duration::from_millis(500));
+    assert_eq!(
+        env.topic_list(),
+        [
+            "sensors/greenhouse/temperature",
+            "sensors/greenhouse/humidity"
+        ]
+    );
+    assert_eq!(c.web.listen.to_string(), "127.0.0.1:8585");
+    assert_eq!(c.xymon.server, "127.0.0.1:1984");
+}
+
+#[test]
+fn defaults_parse() {
+    let c = parse(BROKER).unwrap();
+    assert_eq!(c.web.listen.to_string(), DEFAULT_WEB_LISTEN);
+    assert_eq!(c.xymon.rrd_dir, PathBuf::from(DEFAULT_RRD_DIR));
+    assert_eq!(
+        parse_broker_url("mqtt://127.0.0.1").unwrap(),
+        ("127.0.0.1".into(), 1883)
+    );
+    assert_eq!(
+        parse_broker_url("mqtt://[::1]:1884").unwrap(),
+        ("::1".into(), 1884)
+    );
+}
+
+#[test]
+fn lifetime_rounds_up_to_minutes() {
+    let text = format!(
+        "{BROKER}[[test]]\nhost=\"h\"\ntest=\"t\"\nbroker=\"local\"\nmode=\"periodic\"\ninterval=\"90s\"\ntopics=[\"a\"]\n"
+    );
+    let c = parse(&text).unwrap();
+    // 2 × 90 s + 300 s = 480 s = 8 min
+    assert_eq!(c.tests[0].get_ref().lifetime(), Duration::from_secs(480));
+}
+
+#[test]
+fn errors_name_file_line_and_key() {
+    struct Case {
+        name: &'static str,
+        text: String,
+        line: usize,
+        key: &'static str,
+        says: &'static str,
+    }
+    let test = |extra: &str| {
+        format!("{BROKER}[[test]]\nhost = \"h\"\ntest = \"t\"\nbroker = \"local\"\ntopics = [\"a\"]\n{extra}")
+    };
+    let cases = [
+        Case {
+            name: "unknown top-level key",
+            text: format!("bogus = 1\n{BROKER}"),
+            line: 1,
+            key: "bogus",
+            says: "unknown field `bogus`",
+        },
+        Case {
+            name: "unknown key in a test",
+            text: test("colour = \"red\"\n"),
+            line: 9,
+            key: "test[0].colour",
+            says: "unknown field `colour`",
+        },
+        Case {
+            name: "bad duration",
+            text: test("window = \"soon\"\n"),
+            line: 9,
+            key: "test[0].window",
+            says: "",
+        },
+        Case {
+            name: "bad test name",
+            text: format!("{BROKER}[[test]]\nhost = \"h\"\ntest = \"mqtt.sub\"\nbroker = \"local\"\ntopics = [\"a\"]\n"),
+            line: 6,
+            key: "test[0].test",
+            says: "may contain only",
+        },
+        Case {
+            name: "unknown broker",
+            text: format!("{BROKER}[[test]]\nhost = \"h\"\ntest = \"t\"\nbroker = \"nope\"\ntopics = [\"a\"]\n"),
+            line: 7,
+            key: "test[0].broker",
+            says: "no [[broker]] is named \"nope\"",
+        },
+        Case {
+            name: "wildcard in topics",
+            text: format!("{BROKER}[[test]]\nhost = \"h\"\ntest = \"t\"\nbroker = \"local\"\ntopics = [\"a/+\"]\n"),
+            line: 8,
+            key: "test[0].topics[0]",
+            says: "wildcard",
+        },
+        Case {
+            name: "periodic window longer than interval",
+            text: test("mode = \"periodic\"\ninterval = \"5s\"\nwindow = \"6s\"\n"),
+            line: 11,
+            key: "test[0].window",
+            says: "shorter than `interval`",
+        },
+        Case {
+            name: "bad broker url",
+            text: "[[broker]]\nname = \"x\"\nurl = \"http://h\"\n".into(),
+            line: 3,
+            key: "broker[0].url",
+            says: "not supported",
+        },
+        Case {
+            name: "syntax error",
+            text: "[xymon\nserver = 1\n".into(),
+            line: 1,
+            key: "",
+            says: "",
+        },
+        Case {
+            name: "duplicate column",
+            text: format!("{}[[test]]\nhost = \"h\"\ntest = \"t\"\nbroker = \"local\"\ntopics = [\"b\"]\n", test("")),
+            line: 11,
+            key: "test[1].test",
+            says: "defined twice",
+        },
+    ];
+    for c in cases {
+        let (line, key, display) = located(&c.text);
+        assert_eq!(line, c.line, "{}: line in {display}", c.name);
+        assert_eq!(key, c.key, "{}: key in {display}", c.name);
+        assert!(display.starts_with("bridge.toml:"), "{}: {display}", c.name);
+        assert!(display.contains(c.says), "{}: {display}", c.name);
+    }
+}
