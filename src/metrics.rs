@@ -1,0 +1,115 @@
+//! The bridge's own counters, in a Prometheus registry.
+//!
+//! Fed by every stage (ingest, collector, sender); read by the web layer (`/metrics`, `/api/v1/brokers`)
+//! and by tests. prometheus-client's counters are plain atomics, so updating them on the MQTT hot path
+//! costs one relaxed add.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BrokerLabel {
+    pub broker: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    /// PUBLISH packets received, per broker.
+    pub messages: Family<BrokerLabel, Counter>,
+    /// 1 while connected, per broker.
+    pub connected: Family<BrokerLabel, Gauge>,
+    /// Messages skipped, by reason (oversized, store full, …).
+    pub dropped: Family<ReasonLabel, Counter>,
+    /// Statuses xymond has taken.
+    pub statuses_sent: Counter,
+    /// Connections to xymond that delivered (one status or one combo).
+    pub deliveries: Counter,
+    /// Connections to xymond that failed.
+    pub delivery_failures: Counter,
+    /// Collection rounds completed, per outcome.
+    pub rounds: Family<ReasonLabel, Counter>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("xymon_mqtt");
+        let m = Metrics {
+            messages: Family::default(),
+            connected: Family::default(),
+            dropped: Family::default(),
+            statuses_sent: Counter::default(),
+            deliveries: Counter::default(),
+            delivery_failures: Counter::default(),
+            rounds: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "mqtt_messages",
+            "MQTT messages received",
+            m.messages.clone(),
+        );
+        registry.register(
+            "mqtt_connected",
+            "1 while connected to the broker",
+            m.connected.clone(),
+        );
+        registry.register("dropped", "Messages skipped, by reason", m.dropped.clone());
+        registry.register(
+            "statuses_sent",
+            "Statuses delivered to xymond",
+            m.statuses_sent.clone(),
+        );
+        registry.register(
+            "deliveries",
+            "Connections to xymond that delivered",
+            m.deliveries.clone(),
+        );
+        registry.register(
+            "delivery_failures",
+            "Connections to xymond that failed",
+            m.delivery_failures.clone(),
+        );
+        registry.register(
+            "rounds",
+            "Collection rounds completed, by outcome",
+            m.rounds.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn broker(name: &str) -> BrokerLabel {
+        BrokerLabel {
+            broker: name.to_string(),
+        }
+    }
+
+    pub fn drop(&self, reason: &str) {
+        self.dropped
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// The registry in Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,203 @@
+//! The outbox: the latest undelivered status of every host.test, plus each test's delivery state.
+//!
+//! Fed by the collector (`put`, never blocks on the network); drained by the xymon sender; read by the
+//! web layer (`tests`). A status is a state, not an event: when xymond is away only the newest status of
+//! each host.test matters, so the outbox holds at most one per key and memory is bounded by the number of
+//! configured (or discovered) tests.
+
+use super::message::{Colour, Status};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::SystemTime;
+use tokio::sync::Notify;
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "state", content = "reason", rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// Waiting for the sender (or for xymond to come back).
+    Pending,
+    /// xymond read it to EOF.
+    Delivered,
+    /// The last attempt failed, with the reason; it is retried with backoff.
+    Failing(String),
+}
+
+/// What the bridge last said for one host.test, and whether xymond has it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TestDelivery {
+    pub host: String,
+    pub test: String,
+    pub colour: Colour,
+    /// The full message as sent (or to be sent).
+    pub message: String,
+    pub updated_at: SystemTime,
+    pub delivered_at: Option<SystemTime>,
+    pub delivery: DeliveryState,
+}
+
+#[derive(Default)]
+struct State {
+    pending: HashMap<String, Status>,
+    tests: BTreeMap<String, TestDelivery>,
+}
+
+#[derive(Default)]
+pub struct Outbox {
+    state: Mutex<State>,
+    notify: Notify,
+}
+
+/// A batch taken for delivery: keys and their wire text.
+pub struct Batch {
+    pub items: Vec<(String, Status)>,
+}
+
+impl Outbox {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock would be a bug in this file; the state stays usable, so carry on.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `status`, replacing any undelivered older status of the same host.test.
+    pub fn put(&self, status: Status) {
+        let key = status.key();
+        {
+            let mut st = self.lock();
+            let delivered_at = st.tests.get(&key).and_then(|t| t.delivered_at);
+            st.tests.insert(
+                key.clone(),
+                TestDelivery {
+                    host: status.host.to_string(),
+                    test: status.test.to_string(),
+                    colour: status.colour,
+                    message: status.to_wire(),
+                    updated_at: SystemTime::now(),
+                    delivered_at,
+                    delivery: DeliveryState::Pending,
+                },
+            );
+            st.pending.insert(key, status);
+        }
+        self.notify.notify_one();
+    }
+
+    /// Takes up to `max` pending statuses for one delivery.
+    pub fn take(&self, max: usize) -> Batch {
+        let mut st = self.lock();
+        let keys: Vec<String> = st.pending.keys().take(max).cloned().collect();
+        let items = keys
+            .into_iter()
+            .filter_map(|k| st.pending.remove(&k).map(|s| (k, s)))
+            .collect();
+        Batch { items }
+    }
+
+    /// Marks a batch delivered.
+    pub fn delivered(&self, batch: &Batch) {
+        let now = SystemTime::now();
+        let mut st = self.lock();
+        for (key, _) in &batch.items {
+            // A newer status may have been queued meanwhile; it stays pending.
+            if st.pending.contains_key(key) {
+                continue;
+            }
+            if let Some(t) = st.tests.get_mut(key) {
+                t.delivery = DeliveryState::Delivered;
+                t.delivered_at = Some(now);
+            }
+        }
+    }
+
+    /// Puts a failed batch back, unless a newer status of the same host.test arrived meanwhile.
+    pub fn failed(&self, batch: Batch, reason: &str) {
+        let mut st = self.lock();
+        for (key, status) in batch.items {
+            if let Some(t) = st.tests.get_mut(&key) {
+                t.delivery = DeliveryState::Failing(reason.to_string());
+            }
+            st.pending.entry(key).or_insert(status);
+        }
+    }
+
+    pub fn pending(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    /// Every host.test the bridge has reported, sorted by key.
+    pub fn tests(&self) -> Vec<TestDelivery> {
+        self.lock().tests.values().cloned().collect()
+    }
+
+    /// Resolves when something may have been queued since the last call.
+    pub async fn wait(&self) {
+        self.notify.notified().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{HostName, TestName};
+    use std::time::Duration;
+
+    fn status(host: &str, colour: Colour, text: &str) -> Status {
+        Status {
+            host: HostName::try_from(host.to_string()).unwrap(),
+            test: TestName::try_from("t".to_string()).unwrap(),
+            colour,
+            lifetime: Duration::from_secs(600),
+            summary: text.into(),
+            body: String::new(),
+        }
+    }
+
+    #[test]
+    fn keeps_only_the_latest_per_test() {
+        let o = Outbox::new();
+        o.put(status("a", Colour::Green, "1"));
+        o.put(status("a", Colour::Red, "2"));
+        o.put(status("b", Colour::Green, "3"));
+        assert_eq!(o.pending(), 2);
+        let batch = o.take(10);
+        let a = batch.items.iter().find(|(k, _)| k == "a.t").unwrap();
+        assert_eq!(a.1.summary, "2");
+        assert_eq!(o.pending(), 0);
+    }
+
+    #[test]
+    fn failed_batch_is_retried_but_never_overrides_a_newer_status() {
+        let o = Outbox::new();
+        o.put(status("a", Colour::Green, "old"));
+        o.put(status("b", Colour::Green, "b"));
+        let batch = o.take(10);
+        o.put(status("a", Colour::Red, "new"));
+        o.failed(batch, "connection refused");
+        assert_eq!(o.pending(), 2);
+        let again = o.take(10);
+        let a = again.items.iter().find(|(k, _)| k == "a.t").unwrap();
+        assert_eq!(a.1.summary, "new");
+        let states: Vec<_> = o.tests().into_iter().map(|t| t.delivery).collect();
+        assert!(states
+            .iter()
+            .all(|s| matches!(s, DeliveryState::Failing(r) if r == "connection refused")));
+        o.delivered(&again);
+        assert!(o
+            .tests()
+            .iter()
+            .all(|t| t.delivery == DeliveryState::Delivered && t.delivered_at.is_some()));
+    }
+
+    #[test]
+    fn take_respects_the_batch_size() {
+        let o = Outbox::new();
+        for i in 0..250 {
+            o.put(status(&format!("h{i}"), Colour::Green, "x"));
+        }
+        assert_eq!(o.take(100).items.len(), 100);
+        assert_eq!(o.pending(), 150);
+    }
+}
