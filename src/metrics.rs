@@ -91,7 +91,7 @@ impl Metrics {
         }
     }
 
-    pub fn drop(&self, reason: &str) {
+    pub fn count_drop(&self, reason: &str) {
         self.dropped
             .get_or_create(&ReasonLabel {
                 reason: reason.to_string(),

@@ -1,0 +1,199 @@
+//! MQTT ingest: one task per broker owns its rumqttc event loop.
+//!
+//! Fed by the broker; writes every message into the `Store` and forwards the ones some test wants to the
+//! collector as `Sample`s over a bounded channel. Connection handling: capped exponential backoff between
+//! attempts, the permanent subscriptions re-issued on every ConnAck (a clean session forgets them,
+//! rumqtt#250), and one log line per connect and per disconnect. Nothing here waits on xymond or on disk.
+
+use crate::backoff::Backoff;
+use crate::log_limit::LogLimiter;
+use crate::metrics::Metrics;
+use crate::store::{BrokerId, Incoming, Rejected, Store};
+use bytes::Bytes;
+use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// Requests (subscribe, unsubscribe, disconnect) that may wait for the event loop; the collector's periodic
+/// subscriptions go through here.
+const REQUEST_CAPACITY: usize = 256;
+
+/// A message a test is interested in, on its way to the collector.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub broker: BrokerId,
+    pub topic: String,
+    pub payload: Bytes,
+    pub retained: bool,
+    pub at: SystemTime,
+}
+
+/// What one broker task needs.
+pub struct BrokerTask {
+    pub id: BrokerId,
+    pub name: String,
+    pub eventloop: EventLoop,
+    pub client: AsyncClient,
+    /// Subscribed on every ConnAck: the topics of continuous tests.
+    pub subscriptions: Vec<(String, QoS)>,
+    /// Topics the collector wants to see (continuous and periodic tests alike).
+    pub wanted: Arc<HashSet<String>>,
+    pub reconnect_max: Duration,
+}
+
+/// Connection settings for one broker.
+pub struct Connection {
+    pub host: String,
+    pub port: u16,
+    pub client_id: String,
+    pub keep_alive: Duration,
+    pub credentials: Option<(String, String)>,
+    pub max_packet_bytes: usize,
+}
+
+/// Creates the client handle and the event loop; nothing connects until the loop is polled.
+pub fn connect(c: Connection) -> (AsyncClient, EventLoop) {
+    let mut opts = MqttOptions::new(c.client_id, c.host, c.port);
+    opts.set_keep_alive(c.keep_alive);
+    opts.set_clean_session(true);
+    opts.set_max_packet_size(c.max_packet_bytes, c.max_packet_bytes);
+    if let Some((user, pass)) = c.credentials {
+        opts.set_credentials(user, pass);
+    }
+    AsyncClient::new(opts, REQUEST_CAPACITY)
+}
+
+/// Shared pieces every broker task uses.
+pub struct Shared {
+    pub store: Store,
+    pub samples: mpsc::Sender<Sample>,
+    pub metrics: Arc<Metrics>,
+    pub log_limit: Arc<LogLimiter>,
+}
+
+/// Polls the broker until `cancel`; reconnects forever with backoff.
+pub async fn run(mut task: BrokerTask, shared: Shared, cancel: CancellationToken) {
+    let label = Metrics::broker(&task.name);
+    let messages = shared.metrics.messages.get_or_create(&label).clone();
+    let connected_gauge = shared.metrics.connected.get_or_create(&label).clone();
+    let mut backoff = Backoff::new(Duration::from_secs(1), task.reconnect_max);
+    let mut connected = false;
+    // One warning per outage; the retries in between are debug lines.
+    let mut outage_logged = false;
+    loop {
+        let event = tokio::select! {
+            _ = cancel.cancelled() => break,
+            event = task.eventloop.poll() => event,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                messages.inc();
+                handle_publish(&task, &shared, p.topic, p.payload, p.qos, p.retain).await;
+            }
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                info!(broker = %task.name, "connected to MQTT broker");
+                connected = true;
+                outage_logged = false;
+                connected_gauge.set(1);
+                shared.store.set_connected(task.id, true, None);
+                backoff.reset();
+                if !task.subscriptions.is_empty() {
+                    let subs = task
+                        .subscriptions
+                        .iter()
+                        .map(|(t, q)| rumqttc::SubscribeFilter::new(t.clone(), *q));
+                    if let Err(e) = task.client.try_subscribe_many(subs) {
+                        warn!(broker = %task.name, error = %e, "cannot queue the subscriptions");
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                debug!(broker = %task.name, codes = ?ack.return_codes, "subscribed");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let reason = describe(&e);
+                if connected {
+                    warn!(broker = %task.name, error = %reason, "disconnected from MQTT broker; reconnecting");
+                } else if !outage_logged {
+                    warn!(broker = %task.name, error = %reason, "cannot connect to MQTT broker; retrying with backoff");
+                } else {
+                    debug!(broker = %task.name, error = %reason, "still cannot connect to MQTT broker");
+                }
+                outage_logged = true;
+                shared.store.set_connected(task.id, false, Some(reason));
+                connected = false;
+                connected_gauge.set(0);
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
+                }
+            }
+        }
+    }
+    if connected {
+        // Say goodbye so the broker does not publish our will or wait for the keep-alive to expire.
+        let _ = task.client.try_disconnect();
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            while let Ok(ev) = task.eventloop.poll().await {
+                if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                    break;
+                }
+            }
+        })
+        .await;
+        shared.store.set_connected(task.id, false, None);
+        connected_gauge.set(0);
+    }
+    info!(broker = %task.name, "MQTT ingest stopped");
+}
+
+async fn handle_publish(
+    task: &BrokerTask,
+    shared: &Shared,
+    topic: String,
+    payload: Bytes,
+    qos: QoS,
+    retain: bool,
+) {
+    let at = SystemTime::now();
+    let incoming = Incoming {
+        topic: &topic,
+        payload: &payload,
+        qos: qos as u8,
+        retained: retain,
+        at,
+    };
+    if let Err(Rejected::Full) = shared.store.update(task.id, &incoming) {
+        shared.metrics.count_drop("store_full");
+        if shared.log_limit.allow("store_full") {
+            warn!(broker = %task.name, topic = %topic, "topic store is full (limits.max_topics); new topics are not stored");
+        }
+    }
+    if !task.wanted.contains(&topic) {
+        return;
+    }
+    let sample = Sample {
+        broker: task.id,
+        topic,
+        payload,
+        retained: retain,
+        at,
+    };
+    // Backpressure, not loss: the collector is pure in-memory work, so this only waits if it is busy, and
+    // the broker then holds the messages for us as it would for any slow subscriber.
+    if shared.samples.send(sample).await.is_err() {
+        debug!("collector has stopped; sample not forwarded");
+    }
+}
+
+fn describe(e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::Io(io) => io.to_string(),
+        other => other.to_string(),
+    }
+}

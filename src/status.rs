@@ -1,0 +1,305 @@
+//! The status builder: turns a closed collection round into a Xymon status.
+//!
+//! Fed by the collector with a `Closed` round plus the store's last known values; its `Status` goes to the
+//! outbox (and, for broker-stats, its counters to the RRD writer). Pure functions of their inputs, `now`
+//! included, so the exact text is unit-tested. Every topic and payload passes through
+//! `sanitize::untrusted`; everything else in the text is the bridge's own.
+
+use crate::collect::round::{Closed, Reading};
+use crate::config::{Mode, TestConfig, BROKER_STATS_TOPICS};
+use crate::store::TopicValue;
+use crate::xymon::sanitize::{payload_text, untrusted};
+use crate::xymon::{Colour, Status};
+use std::fmt::Write;
+use std::time::{Duration, SystemTime};
+
+/// Indent of continuation lines of an untrusted value (see `sanitize`).
+const INDENT: &str = "    ";
+
+/// What the builder needs besides the round.
+pub struct Context<'a> {
+    pub now: SystemTime,
+    pub max_value_chars: usize,
+    /// The store's latest value of topic number `i` of the test, for topics the round did not bring.
+    pub last_known: &'a dyn Fn(usize) -> Option<TopicValue>,
+}
+
+fn safe(raw: &[u8], ctx: &Context<'_>) -> String {
+    untrusted(&payload_text(raw), ctx.max_value_chars, INDENT)
+}
+
+fn safe_topic(topic: &str) -> String {
+    // Topics are bounded by MQTT (64 KiB); 256 characters are plenty to recognise one.
+    untrusted(topic, 256, INDENT)
+}
+
+/// `2026-11-22 07:30:00`, local time, as the seed's ISO date.
+pub fn timestamp(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Local>::from(t)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// Whole seconds, humanised: `0s`, `42s`, `5m 3s`.
+pub fn age(from: SystemTime, now: SystemTime) -> String {
+    let secs = now.duration_since(from).unwrap_or_default().as_secs();
+    humantime::format_duration(Duration::from_secs(secs)).to_string()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{} ms", d.as_millis())
+}
+
+/// Status of a `kind = "topics"` test.
+pub fn topics_status(
+    test: &TestConfig,
+    topics: &[String],
+    closed: &Closed,
+    ctx: &Context<'_>,
+) -> Status {
+    let mut colour = Colour::Green;
+    let mut problems = String::new();
+    let mut values = String::new();
+    let missing = closed.missing().count();
+    for (i, topic) in topics.iter().enumerate() {
+        let shown = safe_topic(topic);
+        match &closed.values[i] {
+            Some(r) => {
+                let _ = writeln!(
+                    values,
+                    "&green {shown} = {}{}",
+                    safe(&r.payload, ctx),
+                    retained_note(r)
+                );
+            }
+            None => {
+                colour = colour.worst(Colour::Yellow);
+                let last = match (ctx.last_known)(i) {
+                    Some(v) => format!(
+                        "; last value {}, received {} ago",
+                        safe(&v.payload, ctx),
+                        age(v.received_at, ctx.now)
+                    ),
+                    None => String::new(),
+                };
+                let why = match test.mode() {
+                    Mode::Continuous => format!(
+                        "not received within {} of the first topic",
+                        ms(closed.window)
+                    ),
+                    Mode::Periodic => format!("no retained value within {}", ms(closed.window)),
+                };
+                let _ = writeln!(problems, "&yellow Missing topic: {shown} ({why}{last})");
+            }
+        }
+    }
+    for c in &closed.changed {
+        colour = colour.worst(Colour::Yellow);
+        let _ = writeln!(
+            problems,
+            "&yellow Topic received more than once in one round with different values: {}: {}, then {}",
+            safe_topic(&topics[c.topic]),
+            safe(&c.first, ctx),
+            safe(&c.then, ctx)
+        );
+    }
+    let summary = if missing > 0 {
+        format!(
+            "{} {}: {} of {} topics missing",
+            timestamp(ctx.now),
+            test.test,
+            missing,
+            topics.len()
+        )
+    } else if !closed.changed.is_empty() {
+        format!(
+            "{} {}: a topic changed value within one round",
+            timestamp(ctx.now),
+            test.test
+        )
+    } else {
+        format!(
+            "{} {}: all {} topics received",
+            timestamp(ctx.now),
+            test.test,
+            topics.len()
+        )
+    };
+    let mut body = String::from("\n");
+    body.push_str(&problems);
+    if !problems.is_empty() {
+        body.push('\n');
+    }
+    body.push_str(&values);
+    let _ = write!(
+        body,
+        "\nRound opened {}, {} after {} (window {}); broker {}\n",
+        timestamp(closed.opened_at),
+        if closed.is_complete() {
+            "complete"
+        } else {
+            "closed"
+        },
+        ms(closed.took),
+        ms(closed.window),
+        safe_topic(&test.broker),
+    );
+    Status {
+        host: test.host.clone(),
+        test: test.test.clone(),
+        colour,
+        lifetime: test.lifetime(),
+        summary,
+        body,
+    }
+}
+
+fn retained_note(r: &Reading) -> &'static str {
+    if r.retained {
+        " (retained)"
+    } else {
+        ""
+    }
+}
+
+/// The five broker counters of one broker-stats snapshot, in `BROKER_STATS_TOPICS` order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counters {
+    pub at: SystemTime,
+    pub values: [Option<u64>; 5],
+}
+
+impl Counters {
+    pub const BYTES_RECEIVED: usize = 0;
+    pub const BYTES_SENT: usize = 1;
+    pub const MESSAGES_RECEIVED: usize = 2;
+    pub const MESSAGES_SENT: usize = 3;
+    pub const MESSAGES_STORED: usize = 4;
+}
+
+/// Status of a `kind = "broker-stats"` test (the seed's `mqtt` test): totals, and rates from the previous
+/// snapshot. Returns the counters for the next round (and for the RRD writer).
+pub fn broker_stats_status(
+    test: &TestConfig,
+    closed: &Closed,
+    prev: Option<&Counters>,
+    ctx: &Context<'_>,
+) -> (Status, Counters) {
+    let mut colour = Colour::Green;
+    let mut notes = String::new();
+    let mut counters = Counters {
+        at: ctx.now,
+        values: [None; 5],
+    };
+    for (i, topic) in BROKER_STATS_TOPICS.iter().enumerate() {
+        // This round's value, else the last one seen: mosquitto publishes a $SYS value only when it changes.
+        let (payload, received_at, fresh) = match &closed.values[i] {
+            Some(r) => (r.payload.clone(), r.at, true),
+            None => match (ctx.last_known)(i) {
+                Some(v) => (v.payload.clone(), v.received_at, false),
+                None => {
+                    colour = colour.worst(Colour::Yellow);
+                    let _ = writeln!(notes, "&yellow No value yet for {topic}");
+                    continue;
+                }
+            },
+        };
+        match std::str::from_utf8(&payload)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+        {
+            Some(n) => {
+                counters.values[i] = Some(n);
+                if !fresh {
+                    let _ = writeln!(
+                        notes,
+                        "{topic}: not in this round; using the last value, received {} ago",
+                        age(received_at, ctx.now)
+                    );
+                }
+            }
+            None => {
+                colour = colour.worst(Colour::Yellow);
+                let _ = writeln!(
+                    notes,
+                    "&yellow {topic} is not a counter: {}",
+                    safe(&payload, ctx)
+                );
+            }
+        }
+    }
+    let show = |i: usize| counters.values[i].map_or_else(|| "-".to_string(), |n| n.to_string());
+    let mut body = String::from("\n");
+    body.push_str(&notes);
+    if !notes.is_empty() {
+        body.push('\n');
+    }
+    body.push_str("Total counts\n");
+    for (what, dir, i) in [
+        ("Octets", "received", Counters::BYTES_RECEIVED),
+        ("Octets", "transmitted", Counters::BYTES_SENT),
+        ("Messages", "received", Counters::MESSAGES_RECEIVED),
+        ("Messages", "transmitted", Counters::MESSAGES_SENT),
+        ("Messages", "stored", Counters::MESSAGES_STORED),
+    ] {
+        let _ = writeln!(body, "  {what:<10} {dir:<12} {:>14}", show(i));
+    }
+    body.push('\n');
+    match prev.map(|p| (p, ctx.now.duration_since(p.at).unwrap_or_default())) {
+        Some((p, dt)) if dt.as_secs_f64() >= 1.0 => {
+            let secs = dt.as_secs_f64();
+            let _ = writeln!(body, "Rates over the last {}", age(p.at, ctx.now));
+            for (what, dir, i, scale, unit) in [
+                (
+                    "Messages",
+                    "received",
+                    Counters::MESSAGES_RECEIVED,
+                    1.0,
+                    "msg/s",
+                ),
+                (
+                    "Messages",
+                    "transmitted",
+                    Counters::MESSAGES_SENT,
+                    1.0,
+                    "msg/s",
+                ),
+                ("Bits", "received", Counters::BYTES_RECEIVED, 8.0, "bit/s"),
+                ("Bits", "transmitted", Counters::BYTES_SENT, 8.0, "bit/s"),
+            ] {
+                let rate = match (p.values[i], counters.values[i]) {
+                    (Some(a), Some(b)) if b >= a => {
+                        format!("{:>14.2} {unit}", (b - a) as f64 * scale / secs)
+                    }
+                    (Some(_), Some(_)) => "   counter went back (broker restarted?)".to_string(),
+                    _ => "              -".to_string(),
+                };
+                let _ = writeln!(body, "  {what:<10} {dir:<12} {rate}");
+            }
+        }
+        _ => body.push_str(
+            "Rates: first snapshot since the bridge started; rates follow at the next one\n",
+        ),
+    }
+    let summary = format!(
+        "{} MQTT broker statistics{}",
+        timestamp(ctx.now),
+        if colour == Colour::Green {
+            ""
+        } else {
+            ": some counters unavailable"
+        }
+    );
+    let status = Status {
+        host: test.host.clone(),
+        test: test.test.clone(),
+        colour,
+        lifetime: test.lifetime(),
+        summary,
+        body,
+    };
+    (status, counters)
+}
+
+#[cfg(test)]
+mod tests;

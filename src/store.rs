@@ -1,0 +1,268 @@
+//! The topic store: the latest value of every topic seen, per broker, and each broker's connection state.
+//!
+//! Fed by the MQTT ingest tasks (`update`, `set_connected`); read by the collector (last known values for
+//! periodic and broker-stats tests) and by the web layer. One `std::sync::Mutex`, never held across an
+//! `.await`, so the lock is held only for a hash lookup and a small copy.
+
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+/// Index of a broker in the config's `[[broker]]` list.
+pub type BrokerId = usize;
+
+/// The latest message on one topic.
+#[derive(Debug, Clone)]
+pub struct TopicValue {
+    /// The payload, cut to `max_payload_bytes`. Always our own copy, so a small value never pins a large
+    /// network buffer.
+    pub payload: Bytes,
+    /// The payload's size as published (larger than `payload.len()` when it was cut).
+    pub size: usize,
+    pub received_at: SystemTime,
+    /// When the payload last differed from the one before.
+    pub changed_at: SystemTime,
+    pub qos: u8,
+    /// Set when the broker replayed a retained message (on subscribe) rather than forwarding a new one.
+    pub retained: bool,
+    /// Messages seen on this topic.
+    pub count: u64,
+}
+
+/// A broker as the web layer shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BrokerState {
+    pub name: String,
+    pub url: String,
+    pub connected: bool,
+    /// When `connected` last changed.
+    pub since: Option<SystemTime>,
+    pub last_message: Option<SystemTime>,
+    pub messages: u64,
+    pub last_error: Option<String>,
+}
+
+/// Why `update` did not store a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    /// A new topic while the store holds `max_topics` already.
+    Full,
+}
+
+struct Inner {
+    topics: Vec<HashMap<String, TopicValue>>,
+    total: usize,
+    brokers: Vec<BrokerState>,
+}
+
+/// Cheap-to-clone handle.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Mutex<Inner>>,
+    max_topics: usize,
+    max_payload: usize,
+}
+
+/// One message as ingest hands it to the store.
+pub struct Incoming<'a> {
+    pub topic: &'a str,
+    pub payload: &'a [u8],
+    pub qos: u8,
+    pub retained: bool,
+    pub at: SystemTime,
+}
+
+impl Store {
+    /// `brokers` are (name, url) in config order; their index is the `BrokerId`.
+    pub fn new(brokers: &[(String, String)], max_topics: usize, max_payload: usize) -> Self {
+        let inner = Inner {
+            topics: brokers.iter().map(|_| HashMap::new()).collect(),
+            total: 0,
+            brokers: brokers
+                .iter()
+                .map(|(name, url)| BrokerState {
+                    name: name.clone(),
+                    url: url.clone(),
+                    connected: false,
+                    since: None,
+                    last_message: None,
+                    messages: 0,
+                    last_error: None,
+                })
+                .collect(),
+        };
+        Store {
+            inner: Arc::new(Mutex::new(inner)),
+            max_topics,
+            max_payload,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Nothing in this file panics while holding the lock; if something did, the data is still whole.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a message. Returns whether the payload changed.
+    pub fn update(&self, broker: BrokerId, msg: &Incoming<'_>) -> Result<bool, Rejected> {
+        let kept = &msg.payload[..msg.payload.len().min(self.max_payload)];
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if let Some(b) = inner.brokers.get_mut(broker) {
+            b.messages += 1;
+            b.last_message = Some(msg.at);
+        }
+        let Some(map) = inner.topics.get_mut(broker) else {
+            return Ok(false);
+        };
+        if let Some(v) = map.get_mut(msg.topic) {
+            let changed = v.payload.as_ref() != kept;
+            if changed {
+                v.payload = Bytes::copy_from_slice(kept);
+                v.changed_at = msg.at;
+            }
+            v.size = msg.payload.len();
+            v.received_at = msg.at;
+            v.qos = msg.qos;
+            v.retained = msg.retained;
+            v.count += 1;
+            return Ok(changed);
+        }
+        if inner.total >= self.max_topics {
+            return Err(Rejected::Full);
+        }
+        inner.total += 1;
+        map.insert(
+            msg.topic.to_string(),
+            TopicValue {
+                payload: Bytes::copy_from_slice(kept),
+                size: msg.payload.len(),
+                received_at: msg.at,
+                changed_at: msg.at,
+                qos: msg.qos,
+                retained: msg.retained,
+                count: 1,
+            },
+        );
+        Ok(true)
+    }
+
+    pub fn get(&self, broker: BrokerId, topic: &str) -> Option<TopicValue> {
+        self.lock().topics.get(broker)?.get(topic).cloned()
+    }
+
+    /// Every (broker id, topic, value) for which `keep` says yes, sorted by broker then topic.
+    pub fn select(
+        &self,
+        mut keep: impl FnMut(BrokerId, &str) -> bool,
+    ) -> Vec<(BrokerId, String, TopicValue)> {
+        let guard = self.lock();
+        let mut out: Vec<_> = guard
+            .topics
+            .iter()
+            .enumerate()
+            .flat_map(|(b, map)| map.iter().map(move |(t, v)| (b, t, v)))
+            .filter(|(b, t, _)| keep(*b, t))
+            .map(|(b, t, v)| (b, t.clone(), v.clone()))
+            .collect();
+        drop(guard);
+        out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        out
+    }
+
+    pub fn topic_count(&self) -> usize {
+        self.lock().total
+    }
+
+    pub fn set_connected(&self, broker: BrokerId, connected: bool, error: Option<String>) {
+        let mut guard = self.lock();
+        if let Some(b) = guard.brokers.get_mut(broker) {
+            if b.connected != connected || b.since.is_none() {
+                b.since = Some(SystemTime::now());
+            }
+            b.connected = connected;
+            if error.is_some() || connected {
+                b.last_error = error;
+            }
+        }
+    }
+
+    pub fn brokers(&self) -> Vec<BrokerState> {
+        self.lock().brokers.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(max_topics: usize, max_payload: usize) -> Store {
+        Store::new(
+            &[
+                ("a".into(), "mqtt://a".into()),
+                ("b".into(), "mqtt://b".into()),
+            ],
+            max_topics,
+            max_payload,
+        )
+    }
+
+    fn msg<'a>(topic: &'a str, payload: &'a [u8]) -> Incoming<'a> {
+        Incoming {
+            topic,
+            payload,
+            qos: 0,
+            retained: false,
+            at: SystemTime::now(),
+        }
+    }
+
+    #[test]
+    fn keeps_latest_per_broker_and_topic() {
+        let s = store(10, 100);
+        assert_eq!(s.update(0, &msg("t", b"1")), Ok(true));
+        assert_eq!(s.update(0, &msg("t", b"1")), Ok(false));
+        assert_eq!(s.update(0, &msg("t", b"2")), Ok(true));
+        s.update(1, &msg("t", b"other")).unwrap();
+        let v = s.get(0, "t").unwrap();
+        assert_eq!(v.payload.as_ref(), b"2");
+        assert_eq!(v.count, 3);
+        assert_eq!(s.get(1, "t").unwrap().payload.as_ref(), b"other");
+        assert_eq!(s.topic_count(), 2);
+        assert_eq!(s.brokers()[0].messages, 3);
+    }
+
+    #[test]
+    fn payload_is_cut_and_size_remembered() {
+        let s = store(10, 4);
+        s.update(0, &msg("t", &[b'x'; 1 << 20])).unwrap();
+        let v = s.get(0, "t").unwrap();
+        assert_eq!(v.payload.len(), 4);
+        assert_eq!(v.size, 1 << 20);
+    }
+
+    #[test]
+    fn topic_cap_rejects_new_topics_only() {
+        let s = store(2, 10);
+        s.update(0, &msg("a", b"1")).unwrap();
+        s.update(1, &msg("b", b"1")).unwrap();
+        assert_eq!(s.update(0, &msg("c", b"1")), Err(Rejected::Full));
+        assert_eq!(s.update(0, &msg("a", b"2")), Ok(true));
+        assert!(s.get(0, "c").is_none());
+    }
+
+    #[test]
+    fn select_filters_and_sorts() {
+        let s = store(10, 10);
+        for t in ["z", "a", "m"] {
+            s.update(0, &msg(t, b"1")).unwrap();
+        }
+        let topics: Vec<_> = s
+            .select(|_, t| t != "m")
+            .into_iter()
+            .map(|(_, t, _)| t)
+            .collect();
+        assert_eq!(topics, ["a", "z"]);
+    }
+}
