@@ -1,4 +1,28 @@
-//! xymon-mqtt: an MQTT → Xymon bridge (skeleton; the pipeline lands module by module).
+//! xymon-mqtt: an MQTT → Xymon bridge that runs on the Xymon server next to xymond.
+//!
+//! # Data flow
+//!
+//! ```text
+//! broker ──> mqtt::run (one task per broker) ──> Store (latest value per topic)
+//!                 │ Sample (bounded channel)          ▲ last known values
+//!                 ▼                                   │
+//!            collect::Collector ── rounds, timers ────┘
+//!                 │ status::* (pure) builds the text
+//!                 ▼
+//!              Outbox (latest status per host.test) ──> xymon::run ──> xymond :1984
+//! ```
+//!
+//! # Layout
+//! - `config`: TOML schema and validation (errors name file, line and key).
+//! - `mqtt`: rumqttc event loops, reconnect/backoff/resubscribe, ingest into the store.
+//! - `store`: latest topic values and broker states (read by the collector and the web layer).
+//! - `collect`: rounds per test (continuous and periodic modes), timers, wall-clock alignment.
+//! - `status`: status text for topics and broker-stats tests.
+//! - `xymon`: wire format, sanitising of untrusted text, the outbox and the sender.
+//!
+//! Shutdown: one `CancellationToken`. Ingest stops first, the collector processes what was already
+//! received and closes open rounds, then the sender delivers what is pending within a deadline.
+
 pub mod backoff;
 pub mod collect;
 pub mod config;
@@ -8,3 +32,147 @@ pub mod mqtt;
 pub mod status;
 pub mod store;
 pub mod xymon;
+
+use anyhow::Context as _;
+use config::Config;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Samples queued between ingest and the collector. The collector is pure in-memory work, so this only
+/// absorbs bursts; when it is full ingest waits (the broker buffers), it never drops.
+const SAMPLE_CAPACITY: usize = 4096;
+
+/// How long shutdown may take to deliver pending statuses before giving up.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The state the bridge shares between its stages (and, later, the web layer).
+#[derive(Clone)]
+pub struct Shared {
+    pub store: store::Store,
+    pub outbox: Arc<xymon::Outbox>,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+/// Runs the bridge until `cancel` fires, then shuts down in order and returns.
+///
+/// # Errors
+/// Start-up problems only (an unreadable password file); everything after start-up is logged and retried.
+pub async fn run(config: Config, cancel: CancellationToken) -> anyhow::Result<()> {
+    let brokers: Vec<config::BrokerConfig> =
+        config.brokers.iter().map(|b| b.get_ref().clone()).collect();
+    let shared = Shared {
+        store: store::Store::new(
+            &brokers
+                .iter()
+                .map(|b| (b.name.clone(), b.url.clone()))
+                .collect::<Vec<_>>(),
+            config.limits.max_topics,
+            config.limits.max_payload_bytes,
+        ),
+        outbox: Arc::new(xymon::Outbox::new()),
+        metrics: Arc::new(metrics::Metrics::new()),
+    };
+    let broker_id = |name: &str| brokers.iter().position(|b| b.name == name);
+    let tests: Vec<(config::TestConfig, store::BrokerId)> = config
+        .tests
+        .iter()
+        .filter_map(|t| Some((t.get_ref().clone(), broker_id(&t.get_ref().broker)?)))
+        .collect();
+    let subs = collect::subscriptions(&tests, brokers.len());
+
+    let mut clients = Vec::new();
+    let mut loops = Vec::new();
+    for b in &brokers {
+        let (host, port) = config::parse_broker_url(&b.url).map_err(anyhow::Error::msg)?;
+        let credentials = match (&b.username, &b.password_file) {
+            (Some(user), Some(file)) => Some((user.clone(), read_password(file)?)),
+            (Some(user), None) => Some((user.clone(), String::new())),
+            _ => None,
+        };
+        let (client, eventloop) = mqtt::connect(mqtt::Connection {
+            host,
+            port,
+            client_id: b
+                .client_id
+                .clone()
+                .unwrap_or_else(|| format!("xymon-mqtt-{}-{}", b.name, std::process::id())),
+            keep_alive: b.keep_alive,
+            credentials,
+            max_packet_bytes: config.limits.max_packet_bytes,
+        });
+        clients.push(client.clone());
+        loops.push((client, eventloop));
+    }
+
+    let (sample_tx, sample_rx) = mpsc::channel(SAMPLE_CAPACITY);
+    let log_limit = Arc::new(log_limit::LogLimiter::new(Duration::from_secs(60)));
+    let ingest_stop = cancel.child_token();
+    let mut ingest = tokio::task::JoinSet::new();
+    for (id, ((client, eventloop), b)) in loops.into_iter().zip(&brokers).enumerate() {
+        let task = mqtt::BrokerTask {
+            id,
+            name: b.name.clone(),
+            eventloop,
+            client,
+            subscriptions: subs.permanent[id].clone(),
+            wanted: Arc::new(subs.wanted[id].clone()),
+            reconnect_max: b.reconnect_max,
+        };
+        let ingest_shared = mqtt::Shared {
+            store: shared.store.clone(),
+            samples: sample_tx.clone(),
+            metrics: shared.metrics.clone(),
+            log_limit: log_limit.clone(),
+        };
+        ingest.spawn(mqtt::run(task, ingest_shared, ingest_stop.clone()));
+    }
+    drop(sample_tx);
+
+    let collector = collect::Collector::new(
+        tests,
+        clients,
+        shared.store.clone(),
+        shared.outbox.clone(),
+        shared.metrics.clone(),
+        config.limits.max_value_chars,
+        None,
+    );
+    // The collector stops when ingest has stopped and the channel is drained, not on the token.
+    let collector = tokio::spawn(collector.run(sample_rx, CancellationToken::new()));
+
+    let sender_stop = CancellationToken::new();
+    let sender = tokio::spawn(xymon::run(
+        xymon::SenderConfig {
+            addr: config.xymon.server.clone(),
+            timeout: config.xymon.timeout,
+            combo_max: config.xymon.combo_max,
+            drain_deadline: DRAIN_DEADLINE,
+        },
+        shared.outbox.clone(),
+        shared.metrics.clone(),
+        sender_stop.clone(),
+    ));
+    info!(brokers = brokers.len(), tests = config.tests.len(), xymond = %config.xymon.server, "bridge running");
+
+    cancel.cancelled().await;
+    info!("shutting down");
+    while ingest.join_next().await.is_some() {}
+    if let Err(e) = collector.await {
+        warn!(error = %e, "collector ended abnormally");
+    }
+    sender_stop.cancel();
+    if let Err(e) = sender.await {
+        warn!(error = %e, "sender ended abnormally");
+    }
+    info!("stopped");
+    Ok(())
+}
+
+fn read_password(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read password_file {}", path.display()))?;
+    Ok(text.lines().next().unwrap_or("").to_string())
+}

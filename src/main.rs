@@ -1,1 +1,145 @@
-fn main() {}
+//! The `xymon-mqtt` command: parse arguments, set up logging and signals, run the bridge.
+
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+use tracing::error;
+use xymon_mqtt::config::{Config, EXAMPLE};
+
+/// MQTT → Xymon bridge: subscribes to MQTT brokers and sends Xymon status messages to xymond.
+///
+/// Runs on the Xymon server next to xymond. Logs go to stderr (journald under systemd); set RUST_LOG
+/// (e.g. RUST_LOG=debug or RUST_LOG=xymon_mqtt=debug) for more detail. SIGINT or SIGTERM stop it
+/// gracefully: statuses still pending are delivered within a few seconds, then it exits 0.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+struct Cli {
+    /// The TOML configuration file.
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "XYMON_MQTT_CONFIG",
+        value_name = "FILE"
+    )]
+    config: Option<PathBuf>,
+    /// Validate the configuration and exit (0 when valid, 2 with file:line:key when not).
+    #[arg(long)]
+    check_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the bridge (the default).
+    Run,
+    /// Validate the configuration and exit (same as --check-config).
+    Check,
+    /// Print a fully commented example configuration.
+    PrintExampleConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let command = match cli.command {
+        Some(c) => c,
+        None if cli.check_config => Command::Check,
+        None => Command::Run,
+    };
+    if let Command::PrintExampleConfig = command {
+        print!("{EXAMPLE}");
+        return ExitCode::SUCCESS;
+    }
+    let Some(path) = cli.config else {
+        eprintln!("xymon-mqtt: --config FILE is required (xymon-mqtt print-example-config prints an example)");
+        return ExitCode::from(2);
+    };
+    let config = match load(&path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match command {
+        Command::Check => {
+            println!(
+                "{}: OK ({} brokers, {} tests)",
+                path.display(),
+                config.brokers.len(),
+                config.tests.len()
+            );
+            ExitCode::SUCCESS
+        }
+        _ => run(config),
+    }
+}
+
+fn load(path: &Path) -> Result<Config, ExitCode> {
+    Config::from_file(path).map_err(|e| {
+        eprintln!("xymon-mqtt: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn run(config: Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let cancel = CancellationToken::new();
+        tokio::spawn(stop_on_signal(cancel.clone()));
+        match xymon_mqtt::run(config, cancel).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                error!("{e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Cancels on SIGINT or SIGTERM.
+async fn stop_on_signal(cancel: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        }
+        _ => {
+            // Without signal handlers the process could only be killed; say so and wait for Ctrl-C.
+            error!("cannot install signal handlers");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    cancel.cancel();
+}
+
+/// Logs to stderr; without timestamps under systemd (journald adds its own), without colour off a tty.
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}

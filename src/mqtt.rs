@@ -92,7 +92,12 @@ pub async fn run(mut task: BrokerTask, shared: Shared, cancel: CancellationToken
         match event {
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 messages.inc();
-                handle_publish(&task, &shared, p.topic, p.payload, p.qos, p.retain).await;
+                let origin = Origin {
+                    id: task.id,
+                    name: &task.name,
+                    wanted: &task.wanted,
+                };
+                handle_publish(origin, &shared, p.topic, p.payload, p.qos, p.retain).await;
             }
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 info!(broker = %task.name, "connected to MQTT broker");
@@ -152,8 +157,15 @@ pub async fn run(mut task: BrokerTask, shared: Shared, cancel: CancellationToken
     info!(broker = %task.name, "MQTT ingest stopped");
 }
 
+/// The parts of a `BrokerTask` that publish handling reads (the event loop itself is not `Sync`).
+struct Origin<'a> {
+    id: BrokerId,
+    name: &'a str,
+    wanted: &'a HashSet<String>,
+}
+
 async fn handle_publish(
-    task: &BrokerTask,
+    task: Origin<'_>,
     shared: &Shared,
     topic: String,
     payload: Bytes,

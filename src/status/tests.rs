@@ -158,7 +158,10 @@ fn hostile_payloads_are_neutralised() {
             "a 1 MiB payload made a {} byte status",
             wire.len()
         );
-        assert_eq!(wire.lines().next().unwrap().matches(' ').count() >= 3, true);
+        assert!(
+            wire.starts_with("status+15 greenhouse.env green "),
+            "{wire}"
+        );
     }
 }
 
