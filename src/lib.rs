@@ -83,7 +83,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> anyhow::Result<()
         .collect();
     let subs = collect::subscriptions(&tests, brokers.len());
 
-    let mut clients = Vec::new();
+    let mut connections = Vec::new();
     let mut loops = Vec::new();
     for b in &brokers {
         let (host, port) = config::parse_broker_url(&b.url).map_err(anyhow::Error::msg)?;
@@ -92,7 +92,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> anyhow::Result<()
             (Some(user), None) => Some((user.clone(), String::new())),
             _ => None,
         };
-        let (client, eventloop) = mqtt::connect(mqtt::Connection {
+        let connection = mqtt::Connection {
             host,
             port,
             client_id: b
@@ -102,9 +102,9 @@ pub async fn run(config: Config, cancel: CancellationToken) -> anyhow::Result<()
             keep_alive: b.keep_alive,
             credentials,
             max_packet_bytes: config.limits.max_packet_bytes,
-        });
-        clients.push(client.clone());
-        loops.push((client, eventloop));
+        };
+        loops.push(mqtt::connect(connection.clone()));
+        connections.push(connection);
     }
 
     let (sample_tx, sample_rx) = mpsc::channel(SAMPLE_CAPACITY);
@@ -133,7 +133,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> anyhow::Result<()
 
     let collector = collect::Collector::new(
         tests,
-        clients,
+        connections,
         shared.store.clone(),
         shared.outbox.clone(),
         shared.metrics.clone(),

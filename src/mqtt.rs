@@ -46,6 +46,7 @@ pub struct BrokerTask {
 }
 
 /// Connection settings for one broker.
+#[derive(Clone)]
 pub struct Connection {
     pub host: String,
     pub port: u16,
@@ -65,6 +66,94 @@ pub fn connect(c: Connection) -> (AsyncClient, EventLoop) {
         opts.set_credentials(user, pass);
     }
     AsyncClient::new(opts, REQUEST_CAPACITY)
+}
+
+/// One value fetched by a periodic snapshot.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub topic: String,
+    pub payload: Bytes,
+    pub retained: bool,
+    pub at: SystemTime,
+}
+
+/// How long a snapshot session may take to connect before the broker counts as unreachable.
+const SNAPSHOT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A periodic snapshot, done the way the seed does it: a short-lived session that subscribes, takes the
+/// retained values the broker replays, and disconnects. The broker sends us CONNACK, SUBACK and one
+/// PUBLISH per topic, no more, so its `$SYS` message counters are disturbed no more than by the seed, and
+/// far less than by a permanent `$SYS` subscription (which gets every change every `sys_interval`).
+///
+/// Returns the first value of each topic that arrived within `window` after the subscription, or the
+/// reason the broker could not be reached. Values also go into the store.
+pub async fn snapshot(
+    mut conn: Connection,
+    topics: Vec<String>,
+    qos: QoS,
+    window: Duration,
+    broker: BrokerId,
+    store: Store,
+) -> Result<Vec<Fetched>, String> {
+    conn.client_id.push_str("-snapshot");
+    let (client, mut eventloop) = connect(conn);
+    let connected = tokio::time::timeout(SNAPSHOT_CONNECT_TIMEOUT, async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(describe(&e)),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| Err(format!("no CONNACK within {SNAPSHOT_CONNECT_TIMEOUT:?}")));
+    connected?;
+    let filters = topics
+        .iter()
+        .map(|t| rumqttc::SubscribeFilter::new(t.clone(), qos));
+    client
+        .try_subscribe_many(filters)
+        .map_err(|e| e.to_string())?;
+    let mut fetched: Vec<Fetched> = Vec::with_capacity(topics.len());
+    let _ = tokio::time::timeout(window, async {
+        while fetched.len() < topics.len() {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let at = SystemTime::now();
+                    let incoming = Incoming {
+                        topic: &p.topic,
+                        payload: &p.payload,
+                        qos: p.qos as u8,
+                        retained: p.retain,
+                        at,
+                    };
+                    let _ = store.update(broker, &incoming);
+                    if topics.contains(&p.topic) && !fetched.iter().any(|f| f.topic == p.topic) {
+                        fetched.push(Fetched {
+                            topic: p.topic,
+                            payload: p.payload,
+                            retained: p.retain,
+                            at,
+                        });
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    })
+    .await;
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_millis(200), async {
+        while let Ok(ev) = eventloop.poll().await {
+            if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                break;
+            }
+        }
+    })
+    .await;
+    Ok(fetched)
 }
 
 /// Shared pieces every broker task uses.

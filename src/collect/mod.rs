@@ -11,11 +11,12 @@ mod schedule;
 use crate::config::{Mode, TestConfig, TestKind};
 use crate::metrics::{Metrics, ReasonLabel};
 use crate::mqtt::Sample;
+use crate::mqtt::{self, Connection, Fetched};
 use crate::status::{self, Context, Counters};
 use crate::store::{BrokerId, Store};
 use crate::xymon::{Colour, Outbox, Status};
 use round::{Offer, Reading, Round};
-use rumqttc::{AsyncClient, QoS, SubscribeFilter};
+use rumqttc::QoS;
 use schedule::{Timer, TimerKind, Timers};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::debug;
 
 /// Delay before the first periodic snapshot after start-up, so the broker connection is up; after it the
 /// ticks are aligned to the wall clock like the seed's `Wait`.
@@ -48,11 +49,11 @@ pub struct Collector {
     slots: Vec<Slot>,
     /// Per broker: topic → (test, index of the topic in that test).
     routes: Vec<HashMap<String, Vec<(usize, usize)>>>,
-    /// Per broker: topics subscribed for good (continuous tests); never unsubscribed by periodic rounds.
-    permanent: Vec<HashSet<String>>,
-    /// Per broker: topics subscribed for open periodic rounds, with the number of rounds using them.
-    temporary: Vec<HashMap<String, usize>>,
-    clients: Vec<AsyncClient>,
+    /// Per broker: how to open a snapshot session.
+    connections: Vec<Connection>,
+    /// Finished periodic snapshots come back here.
+    snapshots_tx: mpsc::Sender<SnapshotDone>,
+    snapshots_rx: mpsc::Receiver<SnapshotDone>,
     timers: Timers,
     store: Store,
     outbox: Arc<Outbox>,
@@ -61,25 +62,32 @@ pub struct Collector {
     counters_sink: Option<CountersSink>,
 }
 
+/// A periodic snapshot that has finished (or failed to reach its broker).
+struct SnapshotDone {
+    test: usize,
+    generation: u64,
+    result: Result<Vec<Fetched>, String>,
+}
+
 /// Topic subscriptions the MQTT tasks need, derived from the tests.
 pub struct Subscriptions {
-    /// Per broker: subscribed on every ConnAck.
+    /// Per broker: subscribed on every ConnAck (the topics of continuous tests, at the highest QoS any
+    /// test asks for).
     pub permanent: Vec<Vec<(String, QoS)>>,
-    /// Per broker: every topic some test reads (continuous or periodic).
+    /// Per broker: the topics to forward to the collector.
     pub wanted: Vec<HashSet<String>>,
 }
 
 /// Works out, per broker, what to subscribe to for good and which topics to forward to the collector.
+/// Periodic tests are absent: they use short-lived snapshot sessions.
 pub fn subscriptions(tests: &[(TestConfig, BrokerId)], brokers: usize) -> Subscriptions {
     let mut permanent: Vec<HashMap<String, QoS>> = vec![HashMap::new(); brokers];
     let mut wanted = vec![HashSet::new(); brokers];
-    for (t, b) in tests {
+    for (t, b) in tests.iter().filter(|(t, _)| t.mode() == Mode::Continuous) {
         for topic in t.topic_list() {
-            if t.mode() == Mode::Continuous {
-                let q = permanent[*b].entry(topic.clone()).or_insert(t.qos());
-                if (t.qos() as u8) > (*q as u8) {
-                    *q = t.qos();
-                }
+            let q = permanent[*b].entry(topic.clone()).or_insert(t.qos());
+            if (t.qos() as u8) > (*q as u8) {
+                *q = t.qos();
             }
             wanted[*b].insert(topic);
         }
@@ -98,15 +106,14 @@ pub fn subscriptions(tests: &[(TestConfig, BrokerId)], brokers: usize) -> Subscr
 impl Collector {
     pub fn new(
         tests: Vec<(TestConfig, BrokerId)>,
-        clients: Vec<AsyncClient>,
+        connections: Vec<Connection>,
         store: Store,
         outbox: Arc<Outbox>,
         metrics: Arc<Metrics>,
         max_value_chars: usize,
         counters_sink: Option<CountersSink>,
     ) -> Collector {
-        let brokers = clients.len();
-        let subs = subscriptions(&tests, brokers);
+        let brokers = connections.len();
         let mut routes: Vec<HashMap<String, Vec<(usize, usize)>>> = vec![HashMap::new(); brokers];
         let mut slots = Vec::with_capacity(tests.len());
         for (i, (cfg, broker)) in tests.into_iter().enumerate() {
@@ -126,16 +133,14 @@ impl Collector {
                 counters: None,
             });
         }
+        // One snapshot per periodic test can be in flight.
+        let (snapshots_tx, snapshots_rx) = mpsc::channel(slots.len().max(1));
         Collector {
             slots,
             routes,
-            permanent: subs
-                .permanent
-                .iter()
-                .map(|v| v.iter().map(|(t, _)| t.clone()).collect())
-                .collect(),
-            temporary: vec![HashMap::new(); brokers],
-            clients,
+            connections,
+            snapshots_tx,
+            snapshots_rx,
             timers: Timers::default(),
             store,
             outbox,
@@ -185,6 +190,7 @@ impl Collector {
                     }
                     None => break,
                 },
+                Some(done) = self.snapshots_rx.recv() => self.on_snapshot(done),
                 _ = &mut sleep, if armed.is_some() => {
                     armed = None;
                     let now = Instant::now();
@@ -269,42 +275,63 @@ impl Collector {
         }
     }
 
-    /// Periodic tick: subscribe to the test's topics so the broker replays their retained values, and open
-    /// a round that closes when all have arrived or the window ends (then we unsubscribe again, so the
-    /// broker's $SYS counters see no more traffic from us than from the seed's short-lived sessions).
+    /// Periodic tick: fetch the retained values in a short-lived session (see `mqtt::snapshot`) on a task
+    /// of its own; the result comes back as a `SnapshotDone`.
     fn start_snapshot(&mut self, test: usize, now: Instant) {
         let slot = &mut self.slots[test];
         if slot.round.is_some() {
             return;
         }
-        let broker = slot.broker;
-        let connected = self
-            .store
-            .brokers()
-            .get(broker)
-            .map(|b| (b.connected, b.last_error.clone()));
-        if let Some((false, error)) = connected {
-            let status = broker_down_status(&slot.cfg, error.as_deref());
-            self.outbox.put(status);
+        let r = Round::open(slot.topics.len(), now, SystemTime::now(), slot.cfg.window);
+        slot.round = Some(r);
+        let conn = self.connections[slot.broker].clone();
+        let done = self.snapshots_tx.clone();
+        let (topics, qos, window) = (slot.topics.clone(), slot.cfg.qos(), slot.cfg.window);
+        let (broker, store, generation) = (slot.broker, self.store.clone(), slot.generation);
+        tokio::spawn(async move {
+            let result = mqtt::snapshot(conn, topics, qos, window, broker, store).await;
+            let _ = done
+                .send(SnapshotDone {
+                    test,
+                    generation,
+                    result,
+                })
+                .await;
+        });
+    }
+
+    fn on_snapshot(&mut self, done: SnapshotDone) {
+        let now = Instant::now();
+        let slot = &mut self.slots[done.test];
+        if slot.generation != done.generation {
             return;
         }
-        let qos = slot.cfg.qos();
-        let mut new = Vec::new();
-        for topic in &slot.topics {
-            let n = self.temporary[broker].entry(topic.clone()).or_insert(0);
-            *n += 1;
-            new.push(SubscribeFilter::new(topic.clone(), qos));
+        match done.result {
+            Ok(values) => {
+                if let Some(round) = slot.round.as_mut() {
+                    for f in values {
+                        if let Some(idx) = slot.topics.iter().position(|t| *t == f.topic) {
+                            round.offer(
+                                idx,
+                                Reading {
+                                    payload: f.payload,
+                                    retained: f.retained,
+                                    at: f.at,
+                                },
+                            );
+                        }
+                    }
+                }
+                self.close_round(done.test, now);
+            }
+            Err(reason) => {
+                slot.round = None;
+                slot.generation += 1;
+                debug!(test = %slot.cfg.test, %reason, "snapshot failed");
+                self.outbox
+                    .put(broker_down_status(&slot.cfg, Some(&reason)));
+            }
         }
-        if let Err(e) = self.clients[broker].try_subscribe_many(new) {
-            warn!(test = %slot.cfg.test, error = %e, "cannot subscribe for the periodic snapshot");
-        }
-        let r = Round::open(slot.topics.len(), now, SystemTime::now(), slot.cfg.window);
-        self.timers.push(Timer {
-            at: r.deadline,
-            test,
-            kind: TimerKind::Window(slot.generation),
-        });
-        slot.round = Some(r);
     }
 
     fn close_round(&mut self, test: usize, now: Instant) {
@@ -315,19 +342,6 @@ impl Collector {
         slot.generation += 1;
         let closed = round.close(now);
         let broker = slot.broker;
-        if slot.cfg.mode() == Mode::Periodic {
-            for topic in &slot.topics {
-                if let Some(n) = self.temporary[broker].get_mut(topic) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.temporary[broker].remove(topic);
-                        if !self.permanent[broker].contains(topic) {
-                            let _ = self.clients[broker].try_unsubscribe(topic.clone());
-                        }
-                    }
-                }
-            }
-        }
         let outcome = if closed.is_complete() {
             "complete"
         } else {
