@@ -56,25 +56,53 @@ pub struct Shared {
     pub metrics: Arc<metrics::Metrics>,
 }
 
-/// Runs the bridge until `cancel` fires, then shuts down in order and returns.
-///
-/// # Errors
-/// Start-up problems only (an unreadable password file); everything after start-up is logged and retried.
+/// A configured bridge, not yet running. `shared` is there from the start so callers (the web layer,
+/// tests) can watch the store and the outbox.
+pub struct Bridge {
+    config: Config,
+    pub shared: Shared,
+}
+
+impl Bridge {
+    pub fn new(config: Config) -> Bridge {
+        let shared = Shared {
+            store: store::Store::new(
+                &config
+                    .brokers
+                    .iter()
+                    .map(|b| (b.get_ref().name.clone(), b.get_ref().url.clone()))
+                    .collect::<Vec<_>>(),
+                config.limits.max_topics,
+                config.limits.max_payload_bytes,
+            ),
+            outbox: Arc::new(xymon::Outbox::new()),
+            metrics: Arc::new(metrics::Metrics::new()),
+        };
+        Bridge { config, shared }
+    }
+
+    /// Runs the bridge until `cancel` fires, then shuts down in order and returns.
+    ///
+    /// # Errors
+    /// Start-up problems only (an unreadable password file); everything after start-up is logged and
+    /// retried.
+    pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
+        run_bridge(self.config, self.shared, cancel).await
+    }
+}
+
+/// Runs a bridge for `config` until `cancel` fires.
 pub async fn run(config: Config, cancel: CancellationToken) -> anyhow::Result<()> {
+    Bridge::new(config).run(cancel).await
+}
+
+async fn run_bridge(
+    config: Config,
+    shared: Shared,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     let brokers: Vec<config::BrokerConfig> =
         config.brokers.iter().map(|b| b.get_ref().clone()).collect();
-    let shared = Shared {
-        store: store::Store::new(
-            &brokers
-                .iter()
-                .map(|b| (b.name.clone(), b.url.clone()))
-                .collect::<Vec<_>>(),
-            config.limits.max_topics,
-            config.limits.max_payload_bytes,
-        ),
-        outbox: Arc::new(xymon::Outbox::new()),
-        metrics: Arc::new(metrics::Metrics::new()),
-    };
     let broker_id = |name: &str| brokers.iter().position(|b| b.name == name);
     let tests: Vec<(config::TestConfig, store::BrokerId)> = config
         .tests

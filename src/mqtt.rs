@@ -207,6 +207,7 @@ pub async fn run(mut task: BrokerTask, shared: Shared, cancel: CancellationToken
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 debug!(broker = %task.name, codes = ?ack.return_codes, "subscribed");
+                shared.store.set_subscribed(task.id);
             }
             Ok(_) => {}
             Err(e) => {

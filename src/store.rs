@@ -36,6 +36,8 @@ pub struct BrokerState {
     pub name: String,
     pub url: String,
     pub connected: bool,
+    /// The permanent subscriptions are acknowledged (SubAck) on the current connection.
+    pub subscribed: bool,
     /// When `connected` last changed.
     pub since: Option<SystemTime>,
     pub last_message: Option<SystemTime>,
@@ -85,6 +87,7 @@ impl Store {
                     name: name.clone(),
                     url: url.clone(),
                     connected: false,
+                    subscribed: false,
                     since: None,
                     last_message: None,
                     messages: 0,
@@ -182,9 +185,18 @@ impl Store {
                 b.since = Some(SystemTime::now());
             }
             b.connected = connected;
+            if !connected {
+                b.subscribed = false;
+            }
             if error.is_some() || connected {
                 b.last_error = error;
             }
+        }
+    }
+
+    pub fn set_subscribed(&self, broker: BrokerId) {
+        if let Some(b) = self.lock().brokers.get_mut(broker) {
+            b.subscribed = true;
         }
     }
 
