@@ -1,0 +1,62 @@
+//! Runs the bridge in-process for end-to-end tests: a background thread with its own tokio runtime, so
+//! tests stay plain `#[test]`s next to the blocking harness calls.
+
+use std::path::Path;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use xymon_mqtt::config::Config;
+use xymon_mqtt::{Bridge, Shared};
+
+/// How long a stopped bridge may take to return from `run` (its drain deadline is 5 s).
+pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+pub struct RunningBridge {
+    pub shared: Shared,
+    cancel: CancellationToken,
+    thread: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl RunningBridge {
+    /// Parses `toml` (panicking with the config error) and starts the bridge.
+    pub fn start(toml: &str) -> RunningBridge {
+        let config = Config::from_str_named(toml, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let bridge = Bridge::new(config);
+        let shared = bridge.shared.clone();
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            rt.block_on(bridge.run(stop))
+        });
+        RunningBridge { shared, cancel, thread: Some(thread) }
+    }
+
+    /// Waits until broker `id` has acknowledged the permanent subscriptions (so a publish cannot be missed).
+    pub fn wait_subscribed(&self, id: usize) {
+        super::wait_until(Duration::from_secs(30), "bridge subscribed", || {
+            self.shared.store.brokers()[id].subscribed
+        });
+    }
+
+    /// Waits until broker `id` is connected.
+    pub fn wait_connected(&self, id: usize) {
+        super::wait_until(Duration::from_secs(30), "bridge connected", || self.shared.store.brokers()[id].connected);
+    }
+
+    /// Cancels the bridge and waits for `run` to return; panics if it does not within `STOP_DEADLINE`.
+    pub fn stop(mut self) -> Duration {
+        let started = Instant::now();
+        self.cancel.cancel();
+        let thread = self.thread.take().expect("running");
+        super::wait_until(STOP_DEADLINE, "bridge run() to return", || thread.is_finished());
+        thread.join().expect("bridge thread panicked").expect("bridge run() failed");
+        started.elapsed()
+    }
+}
+
+impl Drop for RunningBridge {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
