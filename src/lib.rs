@@ -1,1 +1,3 @@
 //! xymon-mqtt: an MQTT → Xymon bridge (skeleton; the pipeline lands module by module).
+
+pub mod rrd;
