@@ -83,7 +83,10 @@ fn layout_modes_and_rates() {
                 .map(|s| s.parse().unwrap())
                 .collect();
             assert!(v.iter().all(|x| *x >= 0.0), "{line}");
-            assert!((v[0] - r).abs() < 1e-6 && (v[1] - x).abs() < 1e-6, "{rrd}: {line}");
+            assert!(
+                (v[0] - r).abs() < 1e-6 && (v[1] - x).abs() < 1e-6,
+                "{rrd}: {line}"
+            );
             rows += 1;
         }
         assert!(rows >= 8, "{rrd}: only {rows} rows\n{fetch}");
@@ -147,8 +150,15 @@ fn foreign_and_corrupt_files_are_left_alone() {
     wait_processed(&w, 12);
 
     let msg = w.health(HOST, "mqtt.broker.message").expect("reported");
-    assert!(msg.contains("another layout") && msg.contains("GAUGE"), "{msg}");
-    assert_eq!(std::fs::read(&foreign).unwrap(), before, "foreign file changed");
+    assert!(
+        msg.contains("another layout") && msg.contains("GAUGE"),
+        "{msg}"
+    );
+    assert_eq!(
+        std::fs::read(&foreign).unwrap(),
+        before,
+        "foreign file changed"
+    );
     assert_eq!(w.health(HOST, "mqtt.broker.octet"), None);
     assert!(w.health(corrupt_host, "mqtt.broker.octet").is_some());
     assert_eq!(std::fs::read(&corrupt).unwrap(), b"not an rrd file at all");
@@ -226,7 +236,10 @@ fn rrd_dir_startup_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
     let err = start_writer_err(&missing);
-    assert!(err.contains(missing.to_str().unwrap()) && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains(missing.to_str().unwrap()) && err.contains("does not exist"),
+        "{err}"
+    );
     // Not writable even for root: /proc refuses new files.
     let e = check_rrd_dir(std::path::Path::new("/proc")).unwrap_err();
     assert!(matches!(e, RrdError::NotWritable { .. }), "{e}");

@@ -184,20 +184,20 @@ fn number(s: &str) -> Result<f64, String> {
 
 /// Splits on `:` not preceded by a backslash; unescapes `\:` in the parts.
 fn split_colons(s: &str) -> Vec<String> {
-    let mut parts = vec![String::new()];
+    let mut parts = Vec::new();
+    let mut cur = String::new();
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             '\\' if chars.peek() == Some(&':') => {
                 chars.next();
-                parts.last_mut().map(|p| p.push(':'));
+                cur.push(':');
             }
-            ':' => parts.push(String::new()),
-            c => {
-                parts.last_mut().map(|p| p.push(c));
-            }
+            ':' => parts.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
         }
     }
+    parts.push(cur);
     parts
 }
 

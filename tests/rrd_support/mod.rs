@@ -32,14 +32,23 @@ pub fn aligned_start() -> i64 {
 }
 
 pub fn start_writer(dir: &Path, capacity: usize) -> (RrdWriter, std::thread::JoinHandle<()>) {
-    RrdWriter::start(dir.to_path_buf(), RrdDefs::load_builtin().unwrap(), capacity).unwrap()
+    RrdWriter::start(
+        dir.to_path_buf(),
+        RrdDefs::load_builtin().unwrap(),
+        capacity,
+    )
+    .unwrap()
 }
 
 /// Waits until the writer has finished `n` samples in total.
 pub fn wait_processed(w: &RrdWriter, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while w.processed() < n {
-        assert!(Instant::now() < deadline, "writer processed {} of {n}", w.processed());
+        assert!(
+            Instant::now() < deadline,
+            "writer processed {} of {n}",
+            w.processed()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -119,7 +128,9 @@ pub struct XymonEnv {
 
 impl XymonEnv {
     pub fn new(t: &Path) -> XymonEnv {
-        for d in ["home/etc", "home/web", "tmp", "logs", "rrd", "hist", "histlogs"] {
+        for d in [
+            "home/etc", "home/web", "tmp", "logs", "rrd", "hist", "histlogs",
+        ] {
             std::fs::create_dir_all(t.join(d)).unwrap();
         }
         std::fs::write(
@@ -190,10 +201,16 @@ impl XymonEnv {
         let child = Command::new(format!("{XYMON_BIN}/xymond"))
             .arg(format!("--env={}", self.env.display()))
             .arg("--listen=127.0.0.1")
-            .arg(format!("--hosts={}", t.join("home/etc/hosts.cfg").display()))
+            .arg(format!(
+                "--hosts={}",
+                t.join("home/etc/hosts.cfg").display()
+            ))
             .arg(format!("--pidfile={}", t.join("xymond.pid").display()))
             .arg(format!("--log={}", t.join("logs/xymond.log").display()))
-            .arg(format!("--checkpoint-file={}", t.join("tmp/xymond.chk").display()))
+            .arg(format!(
+                "--checkpoint-file={}",
+                t.join("tmp/xymond.chk").display()
+            ))
             .arg("--checkpoint-interval=600")
             .arg("--no-bfq")
             .stdout(Stdio::null())
@@ -203,7 +220,11 @@ impl XymonEnv {
         let proc = Proc { child };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if self.xymon(&["ping"]).map(|o| o.contains("xymond")).unwrap_or(false) {
+            if self
+                .xymon(&["ping"])
+                .map(|o| o.contains("xymond"))
+                .unwrap_or(false)
+            {
                 return proc;
             }
             assert!(Instant::now() < deadline, "xymond did not start");
@@ -228,6 +249,20 @@ impl XymonEnv {
             .spawn()
             .expect("xymond_channel");
         Proc { child }
+    }
+
+    /// All log files, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for e in std::fs::read_dir(self.root.join("logs")).unwrap() {
+            let p = e.unwrap().path();
+            out += &format!(
+                "== {}\n{}\n",
+                p.display(),
+                std::fs::read_to_string(&p).unwrap_or_default()
+            );
+        }
+        out
     }
 
     /// `xymon 127.0.0.1:<port> <msg>`; None if it failed.
