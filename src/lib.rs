@@ -29,6 +29,7 @@ pub mod config;
 pub mod log_limit;
 pub mod metrics;
 pub mod mqtt;
+pub mod rrd;
 pub mod status;
 pub mod store;
 pub mod xymon;

@@ -1,0 +1,598 @@
+//! RRD layouts (step, DS list, RRAs) loaded from `rrd-defs/*.toml`.
+//!
+//! Fed by the repo's `rrd-defs/` files, embedded at compile time as the built-in set, and
+//! optionally by an override directory named in the daemon config. Read by the writer, which
+//! creates files from a definition and compares existing files against it. One file per RRD
+//! kind; the file stem is the definition name and the `.rrd` file stem, e.g.
+//! `mqtt.broker.message.toml` → `<rrd_dir>/<host>/mqtt.broker.message.rrd`.
+//!
+//! ```toml
+//! step = 300
+//! ds = ["DS:Rcv:DERIVE:600:0:U", "DS:Xmt:DERIVE:600:0:U"]
+//! rra = ["RRA:AVERAGE:0.5:1:576", "RRA:AVERAGE:0.5:6:576"]
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::RrdError;
+
+/// The repo's `rrd-defs/` files, compiled in so the binary works wherever it is installed.
+/// A unit test checks that every file in `rrd-defs/` is listed here.
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "mqtt.broker.message.toml",
+        include_str!("../../rrd-defs/mqtt.broker.message.toml"),
+    ),
+    (
+        "mqtt.broker.octet.toml",
+        include_str!("../../rrd-defs/mqtt.broker.octet.toml"),
+    ),
+    ("value.toml", include_str!("../../rrd-defs/value.toml")),
+];
+
+/// Data source type (`DS:name:TYPE:...`). `COMPUTE` is not supported: every DS gets a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DsKind {
+    Gauge,
+    Counter,
+    Derive,
+    Absolute,
+    DCounter,
+    DDerive,
+}
+
+impl DsKind {
+    /// The name librrd uses (and `rrdtool info` prints).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DsKind::Gauge => "GAUGE",
+            DsKind::Counter => "COUNTER",
+            DsKind::Derive => "DERIVE",
+            DsKind::Absolute => "ABSOLUTE",
+            DsKind::DCounter => "DCOUNTER",
+            DsKind::DDerive => "DDERIVE",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "GAUGE" => DsKind::Gauge,
+            "COUNTER" => DsKind::Counter,
+            "DERIVE" => DsKind::Derive,
+            "ABSOLUTE" => DsKind::Absolute,
+            "DCOUNTER" => DsKind::DCounter,
+            "DDERIVE" => DsKind::DDerive,
+            _ => return None,
+        })
+    }
+
+    /// The `rrd` crate takes integer min/max for these types.
+    pub(crate) fn integer_limits(self) -> bool {
+        matches!(self, DsKind::Counter | DsKind::Derive | DsKind::Absolute)
+    }
+}
+
+/// One `DS:name:TYPE:heartbeat:min:max` line; `None` limits are `U`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DsDef {
+    pub name: String,
+    pub kind: DsKind,
+    pub heartbeat: u32,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// Consolidation function of an RRA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cf {
+    Average,
+    Min,
+    Max,
+    Last,
+}
+
+impl Cf {
+    /// The name librrd uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cf::Average => "AVERAGE",
+            Cf::Min => "MIN",
+            Cf::Max => "MAX",
+            Cf::Last => "LAST",
+        }
+    }
+
+    pub(crate) fn to_rrd(self) -> rrd::ConsolidationFn {
+        match self {
+            Cf::Average => rrd::ConsolidationFn::Avg,
+            Cf::Min => rrd::ConsolidationFn::Min,
+            Cf::Max => rrd::ConsolidationFn::Max,
+            Cf::Last => rrd::ConsolidationFn::Last,
+        }
+    }
+}
+
+/// One `RRA:CF:xff:steps:rows` line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RraDef {
+    pub cf: Cf,
+    pub xff: f64,
+    pub steps: u32,
+    pub rows: u32,
+}
+
+/// A validated RRD layout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RrdDef {
+    /// Definition name = `.rrd` file stem, e.g. `mqtt.broker.message`.
+    pub name: String,
+    /// Base step in seconds.
+    pub step: u32,
+    pub ds: Vec<DsDef>,
+    pub rra: Vec<RraDef>,
+}
+
+/// The set of known RRD layouts, keyed by name.
+#[derive(Debug, Clone, Default)]
+pub struct RrdDefs {
+    defs: BTreeMap<String, RrdDef>,
+}
+
+/// On-disk form; everything is validated into [`RrdDef`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DefFile {
+    step: u32,
+    ds: Vec<String>,
+    rra: Vec<String>,
+}
+
+impl RrdDefs {
+    /// The definitions compiled in from the repo's `rrd-defs/`.
+    ///
+    /// # Errors
+    /// Only if a built-in file is invalid, which the unit tests rule out.
+    pub fn load_builtin() -> Result<RrdDefs, RrdError> {
+        let mut defs = RrdDefs::default();
+        for (file, text) in BUILTIN {
+            defs.insert(parse_def(file, text)?);
+        }
+        Ok(defs)
+    }
+
+    /// Every `*.toml` file in `dir` (other files are ignored), validated like the built-ins.
+    ///
+    /// # Errors
+    /// The directory is missing or unreadable, holds no `*.toml`, or a file is invalid
+    /// (the error names the file).
+    pub fn load_dir(dir: &Path) -> Result<RrdDefs, RrdError> {
+        let io = |source| RrdError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        if !dir.exists() {
+            return Err(RrdError::Missing {
+                what: "rrd-defs directory",
+                path: dir.to_path_buf(),
+            });
+        }
+        let mut paths = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
+                paths.push(path);
+            }
+        }
+        paths.sort();
+        if paths.is_empty() {
+            return Err(RrdError::DefInvalid {
+                file: dir.display().to_string(),
+                message: "no *.toml files".into(),
+            });
+        }
+        let mut defs = RrdDefs::default();
+        for path in paths {
+            let text = std::fs::read_to_string(&path).map_err(|source| RrdError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            defs.insert(parse_def(&path.display().to_string(), &text)?);
+        }
+        Ok(defs)
+    }
+
+    /// Built-ins, then `dir`'s definitions replacing or adding by name.
+    ///
+    /// # Errors
+    /// As [`RrdDefs::load_dir`].
+    pub fn load_with_overrides(dir: Option<&Path>) -> Result<RrdDefs, RrdError> {
+        let mut defs = Self::load_builtin()?;
+        if let Some(dir) = dir {
+            for def in Self::load_dir(dir)?.defs.into_values() {
+                defs.insert(def);
+            }
+        }
+        Ok(defs)
+    }
+
+    /// The definition named `name` (the `.rrd` file stem).
+    pub fn get(&self, name: &str) -> Option<&RrdDef> {
+        self.defs.get(name)
+    }
+
+    /// Names of all definitions, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.defs.keys().map(String::as_str)
+    }
+
+    fn insert(&mut self, def: RrdDef) {
+        self.defs.insert(def.name.clone(), def);
+    }
+}
+
+/// Parses and validates one definition file; `file` is used for the name and in errors.
+fn parse_def(file: &str, text: &str) -> Result<RrdDef, RrdError> {
+    let invalid = |message: String| RrdError::DefInvalid {
+        file: file.to_string(),
+        message,
+    };
+    let base = Path::new(file)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(file);
+    let name = base.strip_suffix(".toml").unwrap_or(base).to_string();
+    super::validate_name(&name)
+        .map_err(|_| invalid(format!("file name {name:?} is not a valid rrd name")))?;
+    let raw: DefFile = toml::from_str(text).map_err(|e| RrdError::DefParse {
+        file: file.to_string(),
+        message: e.message().to_string(),
+    })?;
+    if raw.step == 0 {
+        return Err(invalid("step must be > 0".into()));
+    }
+    if raw.ds.is_empty() || raw.rra.is_empty() {
+        return Err(invalid("needs at least one ds and one rra".into()));
+    }
+    let ds = raw
+        .ds
+        .iter()
+        .map(|l| parse_ds(l).map_err(|m| invalid(format!("{l:?}: {m}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (i, d) in ds.iter().enumerate() {
+        if ds[..i].iter().any(|o| o.name == d.name) {
+            return Err(invalid(format!("duplicate DS name {:?}", d.name)));
+        }
+    }
+    let rra = raw
+        .rra
+        .iter()
+        .map(|l| parse_rra(l).map_err(|m| invalid(format!("{l:?}: {m}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RrdDef {
+        name,
+        step: raw.step,
+        ds,
+        rra,
+    })
+}
+
+fn parse_u32_pos(s: &str, what: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{what} must be a positive integer, got {s:?}")),
+    }
+}
+
+fn parse_limit(s: &str, kind: DsKind, what: &str) -> Result<Option<f64>, String> {
+    if s == "U" {
+        return Ok(None);
+    }
+    if kind.integer_limits() {
+        return s.parse::<u64>().map(|n| Some(n as f64)).map_err(|_| {
+            format!(
+                "{what} of a {} DS must be U or an integer >= 0",
+                kind.as_str()
+            )
+        });
+    }
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(Some(v)),
+        _ => Err(format!("{what} must be U or a number, got {s:?}")),
+    }
+}
+
+/// `DS:name:TYPE:heartbeat:min:max`, name `[A-Za-z0-9_]{1,19}` as rrdtool requires.
+fn parse_ds(line: &str) -> Result<DsDef, String> {
+    let f: Vec<&str> = line.split(':').collect();
+    if f.len() != 6 || f[0] != "DS" {
+        return Err("expected DS:name:TYPE:heartbeat:min:max".into());
+    }
+    let name = f[1];
+    if name.is_empty()
+        || name.len() > 19
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(format!("DS name {name:?} must be 1-19 of [A-Za-z0-9_]"));
+    }
+    let kind = DsKind::parse(f[2]).ok_or_else(|| {
+        format!(
+            "DS type {:?} is not GAUGE, COUNTER, DERIVE, ABSOLUTE, DCOUNTER or DDERIVE",
+            f[2]
+        )
+    })?;
+    let heartbeat = parse_u32_pos(f[3], "heartbeat")?;
+    let min = parse_limit(f[4], kind, "min")?;
+    let max = parse_limit(f[5], kind, "max")?;
+    if let (Some(lo), Some(hi)) = (min, max) {
+        if lo >= hi {
+            return Err("min must be below max".into());
+        }
+    }
+    Ok(DsDef {
+        name: name.to_string(),
+        kind,
+        heartbeat,
+        min,
+        max,
+    })
+}
+
+/// `RRA:CF:xff:steps:rows` with xff in [0, 1).
+fn parse_rra(line: &str) -> Result<RraDef, String> {
+    let f: Vec<&str> = line.split(':').collect();
+    if f.len() != 5 || f[0] != "RRA" {
+        return Err("expected RRA:CF:xff:steps:rows".into());
+    }
+    let cf = match f[1] {
+        "AVERAGE" => Cf::Average,
+        "MIN" => Cf::Min,
+        "MAX" => Cf::Max,
+        "LAST" => Cf::Last,
+        other => return Err(format!("CF {other:?} is not AVERAGE, MIN, MAX or LAST")),
+    };
+    let xff = match f[2].parse::<f64>() {
+        Ok(x) if (0.0..1.0).contains(&x) => x,
+        _ => return Err(format!("xff must be a number in [0, 1), got {:?}", f[2])),
+    };
+    Ok(RraDef {
+        cf,
+        xff,
+        steps: parse_u32_pos(f[3], "steps")?,
+        rows: parse_u32_pos(f[4], "rows")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RRAS: &str = r#"rra = ["RRA:AVERAGE:0.5:1:576"]"#;
+
+    #[test]
+    fn builtin_set_has_the_xymond_rrd_layout() {
+        let defs = RrdDefs::load_builtin().unwrap();
+        assert_eq!(
+            defs.names().collect::<Vec<_>>(),
+            ["mqtt.broker.message", "mqtt.broker.octet", "value"]
+        );
+        for name in ["mqtt.broker.message", "mqtt.broker.octet"] {
+            let d = defs.get(name).unwrap();
+            assert_eq!(d.step, 300);
+            let ds: Vec<_> =
+                d.ds.iter()
+                    .map(|d| (d.name.as_str(), d.kind, d.heartbeat, d.min, d.max))
+                    .collect();
+            assert_eq!(
+                ds,
+                [
+                    ("Rcv", DsKind::Derive, 600, Some(0.0), None),
+                    ("Xmt", DsKind::Derive, 600, Some(0.0), None)
+                ]
+            );
+            let rra: Vec<_> = d
+                .rra
+                .iter()
+                .map(|r| (r.cf, r.xff, r.steps, r.rows))
+                .collect();
+            assert_eq!(
+                rra,
+                [1, 6, 24, 288].map(|s| (Cf::Average, 0.5, s, 576)).to_vec()
+            );
+        }
+        let v = defs.get("value").unwrap();
+        assert_eq!(v.ds[0].kind, DsKind::Gauge);
+        assert_eq!((v.ds[0].min, v.ds[0].max), (None, None));
+    }
+
+    /// Every file in the repo's rrd-defs/ is compiled in (nobody forgot BUILTIN).
+    #[test]
+    fn every_repo_file_is_builtin() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rrd-defs");
+        let from_dir = RrdDefs::load_dir(&dir).unwrap();
+        let builtin = RrdDefs::load_builtin().unwrap();
+        assert_eq!(from_dir.defs, builtin.defs);
+    }
+
+    #[test]
+    fn parse_cases() {
+        struct Case {
+            name: &'static str,
+            file: &'static str,
+            text: String,
+            want_err: Option<&'static str>,
+        }
+        let ok_ds = r#"ds = ["DS:a:GAUGE:600:U:U"]"#;
+        let ds = |l: &str| format!("step = 300\nds = [\"{l}\"]\n{RRAS}");
+        let rra = |l: &str| format!("step = 300\n{ok_ds}\nrra = [\"{l}\"]");
+        let cases = [
+            Case {
+                name: "valid",
+                file: "x.toml",
+                text: ds("DS:a_1:DERIVE:600:0:U"),
+                want_err: None,
+            },
+            Case {
+                name: "gauge float limits",
+                file: "x.toml",
+                text: ds("DS:t:GAUGE:600:-40.5:125"),
+                want_err: None,
+            },
+            Case {
+                name: "bad toml",
+                file: "x.toml",
+                text: "step = ".into(),
+                want_err: Some("rrd-defs x.toml:"),
+            },
+            Case {
+                name: "unknown key",
+                file: "x.toml",
+                text: format!("step=300\n{ok_ds}\n{RRAS}\nfoo=1"),
+                want_err: Some("unknown field `foo`"),
+            },
+            Case {
+                name: "missing rra",
+                file: "x.toml",
+                text: format!("step=300\n{ok_ds}"),
+                want_err: Some("missing field `rra`"),
+            },
+            Case {
+                name: "step 0",
+                file: "x.toml",
+                text: format!("step=0\n{ok_ds}\n{RRAS}"),
+                want_err: Some("step must be > 0"),
+            },
+            Case {
+                name: "empty ds",
+                file: "x.toml",
+                text: format!("step=300\nds=[]\n{RRAS}"),
+                want_err: Some("at least one ds"),
+            },
+            Case {
+                name: "ds field count",
+                file: "x.toml",
+                text: ds("DS:a:GAUGE:600:U"),
+                want_err: Some("expected DS:name"),
+            },
+            Case {
+                name: "ds name long",
+                file: "x.toml",
+                text: ds("DS:abcdefghijklmnopqrst:GAUGE:600:U:U"),
+                want_err: Some("1-19"),
+            },
+            Case {
+                name: "ds name char",
+                file: "x.toml",
+                text: ds("DS:a-b:GAUGE:600:U:U"),
+                want_err: Some("1-19"),
+            },
+            Case {
+                name: "ds type",
+                file: "x.toml",
+                text: ds("DS:a:COMPUTE:600:U:U"),
+                want_err: Some(r#"DS type "COMPUTE""#),
+            },
+            Case {
+                name: "heartbeat",
+                file: "x.toml",
+                text: ds("DS:a:GAUGE:0:U:U"),
+                want_err: Some("heartbeat must be a positive"),
+            },
+            Case {
+                name: "derive neg min",
+                file: "x.toml",
+                text: ds("DS:a:DERIVE:600:-1:U"),
+                want_err: Some("integer >= 0"),
+            },
+            Case {
+                name: "min >= max",
+                file: "x.toml",
+                text: ds("DS:a:GAUGE:600:5:5"),
+                want_err: Some("min must be below max"),
+            },
+            Case {
+                name: "dup ds",
+                file: "x.toml",
+                text: format!(
+                    "step=300\nds=[\"DS:a:GAUGE:600:U:U\",\"DS:a:GAUGE:600:U:U\"]\n{RRAS}"
+                ),
+                want_err: Some("duplicate DS name"),
+            },
+            Case {
+                name: "rra cf",
+                file: "x.toml",
+                text: rra("RRA:MEDIAN:0.5:1:576"),
+                want_err: Some("CF \"MEDIAN\""),
+            },
+            Case {
+                name: "rra xff",
+                file: "x.toml",
+                text: rra("RRA:AVERAGE:1:1:576"),
+                want_err: Some("xff must be"),
+            },
+            Case {
+                name: "rra rows",
+                file: "x.toml",
+                text: rra("RRA:AVERAGE:0.5:1:0"),
+                want_err: Some("rows must be"),
+            },
+            Case {
+                name: "rra fields",
+                file: "x.toml",
+                text: rra("RRA:AVERAGE:0.5:1"),
+                want_err: Some("expected RRA:CF"),
+            },
+            Case {
+                name: "bad file name",
+                file: "../x.toml",
+                text: ds("DS:a:GAUGE:600:U:U"),
+                want_err: None,
+            },
+            Case {
+                name: "leading dot name",
+                file: ".x.toml",
+                text: ds("DS:a:GAUGE:600:U:U"),
+                want_err: Some("not a valid rrd name"),
+            },
+        ];
+        for c in cases {
+            let got = parse_def(c.file, &c.text);
+            match (c.want_err, got) {
+                (None, Ok(_)) => {}
+                (Some(want), Err(e)) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains(want), "{}: {msg:?} lacks {want:?}", c.name);
+                    assert!(
+                        msg.contains(c.file),
+                        "{}: {msg:?} does not name the file",
+                        c.name
+                    );
+                }
+                (w, g) => panic!("{}: want err {w:?}, got {g:?}", c.name),
+            }
+        }
+    }
+
+    #[test]
+    fn override_dir_replaces_by_name_and_adds() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("value.toml"),
+            "step = 60\nds = [\"DS:value:GAUGE:120:0:100\"]\nrra = [\"RRA:MAX:0:1:10\"]\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("README"), "ignored").unwrap();
+        let defs = RrdDefs::load_with_overrides(Some(dir.path())).unwrap();
+        assert_eq!(defs.get("value").unwrap().step, 60);
+        assert!(defs.get("mqtt.broker.octet").is_some());
+
+        std::fs::write(dir.path().join("bad.toml"), "step = 1").unwrap();
+        let err = RrdDefs::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("bad.toml"), "{err}");
+        let empty = tempfile::tempdir().unwrap();
+        assert!(RrdDefs::load_dir(empty.path()).is_err());
+        assert!(RrdDefs::load_dir(&empty.path().join("nope")).is_err());
+    }
+}
