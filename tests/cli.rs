@@ -23,16 +23,25 @@ fn check_mode_names_file_line_and_key() {
         "bad.toml",
         "[[broker]]\nname = \"local\"\nurl = \"mqtt://127.0.0.1\"\n\n[[test]]\nhost = \"h\"\ntest = \"t\"\nbroker = \"elsewhere\"\ntopics = [\"a\"]\n",
     );
-    for args in [vec!["check", "--config"], vec!["--check-config", "--config"]] {
+    for args in [
+        vec!["check", "--config"],
+        vec!["--check-config", "--config"],
+    ] {
         let out = Command::new(BIN).args(&args).arg(&bad).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains(&format!("{}:8:1: key `test[0].broker`: no [[broker]] is named \"elsewhere\"", bad.display())),
+            err.contains(&format!(
+                "{}:8:1: key `test[0].broker`: no [[broker]] is named \"elsewhere\"",
+                bad.display()
+            )),
             "{err}"
         );
     }
-    let missing = Command::new(BIN).args(["check", "--config", "/nonexistent/x.toml"]).output().unwrap();
+    let missing = Command::new(BIN)
+        .args(["check", "--config", "/nonexistent/x.toml"])
+        .output()
+        .unwrap();
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/x.toml: cannot read"));
 }
@@ -40,10 +49,20 @@ fn check_mode_names_file_line_and_key() {
 #[test]
 fn example_config_checks_and_prints() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/xymon-mqtt.example.toml");
-    let out = Command::new(BIN).args(["check", "--config", example]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["check", "--config", example])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("OK (1 brokers, 2 tests)"));
-    let printed = Command::new(BIN).arg("print-example-config").output().unwrap();
+    let printed = Command::new(BIN)
+        .arg("print-example-config")
+        .output()
+        .unwrap();
     assert_eq!(printed.stdout, std::fs::read(example).unwrap());
 }
 
@@ -52,7 +71,14 @@ fn help_documents_the_commands() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for word in ["--config", "--check-config", "check", "print-example-config", "RUST_LOG", "SIGTERM"] {
+    for word in [
+        "--config",
+        "--check-config",
+        "check",
+        "print-example-config",
+        "RUST_LOG",
+        "SIGTERM",
+    ] {
         assert!(help.contains(word), "--help lacks {word}:\n{help}");
     }
 }
@@ -72,14 +98,16 @@ fn sigterm_flushes_and_exits_zero() {
             mqtt.url()
         ),
     );
-    let mut child = Command::new(BIN)
-        .args(["--config"])
-        .arg(&config)
-        .env("RUST_LOG", "debug")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let mut child = KillOnDrop(
+        Command::new(BIN)
+            .args(["--config"])
+            .arg(&config)
+            .env("RUST_LOG", "debug")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let sink = log.clone();
     let reader = std::thread::spawn(move || {
@@ -89,25 +117,49 @@ fn sigterm_flushes_and_exits_zero() {
             l.push('\n');
         }
     });
-    common::wait_until(Duration::from_secs(30), "the bridge's SubAck log line", || {
-        log.lock().unwrap().contains(" subscribed broker=local")
-    });
+    common::wait_until(
+        Duration::from_secs(30),
+        "the bridge's SubAck log line",
+        || log.lock().unwrap().contains(" subscribed broker=local"),
+    );
     // One topic of two: the round stays open (window 1 h) until shutdown closes it.
     mqtt.publish("a", "probe", false);
-    common::wait_until(Duration::from_secs(30), "the bridge to open a round", || {
-        log.lock().unwrap().contains("round opened")
-    });
-    let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    common::wait_until(
+        Duration::from_secs(30),
+        "the bridge to open a round",
+        || log.lock().unwrap().contains("round opened"),
+    );
+    let pid = child.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let mut code = None;
-    common::wait_until(Duration::from_secs(15), "xymon-mqtt to exit after SIGTERM", || {
-        code = child.try_wait().unwrap().map(|s| s.code());
-        code.is_some()
-    });
+    common::wait_until(
+        Duration::from_secs(15),
+        "xymon-mqtt to exit after SIGTERM",
+        || {
+            code = child.0.try_wait().unwrap().map(|s| s.code());
+            code.is_some()
+        },
+    );
     reader.join().unwrap();
     let log = log.lock().unwrap().clone();
     assert_eq!(code, Some(Some(0)), "{log}");
     assert!(log.contains("SIGTERM received"), "{log}");
-    let s = xymond.xymondlog("greenhouse.env").unwrap_or_else(|| panic!("no status delivered; log:\n{log}"));
+    let s = xymond
+        .xymondlog("greenhouse.env")
+        .unwrap_or_else(|| panic!("no status delivered; log:\n{log}"));
     assert!(s.body.contains("&green a = probe"), "{}", s.body);
+}
+
+/// Kills the bridge if the test fails before it exits, so no process outlives the test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

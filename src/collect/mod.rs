@@ -240,6 +240,7 @@ impl Collector {
                             kind: TimerKind::Window(slot.generation),
                         });
                         slot.round = Some(r);
+                        debug!(test = %slot.cfg.test, host = %slot.cfg.host, "round opened");
                     }
                     // Outside a snapshot, periodic tests only need the store.
                     Mode::Periodic => continue,

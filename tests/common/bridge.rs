@@ -20,16 +20,24 @@ pub struct RunningBridge {
 impl RunningBridge {
     /// Parses `toml` (panicking with the config error) and starts the bridge.
     pub fn start(toml: &str) -> RunningBridge {
-        let config = Config::from_str_named(toml, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let config =
+            Config::from_str_named(toml, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"));
         let bridge = Bridge::new(config);
         let shared = bridge.shared.clone();
         let cancel = CancellationToken::new();
         let stop = cancel.clone();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
             rt.block_on(bridge.run(stop))
         });
-        RunningBridge { shared, cancel, thread: Some(thread) }
+        RunningBridge {
+            shared,
+            cancel,
+            thread: Some(thread),
+        }
     }
 
     /// Waits until broker `id` has acknowledged the permanent subscriptions (so a publish cannot be missed).
@@ -41,7 +49,9 @@ impl RunningBridge {
 
     /// Waits until broker `id` is connected.
     pub fn wait_connected(&self, id: usize) {
-        super::wait_until(Duration::from_secs(30), "bridge connected", || self.shared.store.brokers()[id].connected);
+        super::wait_until(Duration::from_secs(30), "bridge connected", || {
+            self.shared.store.brokers()[id].connected
+        });
     }
 
     /// Cancels the bridge and waits for `run` to return; panics if it does not within `STOP_DEADLINE`.
@@ -49,8 +59,13 @@ impl RunningBridge {
         let started = Instant::now();
         self.cancel.cancel();
         let thread = self.thread.take().expect("running");
-        super::wait_until(STOP_DEADLINE, "bridge run() to return", || thread.is_finished());
-        thread.join().expect("bridge thread panicked").expect("bridge run() failed");
+        super::wait_until(STOP_DEADLINE, "bridge run() to return", || {
+            thread.is_finished()
+        });
+        thread
+            .join()
+            .expect("bridge thread panicked")
+            .expect("bridge run() failed");
         started.elapsed()
     }
 }

@@ -976,3 +976,4 @@ fn private_xymon_home(dir: &Path) -> (PathBuf, Vec<i32>) {
         dir.display()
     );
 }
+pub mod bridge;
