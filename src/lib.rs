@@ -46,6 +46,10 @@ use tracing::{info, warn};
 /// absorbs bursts; when it is full ingest waits (the broker buffers), it never drops.
 const SAMPLE_CAPACITY: usize = 4096;
 
+/// RRD updates queued for the blocking writer; two per broker-stats snapshot, so this is plenty, and a
+/// full queue means the disk is stuck (updates are then counted and skipped, never waited for).
+const RRD_QUEUE_CAPACITY: usize = 1024;
+
 /// How long shutdown may take to deliver pending statuses before giving up.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -160,6 +164,21 @@ async fn run_bridge(
     }
     drop(sample_tx);
 
+    // RRDs are written for broker-stats tests only (for now); without one, rrd_dir is not even checked.
+    let mut rrd_thread = None;
+    let graphs = if tests
+        .iter()
+        .any(|(t, _)| t.kind == config::TestKind::BrokerStats)
+    {
+        let defs = rrd::RrdDefs::load_with_overrides(config.xymon.rrd_defs.as_deref())?;
+        let (writer, thread) =
+            rrd::RrdWriter::start(config.xymon.rrd_dir.clone(), defs, RRD_QUEUE_CAPACITY)?;
+        rrd_thread = Some(thread);
+        Some(collect::graphs::BrokerGraphs { writer })
+    } else {
+        None
+    };
+
     let collector = collect::Collector::new(
         tests,
         connections,
@@ -167,7 +186,7 @@ async fn run_bridge(
         shared.outbox.clone(),
         shared.metrics.clone(),
         config.limits.max_value_chars,
-        None,
+        graphs,
     );
     // The collector stops when ingest has stopped and the channel is drained, not on the token.
     let collector = tokio::spawn(collector.run(sample_rx, CancellationToken::new()));
@@ -191,6 +210,13 @@ async fn run_bridge(
     while ingest.join_next().await.is_some() {}
     if let Err(e) = collector.await {
         warn!(error = %e, "collector ended abnormally");
+    }
+    // The collector held the last RrdWriter handle: the worker now drains its queue and exits.
+    if let Some(thread) = rrd_thread {
+        let joined = tokio::task::spawn_blocking(move || thread.join());
+        if tokio::time::timeout(DRAIN_DEADLINE, joined).await.is_err() {
+            warn!("RRD writer still busy at the shutdown deadline");
+        }
     }
     sender_stop.cancel();
     if let Err(e) = sender.await {

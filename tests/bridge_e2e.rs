@@ -11,7 +11,11 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn config(xymond: &Xymond, brokers: &[(&str, &Mosquitto)], tests: &str) -> String {
-    let mut c = format!("[xymon]\nserver = \"{}\"\n\n", xymond.addr());
+    let mut c = format!(
+        "[xymon]\nserver = \"{}\"\nrrd_dir = \"{}/rrd\"\n\n",
+        xymond.addr(),
+        xymond.dir().display()
+    );
     for (name, m) in brokers {
         c.push_str(&format!(
             "[[broker]]\nname = \"{name}\"\nurl = \"{}\"\n\n",

@@ -5,6 +5,7 @@
 //! RRD writer. One task owns all test state, so there are no locks here; the pure parts are `round` and
 //! `crate::status`.
 
+pub mod graphs;
 pub mod round;
 mod schedule;
 
@@ -29,9 +30,6 @@ use tracing::debug;
 /// Delay before the first periodic snapshot after start-up, so the broker connection is up; after it the
 /// ticks are aligned to the wall clock like the seed's `Wait`.
 const FIRST_TICK_DELAY: Duration = Duration::from_secs(2);
-
-/// Receives the broker counters of each broker-stats snapshot (the RRD writer, in production).
-pub type CountersSink = Box<dyn FnMut(&TestConfig, &Counters) + Send>;
 
 /// One test's runtime state.
 struct Slot {
@@ -59,7 +57,7 @@ pub struct Collector {
     outbox: Arc<Outbox>,
     metrics: Arc<Metrics>,
     max_value_chars: usize,
-    counters_sink: Option<CountersSink>,
+    graphs: Option<graphs::BrokerGraphs>,
 }
 
 /// A periodic snapshot that has finished (or failed to reach its broker).
@@ -111,7 +109,7 @@ impl Collector {
         outbox: Arc<Outbox>,
         metrics: Arc<Metrics>,
         max_value_chars: usize,
-        counters_sink: Option<CountersSink>,
+        graphs: Option<graphs::BrokerGraphs>,
     ) -> Collector {
         let brokers = connections.len();
         let mut routes: Vec<HashMap<String, Vec<(usize, usize)>>> = vec![HashMap::new(); brokers];
@@ -146,7 +144,7 @@ impl Collector {
             outbox,
             metrics,
             max_value_chars,
-            counters_sink,
+            graphs,
         }
     }
 
@@ -365,10 +363,19 @@ impl Collector {
         let status = match slot.cfg.kind {
             TestKind::Topics => status::topics_status(&slot.cfg, topics, &closed, &ctx),
             TestKind::BrokerStats => {
-                let (status, counters) =
+                let (mut status, counters) =
                     status::broker_stats_status(&slot.cfg, &closed, slot.counters.as_ref(), &ctx);
-                if let Some(sink) = self.counters_sink.as_mut() {
-                    sink(&slot.cfg, &counters);
+                if let Some(g) = &self.graphs {
+                    g.record(&slot.cfg, &counters);
+                    // Health of earlier updates (the writer works asynchronously): a bad RRD file makes
+                    // this status yellow, every other test is unaffected.
+                    for problem in g.problems(&slot.cfg) {
+                        status.colour = status.colour.worst(Colour::Yellow);
+                        status.body.push_str(&format!(
+                            "&yellow RRD {}\n",
+                            crate::xymon::sanitize::untrusted(&problem, 500, "    ")
+                        ));
+                    }
                 }
                 slot.counters = Some(counters);
                 status

@@ -52,6 +52,8 @@ pub struct XymonConfig {
     /// Where RRD files are written (`$XYMONRRDS`).
     #[serde(default = "default_rrd_dir")]
     pub rrd_dir: PathBuf,
+    /// A directory of RRD layout files (`*.toml`) that replace or extend the built-in `rrd-defs/`.
+    pub rrd_defs: Option<PathBuf>,
     /// Connect + write + read timeout for one delivery to xymond.
     #[serde(default = "default_send_timeout", with = "humantime_serde")]
     pub timeout: Duration,
@@ -65,6 +67,7 @@ impl Default for XymonConfig {
         XymonConfig {
             server: default_xymon_server(),
             rrd_dir: default_rrd_dir(),
+            rrd_defs: None,
             timeout: default_send_timeout(),
             combo_max: default_combo_max(),
         }
