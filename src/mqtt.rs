@@ -270,6 +270,14 @@ async fn handle_publish(
         retained: retain,
         at,
     };
+    if payload.len() > shared.store.max_payload() {
+        // Kept, but cut: the status shows the cut; the log says it once per topic per minute.
+        shared.metrics.count_drop("payload_cut");
+        if shared.log_limit.allow(&topic) {
+            warn!(broker = %task.name, topic = %topic, bytes = payload.len(), kept = shared.store.max_payload(),
+                "payload larger than limits.max_payload_bytes; keeping the start of it");
+        }
+    }
     if let Err(Rejected::Full) = shared.store.update(task.id, &incoming) {
         shared.metrics.count_drop("store_full");
         if shared.log_limit.allow("store_full") {

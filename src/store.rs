@@ -174,6 +174,11 @@ impl Store {
         out
     }
 
+    /// Payload bytes kept per topic (`limits.max_payload_bytes`).
+    pub fn max_payload(&self) -> usize {
+        self.max_payload
+    }
+
     pub fn topic_count(&self) -> usize {
         self.lock().total
     }
