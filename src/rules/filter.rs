@@ -70,9 +70,11 @@ impl TopicFilter {
                         "{raw:?}: `+` and `#` must stand for a whole level (as in `a/+/b`)"
                     ))
                 }
-                p if p.contains(['{', '}']) => return Err(format!(
+                p if p.contains(['{', '}']) => {
+                    return Err(format!(
                     "{raw:?}: a capture must be a whole level (`a/{{name}}/b`), not part of {p:?}"
-                )),
+                ))
+                }
                 p => Level::Lit(p.to_string()),
             };
             levels.push(level);
