@@ -21,10 +21,12 @@
 //! - A retained replay without a sensor timestamp updates the value shown but does not step the
 //!   hits/hysteresis state: it is not a new measurement.
 
+pub mod explain;
 pub mod extract;
 pub mod filter;
 pub mod staleness;
 pub mod threshold;
+pub mod xymon_config;
 
 use crate::config::{ColourName, HostName, TestConfig, TestName, DEFAULT_MAX_INSTANCES};
 use crate::xymon::Colour;
