@@ -30,6 +30,7 @@ pub mod log_limit;
 pub mod metrics;
 pub mod mqtt;
 pub mod rrd;
+pub mod rules;
 pub mod status;
 pub mod store;
 pub mod xymon;
@@ -164,17 +165,37 @@ async fn run_bridge(
     }
     drop(sample_tx);
 
-    // RRDs are written for broker-stats tests only (for now); without one, rrd_dir is not even checked.
+    // RRDs are written for broker-stats tests and for rule values with `rrd = true`; without either,
+    // rrd_dir is not even checked.
+    let rule_rrds = rules::rrd_names(tests.iter().map(|(t, _)| t));
     let mut rrd_thread = None;
+    let mut rrd_writer = None;
+    if !rule_rrds.is_empty()
+        || tests
+            .iter()
+            .any(|(t, _)| t.kind == config::TestKind::BrokerStats)
+    {
+        let mut defs = rrd::RrdDefs::load_with_overrides(config.xymon.rrd_defs.as_deref())?;
+        for name in &rule_rrds {
+            if !defs.alias(name, rules::VALUE_RRD_DEF) {
+                anyhow::bail!(
+                    "the RRD layout {:?} is missing from rrd_defs",
+                    rules::VALUE_RRD_DEF
+                );
+            }
+        }
+        let (writer, thread) =
+            rrd::RrdWriter::start(config.xymon.rrd_dir.clone(), defs, RRD_QUEUE_CAPACITY)?;
+        rrd_thread = Some(thread);
+        rrd_writer = Some(writer);
+    }
     let graphs = if tests
         .iter()
         .any(|(t, _)| t.kind == config::TestKind::BrokerStats)
     {
-        let defs = rrd::RrdDefs::load_with_overrides(config.xymon.rrd_defs.as_deref())?;
-        let (writer, thread) =
-            rrd::RrdWriter::start(config.xymon.rrd_dir.clone(), defs, RRD_QUEUE_CAPACITY)?;
-        rrd_thread = Some(thread);
-        Some(collect::graphs::BrokerGraphs { writer })
+        rrd_writer
+            .clone()
+            .map(|writer| collect::graphs::BrokerGraphs { writer })
     } else {
         None
     };
@@ -188,6 +209,10 @@ async fn run_bridge(
         config.limits.max_value_chars,
         graphs,
     );
+    let collector = match rrd_writer.filter(|_| !rule_rrds.is_empty()) {
+        Some(w) => collector.with_rule_rrd(w),
+        None => collector,
+    };
     // The collector stops when ingest has stopped and the channel is drained, not on the token.
     let collector = tokio::spawn(collector.run(sample_rx, CancellationToken::new()));
 

@@ -39,6 +39,16 @@ enum Command {
     Check,
     /// Print a fully commented example configuration.
     PrintExampleConfig,
+    /// Show which test matches a message and why others do not, the captures, the parsed values, the
+    /// colours and the exact status that would be sent (as if it were the first message).
+    Explain {
+        /// The MQTT topic.
+        topic: String,
+        /// The payload (as text).
+        payload: String,
+    },
+    /// Print the Xymon graphs.d and xymonserver.d lines for the per-value RRDs of rule tests.
+    XymonConfig,
 }
 
 fn main() -> ExitCode {
@@ -62,6 +72,22 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     match command {
+        Command::Explain { topic, payload } => {
+            print!(
+                "{}",
+                xymon_mqtt::rules::explain::explain(
+                    &config,
+                    &topic,
+                    payload.as_bytes(),
+                    std::time::SystemTime::now()
+                )
+            );
+            ExitCode::SUCCESS
+        }
+        Command::XymonConfig => {
+            print!("{}", xymon_mqtt::rules::xymon_config::generate(&config));
+            ExitCode::SUCCESS
+        }
         Command::Check => {
             println!(
                 "{}: OK ({} brokers, {} tests)",

@@ -32,6 +32,23 @@ pub struct Sample {
     pub at: SystemTime,
 }
 
+/// The forward decision of one broker: which topics the collector wants.
+///
+/// Hot path: one hash lookup for the exact topics of `topics` tests; only when that misses, the rule
+/// filters are tried in turn. Rules are few (one per `[[test]]`), and a filter match walks the topic's
+/// levels once without allocating, so a message no test wants costs a lookup plus a few comparisons.
+#[derive(Debug, Clone, Default)]
+pub struct Wanted {
+    pub exact: HashSet<String>,
+    pub filters: Vec<crate::rules::filter::TopicFilter>,
+}
+
+impl Wanted {
+    pub fn contains(&self, topic: &str) -> bool {
+        self.exact.contains(topic) || self.filters.iter().any(|f| f.matches(topic))
+    }
+}
+
 /// What one broker task needs.
 pub struct BrokerTask {
     pub id: BrokerId,
@@ -40,8 +57,8 @@ pub struct BrokerTask {
     pub client: AsyncClient,
     /// Subscribed on every ConnAck: the topics of continuous tests.
     pub subscriptions: Vec<(String, QoS)>,
-    /// Topics the collector wants to see (continuous and periodic tests alike).
-    pub wanted: Arc<HashSet<String>>,
+    /// Topics the collector wants to see (continuous and periodic tests alike, and rule filters).
+    pub wanted: Arc<Wanted>,
     pub reconnect_max: Duration,
 }
 
@@ -251,7 +268,7 @@ pub async fn run(mut task: BrokerTask, shared: Shared, cancel: CancellationToken
 struct Origin<'a> {
     id: BrokerId,
     name: &'a str,
-    wanted: &'a HashSet<String>,
+    wanted: &'a Wanted,
 }
 
 async fn handle_publish(

@@ -9,23 +9,24 @@ pub mod graphs;
 pub mod round;
 mod schedule;
 
-use crate::config::{Mode, TestConfig, TestKind};
+use crate::config::{HostName, Mode, TestConfig, TestKind, TestName};
 use crate::metrics::{Metrics, ReasonLabel};
 use crate::mqtt::Sample;
 use crate::mqtt::{self, Connection, Fetched};
+use crate::rules::RuleState;
 use crate::status::{self, Context, Counters};
 use crate::store::{BrokerId, Store};
 use crate::xymon::{Colour, Outbox, Status};
 use round::{Offer, Reading, Round};
 use rumqttc::QoS;
 use schedule::{Timer, TimerKind, Timers};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::{debug, warn};
 
 /// Delay before the first periodic snapshot after start-up, so the broker connection is up; after it the
 /// ticks are aligned to the wall clock like the seed's `Wait`.
@@ -58,6 +59,19 @@ pub struct Collector {
     metrics: Arc<Metrics>,
     max_value_chars: usize,
     graphs: Option<graphs::BrokerGraphs>,
+    /// Rule tests (issue 5), indexed by the `test` field of their sweep timers.
+    rules: Vec<RuleSlot>,
+    /// Per broker: indices into `rules`.
+    rule_routes: Vec<Vec<usize>>,
+    rule_rrd: Option<crate::rrd::RrdWriter>,
+    log_limit: crate::log_limit::LogLimiter,
+}
+
+/// One rule test's runtime state.
+struct RuleSlot {
+    state: RuleState,
+    /// The config's test index, for log lines.
+    index: usize,
 }
 
 /// A periodic snapshot that has finished (or failed to reach its broker).
@@ -72,22 +86,38 @@ pub struct Subscriptions {
     /// Per broker: subscribed on every ConnAck (the topics of continuous tests, at the highest QoS any
     /// test asks for).
     pub permanent: Vec<Vec<(String, QoS)>>,
-    /// Per broker: the topics to forward to the collector.
-    pub wanted: Vec<HashSet<String>>,
+    /// Per broker: the topics to forward to the collector (exact topics and rule filters).
+    pub wanted: Vec<mqtt::Wanted>,
 }
 
 /// Works out, per broker, what to subscribe to for good and which topics to forward to the collector.
 /// Periodic tests are absent: they use short-lived snapshot sessions.
 pub fn subscriptions(tests: &[(TestConfig, BrokerId)], brokers: usize) -> Subscriptions {
     let mut permanent: Vec<HashMap<String, QoS>> = vec![HashMap::new(); brokers];
-    let mut wanted = vec![HashSet::new(); brokers];
+    let mut wanted = vec![mqtt::Wanted::default(); brokers];
     for (t, b) in tests.iter().filter(|(t, _)| t.mode() == Mode::Continuous) {
+        if t.kind == TestKind::Rule {
+            // Validated at load time, so compile cannot fail here; a failure would only drop the rule.
+            if let Ok(rule) = crate::rules::Rule::compile(t) {
+                let sub = rule.filter.subscription();
+                let q = permanent[*b].entry(sub).or_insert(t.qos());
+                if (t.qos() as u8) > (*q as u8) {
+                    *q = t.qos();
+                }
+                if rule.filter.is_exact() {
+                    wanted[*b].exact.insert(rule.filter.as_str().to_string());
+                } else {
+                    wanted[*b].filters.push(rule.filter);
+                }
+            }
+            continue;
+        }
         for topic in t.topic_list() {
             let q = permanent[*b].entry(topic.clone()).or_insert(t.qos());
             if (t.qos() as u8) > (*q as u8) {
                 *q = t.qos();
             }
-            wanted[*b].insert(topic);
+            wanted[*b].exact.insert(topic);
         }
     }
     let permanent = permanent
@@ -114,7 +144,24 @@ impl Collector {
         let brokers = connections.len();
         let mut routes: Vec<HashMap<String, Vec<(usize, usize)>>> = vec![HashMap::new(); brokers];
         let mut slots = Vec::with_capacity(tests.len());
+        let mut rules = Vec::new();
+        let mut rule_routes = vec![Vec::new(); brokers];
+        let start = Instant::now();
         for (i, (cfg, broker)) in tests.into_iter().enumerate() {
+            if cfg.kind == TestKind::Rule {
+                // Validated at load time; a rule that does not compile is left out (and logged).
+                match crate::rules::Rule::compile(&cfg) {
+                    Ok(rule) => {
+                        rule_routes[broker].push(rules.len());
+                        rules.push(RuleSlot {
+                            state: RuleState::new(rule, start),
+                            index: i,
+                        });
+                    }
+                    Err((key, msg)) => warn!(test = i, key, msg, "rule left out"),
+                }
+                continue;
+            }
             let topics = cfg.topic_list();
             for (j, topic) in topics.iter().enumerate() {
                 routes[broker]
@@ -145,13 +192,31 @@ impl Collector {
             metrics,
             max_value_chars,
             graphs,
+            rules,
+            rule_routes,
+            rule_rrd: None,
+            log_limit: crate::log_limit::LogLimiter::new(Duration::from_secs(60)),
         }
+    }
+
+    /// Gives rule tests with `rrd = true` values the RRD writer (whose defs have their `<test>.<value>`
+    /// layouts, see `rule_rrd_names`).
+    pub fn with_rule_rrd(mut self, writer: crate::rrd::RrdWriter) -> Collector {
+        self.rule_rrd = Some(writer);
+        self
     }
 
     /// Runs until the sample channel closes (every ingest task has stopped) or `cancel` fires, then closes
     /// the open rounds so nothing already received is lost.
     pub async fn run(mut self, mut samples: mpsc::Receiver<Sample>, cancel: CancellationToken) {
         let start = Instant::now();
+        for (r, slot) in self.rules.iter().enumerate() {
+            self.timers.push(Timer {
+                at: start + slot.state.rule.sweep_period(),
+                test: r,
+                kind: TimerKind::Sweep,
+            });
+        }
         for i in 0..self.slots.len() {
             if self.slots[i].cfg.mode() == Mode::Periodic {
                 self.timers.push(Timer {
@@ -212,6 +277,13 @@ impl Collector {
     }
 
     fn on_sample(&mut self, s: Sample) {
+        if self
+            .rule_routes
+            .get(s.broker)
+            .is_some_and(|r| !r.is_empty())
+        {
+            self.on_rule_sample(&s);
+        }
         let Some(route) = self.routes.get(s.broker).and_then(|r| r.get(&s.topic)) else {
             return;
         };
@@ -260,6 +332,15 @@ impl Collector {
                 {
                     self.close_round(t.test, now);
                 }
+            }
+            TimerKind::Sweep => {
+                self.sweep(t.test, now);
+                let period = self.rules[t.test].state.rule.sweep_period();
+                self.timers.push(Timer {
+                    at: now + period,
+                    test: t.test,
+                    kind: TimerKind::Sweep,
+                });
             }
             TimerKind::Tick => {
                 self.start_snapshot(t.test, now);
@@ -362,6 +443,8 @@ impl Collector {
         };
         let status = match slot.cfg.kind {
             TestKind::Topics => status::topics_status(&slot.cfg, topics, &closed, &ctx),
+            // Rule tests have no rounds (see `on_rule_sample`).
+            TestKind::Rule => return,
             TestKind::BrokerStats => {
                 let (mut status, counters) =
                     status::broker_stats_status(&slot.cfg, &closed, slot.counters.as_ref(), &ctx);
@@ -386,12 +469,124 @@ impl Collector {
     }
 }
 
+impl Collector {
+    /// Routes a sample to every rule of its broker whose filter matches.
+    fn on_rule_sample(&mut self, s: &Sample) {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        for k in 0..self.rule_routes[s.broker].len() {
+            let r = self.rule_routes[s.broker][k];
+            let slot = &mut self.rules[r];
+            let Ok(caps) = slot.state.rule.filter.match_topic(&s.topic) else {
+                continue;
+            };
+            match slot
+                .state
+                .offer(&s.topic, caps, &s.payload, s.retained, now, wall)
+            {
+                Err(skip) => {
+                    self.metrics.count_drop(skip.reason());
+                    let key = format!("rule{}:{}", slot.index, skip.reason());
+                    if self.log_limit.allow(&key) {
+                        warn!(test = slot.index, rule = %slot.state.rule.filter, topic = %crate::rules::short(&s.topic, 200), "{skip}; message skipped (logged once a minute per rule and reason)");
+                    }
+                }
+                Ok(offered) => {
+                    if offered.created {
+                        debug!(host = %offered.key.0, test = %offered.key.1, "rule instance created");
+                    }
+                    if let Some(w) = &self.rule_rrd {
+                        for (j, v) in &offered.numbers {
+                            let value = &slot.state.rule.values[*j];
+                            if !value.rrd {
+                                continue;
+                            }
+                            let sample = crate::rrd::RrdSample {
+                                host: offered.key.0.to_string(),
+                                rrd: format!("{}.{}", offered.key.1, value.name),
+                                time: wall
+                                    .duration_since(SystemTime::UNIX_EPOCH)
+                                    .map(|d| d.as_secs() as i64)
+                                    .unwrap_or(0),
+                                values: vec![*v],
+                            };
+                            if !w.submit(sample) {
+                                self.metrics.count_drop("rrd_queue_full");
+                            }
+                        }
+                    }
+                    self.send_rule(r, &offered.key, now, wall);
+                }
+            }
+        }
+    }
+
+    /// Sends an instance's status when its colour changed since the last one, or `interval` has passed.
+    fn send_rule(&mut self, r: usize, key: &(HostName, TestName), now: Instant, wall: SystemTime) {
+        let slot = &mut self.rules[r];
+        let rule = &slot.state.rule;
+        let Some(inst) = slot.state.instances.get_mut(key) else {
+            return;
+        };
+        let lines = inst.evaluate(rule, now, wall);
+        let colour = crate::rules::Instance::colour(&lines);
+        let due = inst.last_sent.is_none_or(|t| now >= t + rule.interval);
+        if inst.sent_colour == Some(colour) && !due {
+            return;
+        }
+        let mut status = status::rule_status(rule, inst, &lines, wall, self.max_value_chars);
+        if let Some(w) = &self.rule_rrd {
+            for v in rule.values.iter().filter(|v| v.rrd) {
+                let rrd = format!("{}.{}", inst.test, v.name);
+                if let Some(e) = w.health(inst.host.as_str(), &rrd) {
+                    status.colour = status.colour.worst(Colour::Yellow);
+                    status.body.push_str(&format!(
+                        "&yellow RRD {rrd}.rrd: {}\n",
+                        crate::xymon::sanitize::untrusted(&e, 500, "    ")
+                    ));
+                }
+            }
+        }
+        inst.last_sent = Some(now);
+        inst.sent_colour = Some(colour);
+        debug!(test = %status.key(), colour = %status.colour, "rule status built");
+        self.outbox.put(status);
+    }
+
+    /// Re-evaluates every instance of rule `r` (staleness, due re-sends) and reports expected hosts that
+    /// have not published.
+    fn sweep(&mut self, r: usize, now: Instant) {
+        let wall = SystemTime::now();
+        let keys: Vec<(HostName, TestName)> =
+            self.rules[r].state.instances.keys().cloned().collect();
+        for key in keys {
+            self.send_rule(r, &key, now, wall);
+        }
+        let st = &mut self.rules[r].state;
+        let grace = st.rule.min_expire.unwrap_or(st.rule.interval);
+        let due = st.expect_sent.is_none_or(|t| now >= t + st.rule.interval);
+        if st.rule.expect.is_empty() || now < st.started + grace || !due {
+            return;
+        }
+        let Ok(test) = TestName::try_from(st.rule.test.as_str().to_string()) else {
+            return;
+        };
+        let since = now.saturating_duration_since(st.started);
+        for host in st.missing_expected() {
+            self.outbox.put(status::expected_missing_status(
+                &st.rule, host, &test, since, wall,
+            ));
+        }
+        st.expect_sent = Some(now);
+    }
+}
+
 /// A periodic test whose broker is not connected at snapshot time. For broker-stats that is the news
 /// itself (red); for a topics test the values are simply unknown (yellow).
 fn broker_down_status(cfg: &TestConfig, error: Option<&str>) -> Status {
     let colour = match cfg.kind {
         TestKind::BrokerStats => Colour::Red,
-        TestKind::Topics => Colour::Yellow,
+        TestKind::Topics | TestKind::Rule => Colour::Yellow,
     };
     let reason = error
         .map(|e| format!(": {}", crate::xymon::sanitize::untrusted(e, 300, "    ")))

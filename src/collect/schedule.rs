@@ -11,6 +11,8 @@ pub enum TimerKind {
     Window(u64),
     /// A periodic test takes its snapshot.
     Tick,
+    /// A rule test re-evaluates staleness and due re-sends (`test` is the rule's index).
+    Sweep,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -146,6 +146,60 @@ pub enum TestKind {
     Topics,
     /// The seed's `mqtt` test: the broker's own `$SYS` counters, totals and rates.
     BrokerStats,
+    /// A topic filter with captures and `[[test.value]]`s: one Xymon test per captured host (issue 5).
+    /// Chosen automatically when `topic` is set; see `crate::rules`.
+    Rule,
+}
+
+/// A colour a config may name (purple is xymond's, never ours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColourName {
+    Clear,
+    Green,
+    Yellow,
+    Red,
+}
+
+impl From<ColourName> for crate::xymon::Colour {
+    fn from(c: ColourName) -> Self {
+        match c {
+            ColourName::Clear => crate::xymon::Colour::Clear,
+            ColourName::Green => crate::xymon::Colour::Green,
+            ColourName::Yellow => crate::xymon::Colour::Yellow,
+            ColourName::Red => crate::xymon::Colour::Red,
+        }
+    }
+}
+
+/// One `[[test.value]]` of a rule test: how to read a number from the payload and colour it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueConfig {
+    /// Shown in the status; also the RRD file and graph name (`[a-z0-9_-]`).
+    pub name: String,
+    /// RFC 9535 JSONPath into a JSON payload; omitted for a plain-number payload.
+    pub path: Option<String>,
+    #[serde(default)]
+    pub unit: String,
+    /// String payloads (or JSON strings/booleans) to numbers, e.g. `{ ON = 1, OFF = 0 }`.
+    #[serde(default)]
+    pub map: std::collections::BTreeMap<String, f64>,
+    /// Threshold expressions (`> 28`, `outside 5..35`, …).
+    pub yellow: Option<String>,
+    pub red: Option<String>,
+    /// Consecutive samples that must agree before the colour changes.
+    #[serde(default = "default_hits")]
+    pub hits: u32,
+    /// How far a value must cross back past a threshold to leave its colour.
+    #[serde(default)]
+    pub hysteresis: f64,
+    /// Write `<rrd_dir>/<host>/<test>.<name>.rrd` (GAUGE, rrd-defs/value.toml).
+    #[serde(default)]
+    pub rrd: bool,
+    /// Overrides the test's `expire_after` for this value.
+    #[serde(default, with = "humantime_serde")]
+    pub expire_after: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -160,7 +214,10 @@ pub enum Mode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TestConfig {
+    /// A rule test may use captures of `topic` here (`{host}`); other tests must not.
+    #[serde(deserialize_with = "names::host_or_template")]
     pub host: HostName,
+    #[serde(deserialize_with = "names::test_or_template")]
     pub test: TestName,
     pub broker: String,
     #[serde(default)]
@@ -181,6 +238,26 @@ pub struct TestConfig {
     /// MQTT subscription QoS, 0 to 2.
     #[serde(default)]
     pub qos: u8,
+    /// Rule tests: an MQTT filter with named captures, `sensors/{host}/env`.
+    pub topic: Option<String>,
+    /// Rule tests: a value older than this is stale (per concrete topic). None: never stale by age.
+    #[serde(default, with = "humantime_serde")]
+    pub expire_after: Option<Duration>,
+    /// Rule tests: the colour of a stale value (`clear` for sensors that may sleep). Default yellow.
+    pub stale_colour: Option<ColourName>,
+    /// Rule tests: the colour of a payload that cannot be read. Default yellow.
+    pub unparsable_colour: Option<ColourName>,
+    /// Rule tests: JSONPath of the sensor's own timestamp (Unix seconds or milliseconds, or RFC 3339).
+    pub timestamp_path: Option<String>,
+    /// Rule tests: hosts that must appear; one that never published is reported by name.
+    #[serde(default)]
+    pub expect: Vec<String>,
+    /// Rule tests: most Xymon tests (instances) this rule creates; more are counted and logged.
+    pub max_instances: Option<usize>,
+    /// Rule tests: most concrete topics this rule tracks; more are counted and logged.
+    pub max_topics: Option<usize>,
+    #[serde(default, rename = "value")]
+    pub values: Vec<ValueConfig>,
 }
 
 /// The `$SYS` topics the `broker-stats` kind reads (mosquitto's names, as in the seed).
@@ -194,11 +271,16 @@ pub const BROKER_STATS_TOPICS: [&str; 5] = [
 
 /// Default period of periodic tests: Xymon's own 5-minute rhythm.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
+/// Default re-send interval of rule tests.
+pub const DEFAULT_RULE_INTERVAL: Duration = Duration::from_secs(60);
+/// Default cap on the tests one rule creates, and on the topics it tracks.
+pub const DEFAULT_MAX_INSTANCES: usize = 10_000;
 
 impl TestConfig {
     pub fn mode(&self) -> Mode {
         match self.kind {
             TestKind::BrokerStats => Mode::Periodic,
+            TestKind::Rule => Mode::Continuous,
             TestKind::Topics => self.mode.unwrap_or(Mode::Continuous),
         }
     }
@@ -208,11 +290,18 @@ impl TestConfig {
         match self.kind {
             TestKind::BrokerStats => BROKER_STATS_TOPICS.iter().map(|s| s.to_string()).collect(),
             TestKind::Topics => self.topics.iter().map(|t| t.as_str().to_string()).collect(),
+            // A rule has a filter, not a topic list (see `crate::rules`).
+            TestKind::Rule => Vec::new(),
         }
     }
 
+    /// Periodic tests: the period. Rule tests: the most time between two statuses of an instance whose
+    /// colour does not change (default 1 minute). Otherwise only used for the lifetime.
     pub fn interval(&self) -> Duration {
-        self.interval.unwrap_or(DEFAULT_INTERVAL)
+        match self.kind {
+            TestKind::Rule => self.interval.unwrap_or(DEFAULT_RULE_INTERVAL),
+            _ => self.interval.unwrap_or(DEFAULT_INTERVAL),
+        }
     }
 
     /// Status lifetime: explicit, or two intervals plus five minutes of slack (one lost round never
@@ -244,7 +333,7 @@ impl Config {
     pub fn from_str_named(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let de = toml::de::Deserializer::parse(text)
             .map_err(|e| ConfigError::from_toml(path, text, String::new(), e))?;
-        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             // Spanned<T> shows up as a private segment in the path; it means nothing to a reader.
             let key = e
                 .path()
@@ -252,6 +341,13 @@ impl Config {
                 .replace(".$__serde_spanned_private_value", "");
             ConfigError::from_toml(path, text, key, e.into_inner())
         })?;
+        // `topic = ...` makes a rule test (issue 5); `kind` need not say so.
+        for t in &mut config.tests {
+            let tc = t.get_mut();
+            if tc.topic.is_some() && tc.kind == TestKind::Topics && tc.topics.is_empty() {
+                tc.kind = TestKind::Rule;
+            }
+        }
         config.validate(path, text)?;
         Ok(config)
     }
@@ -299,6 +395,45 @@ impl Config {
                     key("broker"),
                     format!("no [[broker]] is named {:?}", tc.broker),
                 ));
+            }
+            if tc.kind != TestKind::Rule {
+                if tc.host.as_str().contains('{') || tc.test.as_str().contains('{') {
+                    return Err(err(
+                        t.span(),
+                        key(if tc.host.as_str().contains('{') {
+                            "host"
+                        } else {
+                            "test"
+                        }),
+                        "`{capture}` is only allowed in a rule test (one with `topic = ...`)"
+                            .into(),
+                    ));
+                }
+                let rule_only = [
+                    ("topic", tc.topic.is_some()),
+                    ("value", !tc.values.is_empty()),
+                    ("expect", !tc.expect.is_empty()),
+                    ("expire_after", tc.expire_after.is_some()),
+                    ("timestamp_path", tc.timestamp_path.is_some()),
+                ];
+                if let Some((k, _)) = rule_only.iter().find(|(_, set)| *set) {
+                    return Err(err(
+                        t.span(),
+                        key(k),
+                        format!(
+                            "`{k}` belongs to rule tests (`topic = ...`), not to kind {:?}",
+                            tc.kind
+                        ),
+                    ));
+                }
+            } else if let Err((k, msg)) = crate::rules::Rule::compile(tc) {
+                // `value[J].key` lives under the J-th `[[test.value]]` header after this test's header.
+                let span = match k.strip_prefix("value[").and_then(|r| r.split_once(']')) {
+                    Some((j, _)) => value_table_span(text, t.span().start, j.parse().unwrap_or(0))
+                        .unwrap_or(t.span()),
+                    None => t.span(),
+                };
+                return Err(err(span, key(&k), msg));
             }
             if !columns.insert((tc.host.clone(), tc.test.clone())) {
                 return Err(err(
@@ -363,6 +498,26 @@ impl Config {
     }
 }
 
+/// Byte range of the `j`-th `[[test.value]]` table after `from` (the header of its `[[test]]`).
+fn value_table_span(text: &str, from: usize, j: usize) -> Option<std::ops::Range<usize>> {
+    let mut offset = from.min(text.len());
+    let mut seen = 0;
+    for (i, line) in text[offset..].split_inclusive('\n').enumerate() {
+        let l = line.trim();
+        if i > 0 && l.starts_with("[[test]]") {
+            return None;
+        }
+        if l.starts_with("[[test.value]]") {
+            if seen == j {
+                return Some(offset..offset + line.len());
+            }
+            seen += 1;
+        }
+        offset += line.len();
+    }
+    None
+}
+
 /// Splits `mqtt://host[:port]` into host and port.
 pub fn parse_broker_url(raw: &str) -> Result<(String, u16), String> {
     let url = url::Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
@@ -406,6 +561,9 @@ fn default_keep_alive() -> Duration {
 }
 fn default_reconnect_max() -> Duration {
     Duration::from_secs(30)
+}
+fn default_hits() -> u32 {
+    1
 }
 fn default_window() -> Duration {
     Duration::from_millis(500)

@@ -153,3 +153,98 @@ fn errors_name_file_line_and_key() {
         assert!(display.contains(c.says), "{}: {display}", c.name);
     }
 }
+
+/// Rule tests (issue 5): every bad key is reported with file, line and key.
+#[test]
+fn rule_errors_name_line_and_key() {
+    let rule = |extra_test: &str, value: &str| {
+        format!(
+            "{BROKER}\n[[test]]\nbroker = \"local\"\ntopic = \"sensors/{{host}}/env\"\nhost = \"{{host}}\"\ntest = \"env\"\n{extra_test}\n  [[test.value]]\n  name = \"t\"\n{value}\n"
+        )
+    };
+    // (config, line, key, message fragment)
+    let cases = [
+        (rule("", "  path = \"$.t\""), None, "", ""),
+        (
+            rule("", "  yellow = \"> warm\""),
+            Some(13),
+            "test[0].value[0].yellow",
+            "not a number",
+        ),
+        (
+            rule("", "  red = \"28\""),
+            Some(13),
+            "test[0].value[0].red",
+            "is not a threshold",
+        ),
+        (
+            rule("", "  path = \"temperature\""),
+            Some(13),
+            "test[0].value[0].path",
+            "not a JSONPath",
+        ),
+        (
+            rule("", "  hits = 0"),
+            Some(13),
+            "test[0].value[0].hits",
+            "1 to 1000",
+        ),
+        (
+            rule("", "  [[test.value]]\n  name = \"t\""),
+            Some(14),
+            "test[0].value[1].name",
+            "defined twice",
+        ),
+        (
+            rule("expect = [\"a b\"]", ""),
+            Some(10),
+            "test[0].expect",
+            "host name",
+        ),
+        (
+            rule("", "").replace(
+                "topic = \"sensors/{host}/env\"",
+                "topic = \"sensors/#/env\"",
+            ),
+            Some(7),
+            "test[0].topic",
+            "last level",
+        ),
+        (
+            rule("", "").replace("test = \"env\"", "test = \"{room}\""),
+            Some(9),
+            "test[0].test",
+            "{room} is not a capture",
+        ),
+        (
+            rule("", "").replace("host = \"{host}\"", "host = \"x-{host\""),
+            Some(8),
+            "test[0].host",
+            "without",
+        ),
+        (
+            rule("", "  name = \"Bad Name\"").replace("  name = \"t\"\n", ""),
+            Some(12),
+            "test[0].value[0].name",
+            "may contain only",
+        ),
+    ];
+    for (text, line, key, msg) in cases {
+        match line {
+            None => {
+                parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            }
+            Some(line) => {
+                let (l, k, m) = located(&text);
+                assert_eq!((l, k.as_str()), (line, key), "{m}\n{text}");
+                assert!(m.contains(msg), "{m}");
+                assert!(m.starts_with("bridge.toml:"), "{m}");
+            }
+        }
+    }
+    // rule keys on a topics test, and captures outside rules
+    let t = format!("{BROKER}\n[[test]]\nbroker = \"local\"\nhost = \"h\"\ntest = \"t\"\ntopics = [\"a\"]\nexpire_after = \"1m\"\n");
+    assert_eq!(located(&t).1, "test[0].expire_after");
+    let t = format!("{BROKER}\n[[test]]\nbroker = \"local\"\nhost = \"{{h}}\"\ntest = \"t\"\ntopics = [\"a\"]\n");
+    assert_eq!(located(&t).1, "test[0].host");
+}

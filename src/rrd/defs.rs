@@ -231,6 +231,19 @@ impl RrdDefs {
     fn insert(&mut self, def: RrdDef) {
         self.defs.insert(def.name.clone(), def);
     }
+
+    /// Adds a definition `name` with the layout of `from` (rule tests: `<test>.<value>` files use the
+    /// `value` GAUGE layout). False when `from` is unknown. An existing `name` (an override) is kept.
+    pub fn alias(&mut self, name: &str, from: &str) -> bool {
+        let Some(def) = self.defs.get(from).cloned() else {
+            return false;
+        };
+        self.defs.entry(name.to_string()).or_insert(RrdDef {
+            name: name.to_string(),
+            ..def
+        });
+        true
+    }
 }
 
 /// Parses and validates one definition file; `file` is used for the name and in errors.

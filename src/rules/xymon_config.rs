@@ -1,0 +1,138 @@
+//! `xymon-mqtt xymon-config --config F`: the graphs.d and xymonserver.d lines for per-value RRDs.
+//!
+//! Files are `<rrd_dir>/<host>/<test>.<value>.rrd` with one GAUGE DS `value` (rrd-defs/value.toml).
+//! Following xymon-server.md §5.3-5.5 (Xymon bug #31 in Debian 4.3.30): the column must be in TEST2RRD,
+//! mapped to itself, which must not be an xymond_rrd handler (then xymond_rrd never writes for it), and
+//! listed in GRAPHS; `GRAPHS_<test>` lists one graph per value, `[<test>-<value>]`; a `[<test>]` section
+//! serves the host's trends page (the GRAPHS entry `<test>` matches every `<test>.*.rrd`).
+//! The graph definitions use only what `rrd::render_graph` draws too, so the dashboard renders them.
+
+use crate::config::{Config, TestKind};
+use std::fmt::Write;
+
+/// Column ids that xymond_rrd handles itself (TEST2RRD targets of the stock config): a rule test named
+/// like one would make xymond_rrd write into our files' directory, so the output warns.
+const XYMOND_RRD_HANDLERS: &[&str] = &[
+    "cpu",
+    "la",
+    "disk",
+    "inode",
+    "qtree",
+    "memory",
+    "mdc",
+    "mdstat",
+    "conn",
+    "tcp",
+    "http",
+    "dns",
+    "ncv",
+    "devmon",
+    "trends",
+    "ifstat",
+    "netstat",
+    "vmstat",
+    "iostat",
+    "procs",
+    "ports",
+    "temperature",
+    "apache",
+    "bind",
+    "sendmail",
+    "mailq",
+    "nmailq",
+    "bea",
+    "iishealth",
+    "citrix",
+    "xymonnet",
+    "xymongen",
+    "xymonproxy",
+    "xymond",
+    "bbproxy",
+    "hobbitd",
+    "ntpstat",
+    "clock",
+    "lines",
+];
+
+const COLOURS: [&str; 6] = ["0000FF", "00CC00", "FF0000", "CC00CC", "FF9900", "009999"];
+
+/// Both fragments, each headed by the file it belongs in.
+pub fn generate(config: &Config) -> String {
+    let mut server = String::new();
+    let mut graphs = String::new();
+    for t in config.tests.iter().map(|t| t.get_ref()) {
+        if t.kind != TestKind::Rule {
+            continue;
+        }
+        let values: Vec<_> = t.values.iter().filter(|v| v.rrd).collect();
+        if values.is_empty() {
+            continue;
+        }
+        let test = t.test.as_str();
+        if XYMOND_RRD_HANDLERS.contains(&test) {
+            let _ = writeln!(
+                server,
+                "# WARNING: {test:?} is an xymond_rrd handler id; rename the test, or xymond_rrd will write RRDs for it too"
+            );
+        }
+        let ids: Vec<String> = values
+            .iter()
+            .map(|v| format!("{test}-{}", v.name))
+            .collect();
+        let _ = writeln!(
+            server,
+            "# rule test {test:?} (topic {:?})",
+            t.topic.as_deref().unwrap_or("")
+        );
+        let _ = writeln!(server, "TEST2RRD+=\",{test}={test}\"");
+        let _ = writeln!(server, "GRAPHS+=\",{test}\"");
+        let _ = writeln!(server, "GRAPHS_{test}=\"{}\"\n", ids.join(","));
+        for (v, id) in values.iter().zip(&ids) {
+            let _ = writeln!(graphs, "[{id}]");
+            let _ = writeln!(graphs, "\tTITLE {}  ", v.name);
+            if !v.unit.is_empty() {
+                let _ = writeln!(graphs, "\tYAXIS {}", v.unit);
+            }
+            let _ = writeln!(graphs, "\tDEF:v={test}.{}.rrd:value:AVERAGE", v.name);
+            let _ = writeln!(graphs, "\tLINE2:v#{}:{}", COLOURS[0], v.name);
+            for (cf, label) in [("MIN", "Min"), ("MAX", "Max"), ("AVERAGE", "Avg")] {
+                let _ = writeln!(graphs, "\tGPRINT:v:{cf}:{label} \\: %5.1lf");
+            }
+            let _ = writeln!(graphs, "\tGPRINT:v:LAST:Cur \\: %5.1lf\\n\n");
+        }
+        let _ = writeln!(
+            graphs,
+            "# host trends page: the GRAPHS entry {test:?} matches {test}.*.rrd\n[{test}]"
+        );
+        let _ = writeln!(graphs, "\tTITLE {test}  ");
+        for (k, v) in values.iter().enumerate() {
+            let _ = writeln!(graphs, "\tDEF:v{k}={test}.{}.rrd:value:AVERAGE", v.name);
+        }
+        for (k, v) in values.iter().enumerate() {
+            let _ = writeln!(
+                graphs,
+                "\tLINE2:v{k}#{}:{}",
+                COLOURS[k % COLOURS.len()],
+                v.name
+            );
+        }
+        graphs.push('\n');
+    }
+    if server.is_empty() {
+        return "# no rule test has a value with `rrd = true`: nothing to install\n".into();
+    }
+    format!(
+        "# ---- /etc/xymon/xymonserver.d/xymon-mqtt-rules.cfg ----\n{server}\
+         # ---- /etc/xymon/graphs.d/xymon-mqtt-rules.cfg ----\n{graphs}\
+         # then: systemctl reload xymon\n"
+    )
+}
+
+/// Only the graphs.d part (for `rrd::graph::parse_graphs_cfg` and the dashboard).
+pub fn graphs_part(config: &Config) -> String {
+    let all = generate(config);
+    match all.split_once("# ---- /etc/xymon/graphs.d/xymon-mqtt-rules.cfg ----\n") {
+        Some((_, g)) => g.to_string(),
+        None => String::new(),
+    }
+}

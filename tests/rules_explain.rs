@@ -1,0 +1,137 @@
+//! `explain` golden test, and the generated Xymon graph config rendering a bridge-written per-value RRD.
+
+mod common;
+
+use common::bridge::RunningBridge;
+use common::{Mosquitto, Xymond};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+use xymon_mqtt::config::Config;
+use xymon_mqtt::rules::{explain::explain, xymon_config};
+
+fn fixture() -> Config {
+    Config::from_file(Path::new("tests/fixtures/rules.toml")).unwrap()
+}
+
+/// Timestamps depend on the local time zone: mask them.
+fn mask(s: &str) -> String {
+    let mut out = String::new();
+    for line in s.lines() {
+        let b = line.as_bytes();
+        let mut l = line.to_string();
+        for i in 0..b.len().saturating_sub(18) {
+            let Some(w) = line.get(i..) else { continue };
+            if w.len() >= 19
+                && w.as_bytes()[4] == b'-'
+                && w.as_bytes()[7] == b'-'
+                && w.as_bytes()[13] == b':'
+                && w.as_bytes()[16] == b':'
+                && w.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+            {
+                l = format!("{}<time>{}", &line[..i], &line[i + 19..]);
+                break;
+            }
+        }
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn explain_golden() {
+    let c = fixture();
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let mut got = String::new();
+    for (topic, payload) in [
+        (
+            "sensors/gh1/env",
+            r#"{"temperature": 33.5, "contact": "OFF"}"#,
+        ),
+        ("sensors/gh1/env", "garbage <script>&red"),
+        ("tele/07/SENSOR/humidity", "81"),
+        ("sensors/Bad Host/env", "{}"),
+        ("nothing/here", "1"),
+    ] {
+        got.push_str(&mask(&explain(&c, topic, payload.as_bytes(), now)));
+        got.push_str("=====\n");
+    }
+    let golden = Path::new("tests/fixtures/explain.golden");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(golden, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(golden).unwrap();
+    assert_eq!(got, want, "run with UPDATE_GOLDEN=1 to accept");
+}
+
+#[test]
+fn explain_cli() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xymon-mqtt"))
+        .args([
+            "explain",
+            "--config",
+            "tests/fixtures/rules.toml",
+            "sensors/gh1/env",
+            r#"{"temperature": 20, "contact": "ON"}"#,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("| status+7 gh1.env green"), "{text}");
+}
+
+/// `rrd = true`: the bridge writes `<rrd_dir>/<host>/<test>.<value>.rrd`, and the graphs.d lines that
+/// `xymon-config` prints render it.
+#[test]
+fn per_value_rrd_renders_with_generated_graphs() {
+    let xymond = Xymond::start(&["gh1"]);
+    let mqtt = Mosquitto::start();
+    let rrd_dir = xymond.dir().join("rrd");
+    std::fs::create_dir_all(&rrd_dir).unwrap();
+    let fixture = std::fs::read_to_string("tests/fixtures/rules.toml").unwrap();
+    let toml = format!(
+        "[xymon]\nserver = \"{}\"\nrrd_dir = \"{}\"\n\n{}",
+        xymond.addr(),
+        rrd_dir.display(),
+        fixture.replace("mqtt://127.0.0.1:1883", &mqtt.url())
+    );
+    let bridge = RunningBridge::start(&toml);
+    bridge.wait_subscribed(0);
+    for t in [20.5, 21.0] {
+        mqtt.publish(
+            "sensors/gh1/env",
+            &format!(r#"{{"temperature": {t}, "contact": "ON"}}"#),
+            false,
+        );
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let file = rrd_dir.join("gh1").join("env.temperature.rrd");
+    common::wait_until(Duration::from_secs(30), "per-value RRD", || file.exists());
+    xymond.wait_for_status("gh1.env", Duration::from_secs(30), |s| s.color == "green");
+    bridge.stop();
+
+    let config = Config::from_str_named(&toml, Path::new("t.toml")).unwrap();
+    let text = xymon_config::generate(&config);
+    assert!(text.contains("TEST2RRD+=\",env=env\""), "{text}");
+    assert!(text.contains("GRAPHS_env=\"env-temperature\""), "{text}");
+    let graphs =
+        xymon_mqtt::rrd::graph::parse_graphs_cfg("generated", &xymon_config::graphs_part(&config))
+            .unwrap();
+    assert_eq!(
+        graphs.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(),
+        ["env-temperature", "env"]
+    );
+    for g in &graphs {
+        let png = xymon_mqtt::rrd::render_graph(
+            &rrd_dir,
+            "gh1",
+            g,
+            xymon_mqtt::rrd::GraphPeriod::Hours48,
+            576,
+            120,
+        )
+        .unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{}", g.name);
+    }
+}
