@@ -175,3 +175,44 @@ interval = "2s"
     assert!(s.body.contains("&green temperature = 22 °C"), "{}", s.body);
     bridge.stop();
 }
+
+/// `expect`: a listed host that never published is reported by name (in the stale colour) once the
+/// grace period (`expire_after`) has passed; one that did publish gets its normal status.
+#[test]
+fn expected_host_that_never_published_is_named() {
+    let xymond = Xymond::start(&["gh1", "gh2"]);
+    let mqtt = Mosquitto::start();
+    let tests = r#"
+[[test]]
+broker = "local"
+topic = "gh/{host}/temp"
+host = "{host}"
+test = "climate"
+expire_after = "2s"
+expect = ["gh1", "gh2"]
+  [[test.value]]
+  name = "temperature"
+  unit = "°C"
+  red = "> 40"
+"#;
+    let bridge = RunningBridge::start(&config(&xymond, &mqtt, tests));
+    bridge.wait_subscribed(0);
+    mqtt.publish("gh/gh1/temp", "21", false);
+    let present = xymond.wait_for_status("gh1.climate", WAIT, |s| s.body.contains("21"));
+    assert_ne!(present.color, "red", "{}", present.body);
+    let missing = xymond.wait_for_status("gh2.climate", WAIT, |s| s.body.contains("expect"));
+    assert_eq!(missing.color, "yellow", "{}", missing.body);
+    assert!(
+        missing.body.contains("gh2 is listed in `expect`"),
+        "{}",
+        missing.body
+    );
+    assert!(
+        missing
+            .line1()
+            .ends_with("climate: expected host has not published"),
+        "{}",
+        missing.body
+    );
+    bridge.stop();
+}

@@ -269,8 +269,11 @@ impl Collector {
             self.on_sample(s);
         }
         let now = Instant::now();
+        // Only continuous rounds hold values that exist nowhere else. A periodic snapshot still in flight
+        // is simply abandoned: its values are in the broker (retained) and in the store, and closing it
+        // now would report its topics as missing.
         for i in 0..self.slots.len() {
-            if self.slots[i].round.is_some() {
+            if self.slots[i].round.is_some() && self.slots[i].cfg.mode() == Mode::Continuous {
                 self.close_round(i, now);
             }
         }
