@@ -171,8 +171,27 @@ pub fn check_filter(filter: &str) -> Result<(), ApiError> {
 pub fn filter_matches(filter: Option<&str>, topic: &str) -> bool {
     match filter {
         None => true,
-        Some(f) => rumqttc::matches(topic, f),
+        Some(f) => topic_matches(topic, f),
     }
+}
+
+/// MQTT matching (rumqttc's `matches` never matches a `$` topic, even for `$SYS/#`): `+` is one level,
+/// `#` the rest, and a topic starting with `$` only matches a filter whose first level is not a wildcard.
+pub fn topic_matches(topic: &str, filter: &str) -> bool {
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut levels = topic.split('/');
+    for f in filter.split('/') {
+        if f == "#" {
+            return true;
+        }
+        match levels.next() {
+            Some(t) if f == "+" || f == t => continue,
+            _ => return false,
+        }
+    }
+    levels.next().is_none()
 }
 
 /// The latest value of every topic seen.
@@ -496,6 +515,24 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mqtt_matching() {
+        for (topic, filter, want) in [
+            ("a/b/c", "a/+/c", true),
+            ("a/b/c", "a/#", true),
+            ("a", "a/#", true),
+            ("a/b", "a/+", true),
+            ("a/b/c", "a/+", false),
+            ("a/b", "a/b/c", false),
+            ("$SYS/x", "#", false),
+            ("$SYS/x", "+/x", false),
+            ("$SYS/x", "$SYS/#", true),
+            ("$SYS/x", "$SYS/+", true),
+        ] {
+            assert_eq!(topic_matches(topic, filter), want, "{topic} {filter}");
+        }
+    }
 
     #[test]
     fn cursor_round_trips() {
