@@ -1,11 +1,11 @@
 //! The JSON API under `/api/v1`, plus `/healthz` and `/metrics`. Every handler is annotated for utoipa, so
 //! `/api/v1/openapi.json` is generated from this file.
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use super::AppState;
 use crate::store::{BrokerId, BrokerState, TopicValue};
 use crate::xymon::outbox::{DeliveryState, TestDelivery};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -207,7 +207,7 @@ pub fn topic_matches(topic: &str, filter: &str) -> bool {
 )]
 pub async fn topics(
     State(st): State<AppState>,
-    Query(q): Query<TopicsQuery>,
+    ApiQuery(q): ApiQuery<TopicsQuery>,
 ) -> Result<Json<TopicPage>, ApiError> {
     let limit = match q.limit {
         None => DEFAULT_LIMIT,
@@ -273,7 +273,7 @@ pub struct TopicQuery {
     get,
     path = "/api/v1/topics/{topic}",
     params(
-        ("topic" = String, Path, description = "The topic name (may contain `/`)"),
+        ("topic" = String, Path, description = "The topic name (may contain `/`)", example = "$SYS/broker/bytes/sent"),
         TopicQuery,
     ),
     responses(
@@ -285,8 +285,8 @@ pub struct TopicQuery {
 )]
 pub async fn topic(
     State(st): State<AppState>,
-    Path(name): Path<String>,
-    Query(q): Query<TopicQuery>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<TopicQuery>,
 ) -> Result<Json<TopicItem>, ApiError> {
     let brokers: Vec<BrokerId> = match &q.broker {
         Some(n) => vec![st

@@ -5,10 +5,10 @@
 //! gets a `lagged` event and skips ahead. Streams end when the bridge shuts down.
 
 use super::api::{check_filter, filter_matches, BrokerItem, TestItem, TopicItem};
-use super::error::ApiError;
+use super::error::{ApiError, ApiQuery};
 use super::AppState;
 use crate::store::Change;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{Stream, StreamExt as _};
 use serde::{Deserialize, Serialize};
@@ -56,7 +56,7 @@ enum Raw {
 )]
 pub async fn events(
     State(st): State<AppState>,
-    Query(q): Query<EventsQuery>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     if let Some(f) = &q.filter {
         check_filter(f)?;
