@@ -147,6 +147,8 @@ fn schemathesis(web: u16) {
             "filter_too_much",
         ])
         .env("NO_COLOR", "1")
+        // Its cache and reports go under target/, not into the work tree.
+        .current_dir(artifact("schemathesis").parent().unwrap())
         .output()
         .unwrap_or_else(|e| {
             panic!("cannot run {bin} ({e}); install it with `pip install schemathesis` (run-tests does)")
