@@ -4,7 +4,7 @@
 # Idempotent: does nothing when everything is already there.
 #
 # Usage: packaging/install-deps.sh [EXTRA_PACKAGE ...]
-#   e.g. packaging/install-deps.sh chromium chromium-driver
+#   e.g. packaging/install-deps.sh jq
 set -euo pipefail
 
 PACKAGES=(
@@ -13,6 +13,8 @@ PACKAGES=(
     rrdtool librrd-dev             # librrd for the RRD writer
     libclang-dev pkg-config        # bindgen / pkg-config for librrd
     build-essential ca-certificates curl
+    chromium chromium-driver       # headless browser test of the web UI (tests/web_e2e.rs)
+    python3 python3-venv           # schemathesis (OpenAPI conformance test), installed by run-tests
 )
 PACKAGES+=("$@")
 

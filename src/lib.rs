@@ -33,6 +33,7 @@ pub mod rrd;
 pub mod rules;
 pub mod status;
 pub mod store;
+pub mod web;
 pub mod xymon;
 
 use anyhow::Context as _;
@@ -228,6 +229,9 @@ async fn run_bridge(
         shared.metrics.clone(),
         sender_stop.clone(),
     ));
+    // Web UI and API (src/web): stops on the cancel token; a web problem never stops the bridge.
+    let web = web::start(&config, shared.clone(), cancel.clone()).await;
+
     info!(brokers = brokers.len(), tests = config.tests.len(), xymond = %config.xymon.server, "bridge running");
 
     cancel.cancelled().await;
@@ -246,6 +250,11 @@ async fn run_bridge(
     sender_stop.cancel();
     if let Err(e) = sender.await {
         warn!(error = %e, "sender ended abnormally");
+    }
+    if let Some(web) = web {
+        if tokio::time::timeout(DRAIN_DEADLINE, web).await.is_err() {
+            warn!("web server did not stop in time");
+        }
     }
     info!("stopped");
     Ok(())

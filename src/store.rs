@@ -64,7 +64,19 @@ pub struct Store {
     inner: Arc<Mutex<Inner>>,
     max_topics: usize,
     max_payload: usize,
+    changes: tokio::sync::broadcast::Sender<Change>,
 }
+
+/// A change notification for watchers (the web layer's live updates). Only the key: a watcher reads the
+/// value itself. Sent only while someone subscribes, so ingest pays one atomic load otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Topic { broker: BrokerId, topic: Arc<str> },
+    Broker(BrokerId),
+}
+
+/// Notifications buffered per watcher; a watcher that falls further behind skips (and is told so).
+const CHANGE_CAPACITY: usize = 1024;
 
 /// One message as ingest hands it to the store.
 pub struct Incoming<'a> {
@@ -99,6 +111,18 @@ impl Store {
             inner: Arc::new(Mutex::new(inner)),
             max_topics,
             max_payload,
+            changes: tokio::sync::broadcast::channel(CHANGE_CAPACITY).0,
+        }
+    }
+
+    /// Watches topic updates and broker state changes (sent after the store has the new value).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    fn notify(&self, change: impl FnOnce() -> Change) {
+        if self.changes.receiver_count() > 0 {
+            let _ = self.changes.send(change());
         }
     }
 
@@ -109,6 +133,17 @@ impl Store {
 
     /// Records a message. Returns whether the payload changed.
     pub fn update(&self, broker: BrokerId, msg: &Incoming<'_>) -> Result<bool, Rejected> {
+        let result = self.update_locked(broker, msg);
+        if result.is_ok() {
+            self.notify(|| Change::Topic {
+                broker,
+                topic: Arc::from(msg.topic),
+            });
+        }
+        result
+    }
+
+    fn update_locked(&self, broker: BrokerId, msg: &Incoming<'_>) -> Result<bool, Rejected> {
         let kept = &msg.payload[..msg.payload.len().min(self.max_payload)];
         let mut guard = self.lock();
         let inner = &mut *guard;
@@ -197,12 +232,15 @@ impl Store {
                 b.last_error = error;
             }
         }
+        drop(guard);
+        self.notify(|| Change::Broker(broker));
     }
 
     pub fn set_subscribed(&self, broker: BrokerId) {
         if let Some(b) = self.lock().brokers.get_mut(broker) {
             b.subscribed = true;
         }
+        self.notify(|| Change::Broker(broker));
     }
 
     pub fn brokers(&self) -> Vec<BrokerState> {
@@ -267,6 +305,25 @@ mod tests {
         assert_eq!(s.update(0, &msg("c", b"1")), Err(Rejected::Full));
         assert_eq!(s.update(0, &msg("a", b"2")), Ok(true));
         assert!(s.get(0, "c").is_none());
+    }
+
+    #[test]
+    fn watchers_get_keys_after_the_value_is_stored() {
+        let s = store(1, 10);
+        s.update(0, &msg("unwatched", b"1")).unwrap();
+        let mut rx = s.subscribe();
+        s.update(0, &msg("unwatched", b"2")).unwrap();
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Change::Topic {
+                broker: 0,
+                topic: "unwatched".into()
+            }
+        );
+        assert!(s.update(1, &msg("rejected", b"1")).is_err());
+        s.set_connected(1, true, None);
+        assert_eq!(rx.try_recv().unwrap(), Change::Broker(1));
+        assert!(rx.try_recv().is_err());
     }
 
     #[test]

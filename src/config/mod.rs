@@ -79,14 +79,26 @@ impl Default for XymonConfig {
 pub struct WebConfig {
     #[serde(default = "default_web_listen")]
     pub listen: SocketAddr,
+    /// Serve the dashboard and the API at all.
+    #[serde(default = "default_web_enabled")]
+    pub enabled: bool,
+    /// A file holding a bearer token (first line); when set, every request must present it.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
             listen: default_web_listen(),
+            enabled: default_web_enabled(),
+            token_file: None,
         }
     }
+}
+
+fn default_web_enabled() -> bool {
+    true
 }
 
 /// Bounds on everything an MQTT publisher controls.

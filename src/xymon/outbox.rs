@@ -41,10 +41,22 @@ struct State {
     tests: BTreeMap<String, TestDelivery>,
 }
 
-#[derive(Default)]
 pub struct Outbox {
     state: Mutex<State>,
     notify: Notify,
+    /// Keys (`host.test`) whose status or delivery state changed, for watchers (the web layer). Sent only
+    /// while someone subscribes.
+    changes: tokio::sync::broadcast::Sender<String>,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Outbox {
+            state: Mutex::default(),
+            notify: Notify::new(),
+            changes: tokio::sync::broadcast::channel(256).0,
+        }
+    }
 }
 
 /// A batch taken for delivery: keys and their wire text.
@@ -55,6 +67,19 @@ pub struct Batch {
 impl Outbox {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Watches status and delivery changes (the `host.test` key, sent after the change is visible).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.changes.subscribe()
+    }
+
+    fn changed<'a>(&self, keys: impl IntoIterator<Item = &'a String>) {
+        if self.changes.receiver_count() > 0 {
+            for key in keys {
+                let _ = self.changes.send(key.clone());
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -80,8 +105,9 @@ impl Outbox {
                     delivery: DeliveryState::Pending,
                 },
             );
-            st.pending.insert(key, status);
+            st.pending.insert(key.clone(), status);
         }
+        self.changed([&key]);
         self.notify.notify_one();
     }
 
@@ -110,10 +136,13 @@ impl Outbox {
                 t.delivered_at = Some(now);
             }
         }
+        drop(st);
+        self.changed(batch.items.iter().map(|(k, _)| k));
     }
 
     /// Puts a failed batch back, unless a newer status of the same host.test arrived meanwhile.
     pub fn failed(&self, batch: Batch, reason: &str) {
+        let keys: Vec<String> = batch.items.iter().map(|(k, _)| k.clone()).collect();
         let mut st = self.lock();
         for (key, status) in batch.items {
             if let Some(t) = st.tests.get_mut(&key) {
@@ -121,6 +150,8 @@ impl Outbox {
             }
             st.pending.entry(key).or_insert(status);
         }
+        drop(st);
+        self.changed(&keys);
     }
 
     pub fn pending(&self) -> usize {

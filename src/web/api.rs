@@ -1,0 +1,566 @@
+//! The JSON API under `/api/v1`, plus `/healthz` and `/metrics`. Every handler is annotated for utoipa, so
+//! `/api/v1/openapi.json` is generated from this file.
+
+use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
+use super::AppState;
+use crate::store::{BrokerId, BrokerState, TopicValue};
+use crate::xymon::outbox::{DeliveryState, TestDelivery};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use std::time::SystemTime;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+/// Default and largest page size of `/api/v1/topics`.
+pub const DEFAULT_LIMIT: usize = 100;
+pub const MAX_LIMIT: usize = 1000;
+/// Payload bytes shown per topic in the API (the store may keep more when configured so).
+pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+/// A page stops early once its payloads add up to this, so one answer stays bounded.
+pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "xymon-mqtt",
+        description = "What the MQTT to Xymon bridge sees: latest topic values, Xymon tests and their delivery, broker states."
+    ),
+    paths(topics, topic, tests, brokers, super::sse::events, healthz, metrics),
+    components(schemas(
+        TopicItem, TopicPage, TestItem, Delivery, BrokerItem, Health, ErrorBody
+    ))
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document.
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+pub fn rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn age(t: SystemTime, now: SystemTime) -> f64 {
+    let secs = now
+        .duration_since(t)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    (secs * 1000.0).round() / 1000.0
+}
+
+/// The latest message of one topic.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TopicItem {
+    /// The MQTT topic name.
+    pub topic: String,
+    /// The broker's configured name.
+    pub broker: String,
+    /// The payload: UTF-8 text, or base64 when `binary` is true.
+    pub payload: String,
+    /// The payload is not UTF-8 and `payload` holds it in base64.
+    pub binary: bool,
+    /// `payload` is shorter than what was published (the store or this answer cut it).
+    pub truncated: bool,
+    /// The payload's size in bytes as published.
+    pub size: u64,
+    /// When the latest message arrived (RFC 3339).
+    pub received_at: String,
+    /// Seconds since `received_at`.
+    pub age_seconds: f64,
+    /// When the payload last changed (RFC 3339).
+    pub changed_at: String,
+    /// 0, 1 or 2.
+    pub qos: u8,
+    /// The broker replayed a retained message.
+    pub retained: bool,
+    /// Messages seen on this topic.
+    pub count: u64,
+}
+
+impl TopicItem {
+    pub fn new(
+        broker: &str,
+        topic: &str,
+        v: &TopicValue,
+        max_payload: usize,
+        now: SystemTime,
+    ) -> Self {
+        let bytes = &v.payload[..v.payload.len().min(max_payload)];
+        let (payload, binary, cut) = match std::str::from_utf8(bytes) {
+            Ok(s) => (s.to_string(), false, false),
+            // A cut in the middle of a character is still text.
+            Err(e) if e.error_len().is_none() && bytes.len() < v.size => (
+                String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned(),
+                false,
+                true,
+            ),
+            Err(_) => (
+                base64::engine::general_purpose::STANDARD.encode(bytes),
+                true,
+                false,
+            ),
+        };
+        TopicItem {
+            topic: topic.to_string(),
+            broker: broker.to_string(),
+            payload,
+            binary,
+            truncated: cut || bytes.len() < v.size,
+            size: v.size as u64,
+            received_at: rfc3339(v.received_at),
+            age_seconds: age(v.received_at, now),
+            changed_at: rfc3339(v.changed_at),
+            qos: v.qos,
+            retained: v.retained,
+            count: v.count,
+        }
+    }
+}
+
+/// One page of topics.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopicPage {
+    pub items: Vec<TopicItem>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TopicsQuery {
+    /// An MQTT topic filter such as `sensors/+/temperature` or `#`.
+    pub filter: Option<String>,
+    /// Only this broker (its configured name).
+    pub broker: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+}
+
+fn encode_cursor(broker: BrokerId, topic: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{broker}:{topic}"))
+}
+
+fn decode_cursor(raw: &str) -> Option<(BrokerId, String)> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw)
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (b, t) = text.split_once(':')?;
+    Some((b.parse().ok()?, t.to_string()))
+}
+
+/// Checks a topic filter the way a broker would.
+pub fn check_filter(filter: &str) -> Result<(), ApiError> {
+    if filter.is_empty() || filter.len() > 65535 || !rumqttc::valid_filter(filter) {
+        return Err(ApiError::bad_request(format!(
+            "{filter:?} is not a valid MQTT topic filter"
+        )));
+    }
+    Ok(())
+}
+
+/// Topic names that match `filter` (`None`: all). `$`-topics match only filters that name them, as in MQTT.
+pub fn filter_matches(filter: Option<&str>, topic: &str) -> bool {
+    match filter {
+        None => true,
+        Some(f) => topic_matches(topic, f),
+    }
+}
+
+/// MQTT matching (rumqttc's `matches` never matches a `$` topic, even for `$SYS/#`): `+` is one level,
+/// `#` the rest, and a topic starting with `$` only matches a filter whose first level is not a wildcard.
+pub fn topic_matches(topic: &str, filter: &str) -> bool {
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut levels = topic.split('/');
+    for f in filter.split('/') {
+        if f == "#" {
+            return true;
+        }
+        match levels.next() {
+            Some(t) if f == "+" || f == t => continue,
+            _ => return false,
+        }
+    }
+    levels.next().is_none()
+}
+
+/// The latest value of every topic seen.
+#[utoipa::path(
+    get,
+    path = "/api/v1/topics",
+    params(TopicsQuery),
+    responses(
+        (status = 200, description = "A page of topics, sorted by broker then topic", body = TopicPage),
+        (status = 400, description = "Invalid filter, broker, cursor or limit", body = ErrorBody),
+    ),
+    tag = "topics"
+)]
+pub async fn topics(
+    State(st): State<AppState>,
+    ApiQuery(q): ApiQuery<TopicsQuery>,
+) -> Result<Json<TopicPage>, ApiError> {
+    let limit = match q.limit {
+        None => DEFAULT_LIMIT,
+        Some(n) if (1..=MAX_LIMIT as u32).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(ApiError::bad_request(format!(
+                "limit {n} is not 1 to {MAX_LIMIT}"
+            )))
+        }
+    };
+    if let Some(f) = &q.filter {
+        check_filter(f)?;
+    }
+    let only = match &q.broker {
+        None => None,
+        Some(name) => Some(
+            st.broker_id(name)
+                .ok_or_else(|| ApiError::bad_request(format!("no broker is named {name:?}")))?,
+        ),
+    };
+    let after = match &q.cursor {
+        None => None,
+        Some(c) => Some(decode_cursor(c).ok_or_else(|| ApiError::bad_request("invalid cursor"))?),
+    };
+    let filter = q.filter.as_deref();
+    let mut matching = st.shared.store.select(|b, t| {
+        only.is_none_or(|o| o == b)
+            && after
+                .as_ref()
+                .is_none_or(|(ab, at)| (b, t) > (*ab, at.as_str()))
+            && filter_matches(filter, t)
+    });
+    let now = SystemTime::now();
+    let more = matching.len() > limit;
+    matching.truncate(limit);
+    let mut items = Vec::with_capacity(matching.len());
+    let mut bytes = 0;
+    let mut next_cursor = None;
+    let count = matching.len();
+    for (i, (b, t, v)) in matching.into_iter().enumerate() {
+        let item = TopicItem::new(st.broker_name(b), &t, &v, MAX_PAYLOAD_BYTES, now);
+        bytes += item.payload.len() + item.topic.len() + 256;
+        items.push(item);
+        let last = i + 1 == count;
+        if (last && more) || (!last && bytes >= MAX_PAGE_BYTES) {
+            next_cursor = Some(encode_cursor(b, &t));
+            break;
+        }
+    }
+    Ok(Json(TopicPage { items, next_cursor }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TopicQuery {
+    /// The broker (its configured name); default: the first broker that has the topic.
+    pub broker: Option<String>,
+}
+
+/// One topic. The path is the topic name itself and may contain `/` and `$`, e.g.
+/// `/api/v1/topics/$SYS/broker/bytes/sent`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/topics/{topic}",
+    params(
+        ("topic" = String, Path, description = "The topic name (may contain `/`)", example = "$SYS/broker/bytes/sent"),
+        TopicQuery,
+    ),
+    responses(
+        (status = 200, description = "The latest message", body = TopicItem),
+        (status = 400, description = "Unknown broker", body = ErrorBody),
+        (status = 404, description = "No message seen on this topic", body = ErrorBody),
+    ),
+    tag = "topics"
+)]
+pub async fn topic(
+    State(st): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<TopicQuery>,
+) -> Result<Json<TopicItem>, ApiError> {
+    let brokers: Vec<BrokerId> = match &q.broker {
+        Some(n) => vec![st
+            .broker_id(n)
+            .ok_or_else(|| ApiError::bad_request(format!("no broker is named {n:?}")))?],
+        None => (0..st.broker_names.len()).collect(),
+    };
+    let now = SystemTime::now();
+    brokers
+        .into_iter()
+        .find_map(|b| {
+            st.shared
+                .store
+                .get(b, &name)
+                .map(|v| TopicItem::new(st.broker_name(b), &name, &v, MAX_PAYLOAD_BYTES, now))
+        })
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no message seen on topic {name:?}")))
+}
+
+/// Delivery of a test's latest status to xymond.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Delivery {
+    /// `delivered`, `pending` or `failing`.
+    pub state: String,
+    /// Why the last attempt failed (only when failing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What the bridge last said for one host.test.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TestItem {
+    pub host: String,
+    pub test: String,
+    /// `green`, `yellow`, `red` or `clear`.
+    pub colour: String,
+    /// The full status message as sent to xymond.
+    pub status: String,
+    /// When this status was made (RFC 3339).
+    pub updated_at: String,
+    /// When xymond last took a status of this test (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<String>,
+    pub delivery: Delivery,
+}
+
+impl From<&TestDelivery> for TestItem {
+    fn from(t: &TestDelivery) -> Self {
+        let (state, reason) = match &t.delivery {
+            DeliveryState::Pending => ("pending", None),
+            DeliveryState::Delivered => ("delivered", None),
+            DeliveryState::Failing(r) => ("failing", Some(r.clone())),
+        };
+        TestItem {
+            host: t.host.clone(),
+            test: t.test.clone(),
+            colour: t.colour.as_str().to_string(),
+            status: t.message.clone(),
+            updated_at: rfc3339(t.updated_at),
+            delivered_at: t.delivered_at.map(rfc3339),
+            delivery: Delivery {
+                state: state.into(),
+                reason,
+            },
+        }
+    }
+}
+
+/// Every Xymon test the bridge has reported.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tests",
+    responses((status = 200, description = "Tests sorted by host.test", body = Vec<TestItem>)),
+    tag = "tests"
+)]
+pub async fn tests(State(st): State<AppState>) -> Json<Vec<TestItem>> {
+    Json(
+        st.shared
+            .outbox
+            .tests()
+            .iter()
+            .map(TestItem::from)
+            .collect(),
+    )
+}
+
+/// One broker connection.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BrokerItem {
+    pub name: String,
+    pub url: String,
+    pub connected: bool,
+    /// The subscriptions are acknowledged on the current connection.
+    pub subscribed: bool,
+    /// When `connected` last changed (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// When the last message arrived (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_message: Option<String>,
+    /// Messages received from this broker.
+    pub messages: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl From<&BrokerState> for BrokerItem {
+    fn from(b: &BrokerState) -> Self {
+        BrokerItem {
+            name: b.name.clone(),
+            url: b.url.clone(),
+            connected: b.connected,
+            subscribed: b.subscribed,
+            since: b.since.map(rfc3339),
+            last_message: b.last_message.map(rfc3339),
+            messages: b.messages,
+            last_error: b.last_error.clone(),
+        }
+    }
+}
+
+/// Every configured broker and its connection.
+#[utoipa::path(
+    get,
+    path = "/api/v1/brokers",
+    responses((status = 200, description = "Brokers in config order", body = Vec<BrokerItem>)),
+    tag = "brokers"
+)]
+pub async fn brokers(State(st): State<AppState>) -> Json<Vec<BrokerItem>> {
+    Json(
+        st.shared
+            .store
+            .brokers()
+            .iter()
+            .map(BrokerItem::from)
+            .collect(),
+    )
+}
+
+/// The bridge's health.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` or `unavailable`.
+    pub status: String,
+    /// Why it is unavailable (empty when ok).
+    pub reasons: Vec<String>,
+}
+
+/// Reasons the bridge is not healthy: no broker connected, or xymond deliveries failing.
+pub fn health_reasons(st: &AppState) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let brokers = st.shared.store.brokers();
+    if !brokers.iter().any(|b| b.connected) {
+        reasons.push(if brokers.is_empty() {
+            "no broker is configured".to_string()
+        } else {
+            "no broker is connected".to_string()
+        });
+    }
+    if let Some(r) = st
+        .shared
+        .outbox
+        .tests()
+        .iter()
+        .find_map(|t| match &t.delivery {
+            DeliveryState::Failing(r) => Some(r.clone()),
+            _ => None,
+        })
+    {
+        reasons.push(format!("xymond is failing: {r}"));
+    }
+    reasons
+}
+
+/// 200 while running and healthy; 503 with the reasons when no broker is connected or xymond is failing.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    responses(
+        (status = 200, description = "Healthy", body = Health),
+        (status = 503, description = "Not healthy, with the reasons", body = Health),
+    ),
+    tag = "operations"
+)]
+pub async fn healthz(State(st): State<AppState>) -> Response {
+    let reasons = health_reasons(&st);
+    let code = if reasons.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let status = if reasons.is_empty() {
+        "ok"
+    } else {
+        "unavailable"
+    };
+    (
+        code,
+        Json(Health {
+            status: status.into(),
+            reasons,
+        }),
+    )
+        .into_response()
+}
+
+/// Prometheus metrics: messages per broker, statuses sent, delivery failures, drops, connected gauges.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    responses((status = 200, description = "OpenMetrics text", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")),
+    tag = "operations"
+)]
+pub async fn metrics(State(st): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        st.shared.metrics.encode(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mqtt_matching() {
+        for (topic, filter, want) in [
+            ("a/b/c", "a/+/c", true),
+            ("a/b/c", "a/#", true),
+            ("a", "a/#", true),
+            ("a/b", "a/+", true),
+            ("a/b/c", "a/+", false),
+            ("a/b", "a/b/c", false),
+            ("$SYS/x", "#", false),
+            ("$SYS/x", "+/x", false),
+            ("$SYS/x", "$SYS/#", true),
+            ("$SYS/x", "$SYS/+", true),
+        ] {
+            assert_eq!(topic_matches(topic, filter), want, "{topic} {filter}");
+        }
+    }
+
+    #[test]
+    fn cursor_round_trips() {
+        let c = encode_cursor(3, "$SYS/a:b/c");
+        assert_eq!(decode_cursor(&c), Some((3, "$SYS/a:b/c".to_string())));
+        assert_eq!(decode_cursor("!!"), None);
+    }
+
+    #[test]
+    fn binary_and_cut_payloads() {
+        let now = SystemTime::now();
+        let v = |p: &[u8], size| TopicValue {
+            payload: bytes::Bytes::copy_from_slice(p),
+            size,
+            received_at: now,
+            changed_at: now,
+            qos: 1,
+            retained: false,
+            count: 1,
+        };
+        let t = TopicItem::new("b", "t", &v(&[0xff, 0x00], 2), 100, now);
+        assert!(t.binary && !t.truncated);
+        assert_eq!(t.payload, "/wA=");
+        // "é" cut in half by the store is text with the partial character removed.
+        let t = TopicItem::new("b", "t", &v("aé".as_bytes(), 3), 2, now);
+        assert_eq!(
+            (t.payload.as_str(), t.binary, t.truncated),
+            ("a", false, true)
+        );
+    }
+}

@@ -1,0 +1,276 @@
+//! The web UI and the REST API (issue 4), served by the bridge itself with axum.
+//!
+//! Reads `Shared` (the store, the outbox, the metrics) and never writes it. Live updates come from the
+//! store's and the outbox's change notifications (`sse`). Pages are askama templates from
+//! `web/templates` (escaping on by default: no untrusted string is ever marked safe); static assets from
+//! `web/static` are embedded in the binary, so nothing is fetched from elsewhere.
+//!
+//! - `api`: `/api/v1/*` JSON, `/healthz`, `/metrics`; `openapi.json` is generated from its annotations.
+//! - `sse`: `/api/v1/events`.
+//! - `pages`: the dashboard, test and topic pages, RRD graphs as PNG.
+//! - `auth`: the optional bearer token.
+//!
+//! Robustness: loopback by default, request timeout, request body limit, bounded pages and events,
+//! a cap on open event streams and on concurrent graph renders, gzip, no CORS headers (so browsers keep
+//! other origins out), and a strict Content-Security-Policy. Shuts down with the bridge's cancel token.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod pages;
+pub mod sse;
+
+use crate::config::{Config, TestKind};
+use crate::rrd::graph::{parse_graphs_cfg, GraphDef};
+use crate::store::BrokerId;
+use crate::Shared;
+use anyhow::Context as _;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::routing::get;
+use axum::Router;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tracing::{info, warn};
+
+/// The graph definitions shipped in the repository (the same file Xymon's showgraph uses).
+pub const GRAPHS_CFG: &str = include_str!("../../graphs.d/mqtt.cfg");
+
+/// Time a request may take to produce its response headers (an event stream then runs on).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest request body (every route is a GET).
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
+/// Event streams open at once.
+pub const MAX_EVENT_STREAMS: usize = 64;
+/// Graphs rendered at once (librrd runs one at a time anyway).
+pub const MAX_GRAPH_RENDERS: usize = 2;
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// A configured test as the pages show it.
+#[derive(Debug, Clone)]
+pub struct TestInfo {
+    pub host: String,
+    pub test: String,
+    pub broker: BrokerId,
+    pub kind: TestKind,
+    pub topics: Vec<String>,
+}
+
+/// What the web layer needs from the config, resolved at start-up.
+#[derive(Debug, Clone)]
+pub struct WebOptions {
+    pub listen: SocketAddr,
+    pub token: Option<String>,
+    pub rrd_dir: PathBuf,
+    pub brokers: Vec<String>,
+    pub tests: Vec<TestInfo>,
+}
+
+impl WebOptions {
+    /// Reads the token file, if any.
+    ///
+    /// # Errors
+    /// An unreadable or empty token file.
+    pub fn from_config(config: &Config) -> anyhow::Result<WebOptions> {
+        let token = match &config.web.token_file {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read web.token_file {}", path.display()))?;
+                let token = text.lines().next().unwrap_or("").trim().to_string();
+                anyhow::ensure!(
+                    !token.is_empty(),
+                    "web.token_file {} is empty",
+                    path.display()
+                );
+                Some(token)
+            }
+        };
+        let brokers: Vec<String> = config
+            .brokers
+            .iter()
+            .map(|b| b.get_ref().name.clone())
+            .collect();
+        let tests = config
+            .tests
+            .iter()
+            .filter_map(|t| {
+                let t = t.get_ref();
+                Some(TestInfo {
+                    host: t.host.to_string(),
+                    test: t.test.to_string(),
+                    broker: brokers.iter().position(|b| *b == t.broker)?,
+                    kind: t.kind,
+                    topics: t.topic_list(),
+                })
+            })
+            .collect();
+        Ok(WebOptions {
+            listen: config.web.listen,
+            token,
+            rrd_dir: config.xymon.rrd_dir.clone(),
+            brokers,
+            tests,
+        })
+    }
+}
+
+pub struct Inner {
+    pub shared: Shared,
+    pub token: Option<String>,
+    pub rrd_dir: PathBuf,
+    pub broker_names: Vec<String>,
+    pub tests: Vec<TestInfo>,
+    pub graphs: Vec<GraphDef>,
+    pub sse_slots: Arc<Semaphore>,
+    pub graph_slots: Arc<Semaphore>,
+    pub cancel: CancellationToken,
+}
+
+/// The handlers' state: cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// # Errors
+    /// The embedded graph definitions do not parse (a build problem, caught by the tests).
+    pub fn new(
+        options: WebOptions,
+        shared: Shared,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<AppState> {
+        let graphs = parse_graphs_cfg("graphs.d/mqtt.cfg", GRAPHS_CFG)?;
+        Ok(AppState(Arc::new(Inner {
+            shared,
+            token: options.token,
+            rrd_dir: options.rrd_dir,
+            broker_names: options.brokers,
+            tests: options.tests,
+            graphs,
+            sse_slots: Arc::new(Semaphore::new(MAX_EVENT_STREAMS)),
+            graph_slots: Arc::new(Semaphore::new(MAX_GRAPH_RENDERS)),
+            cancel,
+        })))
+    }
+
+    pub fn broker_name(&self, id: BrokerId) -> &str {
+        self.broker_names.get(id).map(String::as_str).unwrap_or("?")
+    }
+
+    pub fn broker_id(&self, name: &str) -> Option<BrokerId> {
+        self.broker_names.iter().position(|b| b == name)
+    }
+}
+
+/// The whole application: API, pages, static files, with its middleware.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/v1/openapi.json", get(api::openapi))
+        .route("/api/v1/topics", get(api::topics))
+        .route("/api/v1/topics/{*topic}", get(api::topic))
+        .route("/api/v1/tests", get(api::tests))
+        .route("/api/v1/brokers", get(api::brokers))
+        .route("/api/v1/events", get(sse::events))
+        .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    Router::new()
+        .route("/", get(pages::overview))
+        .route("/topics", get(pages::topics))
+        .route("/tests/{host}/{test}", get(pages::test))
+        .route("/graphs/{host}", get(pages::graphs))
+        .route("/graph/{host}/{graph}/{period}", get(pages::graph_png))
+        .route("/static/{file}", get(pages::asset))
+        .merge(api)
+        .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(CompressionLayer::new())
+        .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .with_state(state)
+}
+
+/// Binds `listen` and serves until `cancel` fires.
+///
+/// # Errors
+/// The address cannot be bound.
+pub async fn serve(
+    options: WebOptions,
+    shared: Shared,
+    cancel: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("cannot listen on web.listen {}", options.listen))?;
+    let addr = listener.local_addr()?;
+    let app = router(AppState::new(options, shared, cancel.clone())?);
+    info!(%addr, "web UI and API listening");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(cancel.cancelled_owned())
+            .await
+        {
+            warn!(error = %e, "web server ended");
+        }
+    }))
+}
+
+/// Starts the web server for `config` if enabled. A web problem (busy port, unreadable token file) is
+/// logged and the bridge runs on without it: delivering statuses to Xymon matters more than the
+/// dashboard.
+pub async fn start(
+    config: &Config,
+    shared: Shared,
+    cancel: CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if !config.web.enabled {
+        return None;
+    }
+    let started = match WebOptions::from_config(config) {
+        Ok(options) => serve(options, shared, cancel).await,
+        Err(e) => Err(e),
+    };
+    match started {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            warn!(error = format!("{e:#}"), "web UI and API not started");
+            None
+        }
+    }
+}

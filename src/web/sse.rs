@@ -1,0 +1,130 @@
+//! `GET /api/v1/events`: Server-Sent Events of topic updates, test status changes and broker changes.
+//!
+//! Fed by the store's and the outbox's change notifications (keys only); each event reads the current
+//! value, so a burst of updates to one topic costs the watchers, never ingest. A watcher that falls behind
+//! gets a `lagged` event and skips ahead. Streams end when the bridge shuts down.
+
+use super::api::{check_filter, filter_matches, BrokerItem, TestItem, TopicItem};
+use super::error::{ApiError, ApiQuery};
+use super::AppState;
+use crate::store::Change;
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::{Stream, StreamExt as _};
+use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
+use std::time::SystemTime;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+use utoipa::IntoParams;
+
+/// Payload bytes carried by one `topic` event; the API has the rest.
+pub const SSE_PAYLOAD_BYTES: usize = 4096;
+/// Status text bytes carried by one `test` event.
+pub const SSE_STATUS_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Only topic events for topics matching this MQTT filter.
+    pub filter: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Lagged {
+    skipped: u64,
+}
+
+enum Raw {
+    Store(Result<Change, BroadcastStreamRecvError>),
+    Test(Result<String, BroadcastStreamRecvError>),
+}
+
+/// Live updates as Server-Sent Events: `topic` (data: a topic object, payload cut to 4 KiB), `test` (a
+/// test object, status cut to 16 KiB), `broker` (a broker object) and `lagged` (`{"skipped": N}` when
+/// this client fell behind and events were skipped).
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    params(EventsQuery),
+    responses(
+        (status = 200, description = "An endless event stream", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Invalid filter", body = super::error::ErrorBody),
+        (status = 503, description = "Too many event streams open", body = super::error::ErrorBody),
+    ),
+    tag = "events"
+)]
+pub async fn events(
+    State(st): State<AppState>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    if let Some(f) = &q.filter {
+        check_filter(f)?;
+    }
+    let permit = st
+        .sse_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::unavailable("too many event streams open"))?;
+    let store = BroadcastStream::new(st.shared.store.subscribe()).map(Raw::Store);
+    let tests = BroadcastStream::new(st.shared.outbox.subscribe()).map(Raw::Test);
+    let filter = q.filter;
+    let cancel = st.cancel.clone();
+    let stream = futures_util::stream::select(store, tests)
+        .filter_map(move |raw| {
+            let ev = to_event(&st, filter.as_deref(), raw);
+            let _held = &permit;
+            async move { ev.map(Ok) }
+        })
+        .take_until(cancel.cancelled_owned());
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+fn json_event(name: &str, value: &impl Serialize) -> Option<Event> {
+    let data = serde_json::to_string(value).ok()?;
+    Some(Event::default().event(name).data(data))
+}
+
+fn to_event(st: &AppState, filter: Option<&str>, raw: Raw) -> Option<Event> {
+    match raw {
+        Raw::Store(Ok(Change::Topic { broker, topic })) => {
+            if !filter_matches(filter, &topic) {
+                return None;
+            }
+            let v = st.shared.store.get(broker, &topic)?;
+            let item = TopicItem::new(
+                st.broker_name(broker),
+                &topic,
+                &v,
+                SSE_PAYLOAD_BYTES,
+                SystemTime::now(),
+            );
+            json_event("topic", &item)
+        }
+        Raw::Store(Ok(Change::Broker(id))) => {
+            let b = st.shared.store.brokers().into_iter().nth(id)?;
+            json_event("broker", &BrokerItem::from(&b))
+        }
+        Raw::Test(Ok(key)) => {
+            let t = st
+                .shared
+                .outbox
+                .tests()
+                .into_iter()
+                .find(|t| format!("{}.{}", t.host, t.test) == key)?;
+            let mut item = TestItem::from(&t);
+            if item.status.len() > SSE_STATUS_BYTES {
+                let mut cut = SSE_STATUS_BYTES;
+                while !item.status.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                item.status.truncate(cut);
+            }
+            json_event("test", &item)
+        }
+        Raw::Store(Err(BroadcastStreamRecvError::Lagged(n)))
+        | Raw::Test(Err(BroadcastStreamRecvError::Lagged(n))) => {
+            json_event("lagged", &Lagged { skipped: n })
+        }
+    }
+}
