@@ -221,3 +221,23 @@ pub fn quantile(v: &mut [f64], q: f64) -> f64 {
     let i = ((v.len() as f64 - 1.0) * q).round() as usize;
     v[i]
 }
+
+/// CPU time (ns, from schedstat) of this process's threads named `comm` (e.g. `tokio-rt-worker`, the
+/// in-process bridge's runtime threads while no other runtime runs).
+pub fn threads_cpu_ns(comm: &str) -> u64 {
+    let Ok(tasks) = fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == comm))
+        .filter_map(|t| {
+            fs::read_to_string(t.path().join("schedstat"))
+                .ok()?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}

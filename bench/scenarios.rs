@@ -147,6 +147,8 @@ pub struct IngestRun {
     pub secs: f64,
     pub rate: f64,
     pub dropped: u64,
+    /// CPU time of the consumer's runtime threads per message (in-process consumers only), in ns.
+    pub cpu_ns_per_msg: f64,
     /// How long the publisher took to hand everything to the kernel (shown in the JSON details).
     #[allow(dead_code)]
     pub publish_secs: f64,
@@ -157,6 +159,7 @@ pub struct IngestRun {
 fn measure_ingest(env: &Env, n: usize, mut progress: impl FnMut() -> (u64, bool)) -> IngestRun {
     let port = env.port();
     let dropped_before = probe::sys_value(port, probe::DROPPED).unwrap_or(0);
+    let cpu_before = probe::threads_cpu_ns("tokio-rt-worker");
     let topics = flood_topics();
     let t0 = Instant::now();
     let publisher = std::thread::spawn(move || {
@@ -182,6 +185,7 @@ fn measure_ingest(env: &Env, n: usize, mut progress: impl FnMut() -> (u64, bool)
             break got;
         }
     };
+    let cpu = probe::threads_cpu_ns("tokio-rt-worker").saturating_sub(cpu_before);
     let publish_secs = publisher.join().expect("publisher").as_secs_f64();
     // $SYS is published every second.
     std::thread::sleep(Duration::from_millis(2100));
@@ -194,6 +198,7 @@ fn measure_ingest(env: &Env, n: usize, mut progress: impl FnMut() -> (u64, bool)
         secs,
         rate: received as f64 / secs,
         dropped,
+        cpu_ns_per_msg: cpu as f64 / received.max(1) as f64,
         publish_secs,
     }
 }
@@ -216,7 +221,13 @@ fn ingest_mosquitto_sub_once(env: &Env, n: usize) -> IngestRun {
         .args(["-h", "127.0.0.1", "-p", &env.port().to_string()])
         .args(["-t", "#", "-C", &n.to_string()])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(env.tmp.path().join("mosquitto_sub.err"))
+                .map_or(Stdio::null(), Stdio::from),
+        )
         .spawn()
         .expect("run mosquitto_sub");
     std::thread::sleep(Duration::from_millis(300));
@@ -326,6 +337,8 @@ pub fn ingest(env: &Env, rows: &mut Vec<Row>, _: Option<f64>) -> (Value, Option<
     }
     let rate = |v: &[IngestRun]| median(v.iter().map(|r| r.rate).collect());
     let (sub_rate, bare_rate, our_rate) = (rate(&sub), rate(&bare), rate(&ours));
+    let cpu = |v: &[IngestRun]| median(v.iter().map(|r| r.cpu_ns_per_msg).collect());
+    let (bare_cpu, our_cpu) = (cpu(&bare), cpu(&ours));
     let our_dropped: u64 = ours.iter().map(|r| r.dropped).sum();
     let our_received_all = ours.iter().all(|r| r.received >= n as u64);
     rows.push(Row {
@@ -343,6 +356,15 @@ pub fn ingest(env: &Env, rows: &mut Vec<Row>, _: Option<f64>) -> (Value, Option<
         value: bare_rate,
         unit: "msg/s",
         baseline: Some(("mosquitto_sub -t '#' >/dev/null".into(), sub_rate)),
+        target: String::new(),
+        met: None,
+    });
+    rows.push(Row {
+        scenario: 1,
+        metric: "bridge CPU per message (runtime threads)".into(),
+        value: our_cpu,
+        unit: "ns",
+        baseline: Some(("bare rumqttc loop".into(), bare_cpu)),
         target: String::new(),
         met: None,
     });
