@@ -164,7 +164,11 @@ fn main() {
     }
     if std::env::var_os("BENCH_KEEP").is_some() {
         eprintln!("[bench] keeping {}", env.tmp.path().display());
-        let scenarios::Env { tmp, .. } = env;
+        let scenarios::Env {
+            tmp, mosq, xymond, ..
+        } = env;
+        // Stop the servers now: the smoke check below may exit() without running destructors.
+        drop((mosq, xymond));
         let _ = tmp.keep();
     } else {
         drop(env);

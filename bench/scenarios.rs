@@ -927,6 +927,7 @@ pub fn api(env: &Env, rows: &mut Vec<Row>, _: Option<f64>) -> (Value, Option<f64
 // ---------------------------------------------------------------------------------------------------------
 
 pub fn rrd(env: &Env, rows: &mut Vec<Row>, ingest_rate: Option<f64>) -> (Value, Option<f64>) {
+    // Scenario 1's rate is only recorded in the details: the baseline is calm ingest measured here.
     use xymon_mqtt::rrd::{RrdDefs, RrdSample, RrdWriter};
     let files = env.sizes.rrd_files;
     let dir = env.tmp.path().join("rrd");
@@ -960,8 +961,9 @@ pub fn rrd(env: &Env, rows: &mut Vec<Row>, ingest_rate: Option<f64>) -> (Value, 
     // The storm: every file, one second later each pass, as fast as the writer takes them; it runs while
     // the ingest flood of scenario 1 goes through the bridge.
     let stop = Arc::new(AtomicBool::new(false));
+    let paused = Arc::new(AtomicBool::new(false));
     let storm = {
-        let (writer, stop) = (writer.clone(), stop.clone());
+        let (writer, stop, paused) = (writer.clone(), stop.clone(), paused.clone());
         std::thread::spawn(move || {
             // The feeder stands in for the collector, which submits a handful of samples per round: its
             // own CPU is harness overhead, so it runs at the lowest priority like the writer thread.
@@ -971,6 +973,10 @@ pub fn rrd(env: &Env, rows: &mut Vec<Row>, ingest_rate: Option<f64>) -> (Value, 
             }
             let mut pass = 0;
             while !stop.load(Ordering::Relaxed) {
+                if paused.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
                 pass += 1;
                 for i in 0..files {
                     let s = RrdSample {
@@ -990,18 +996,28 @@ pub fn rrd(env: &Env, rows: &mut Vec<Row>, ingest_rate: Option<f64>) -> (Value, 
         })
     };
     std::thread::sleep(Duration::from_millis(300));
-    let w0 = (writer.written(), Instant::now());
+    // Storm and calm runs alternate (the feeder pauses for the calm ones), medians reported: on a shared
+    // 2-core machine the run-to-run noise is larger than the effect we look for.
     let n = env.sizes.ingest_msgs;
-    let (run, _) = ingest_bridge(env, n);
-    let updates = (writer.written() - w0.0) as f64 / w0.1.elapsed().as_secs_f64();
+    let reps = if env.sizes.smoke { 1 } else { 3 };
+    let (mut during, mut calm, mut rates) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps {
+        paused.store(false, Ordering::Relaxed);
+        let w0 = (writer.written(), Instant::now());
+        during.push(ingest_bridge(env, n).0);
+        rates.push((writer.written() - w0.0) as f64 / w0.1.elapsed().as_secs_f64());
+        paused.store(true, Ordering::Relaxed);
+        calm.push(ingest_bridge(env, n).0);
+    }
     stop.store(true, Ordering::Relaxed);
     let _ = storm.join();
     let failed = writer.failed();
     drop(writer);
     let _ = handle.join();
-    // Ingest without the storm, measured now, next to the storm run (same machine state).
-    let (calm, _) = ingest_bridge(env, n);
-    let baseline = ingest_rate.map_or(calm.rate, |r| r.max(calm.rate));
+    let updates = median(rates.clone());
+    let during_rate = median(during.iter().map(|r| r.rate).collect());
+    let baseline = median(calm.iter().map(|r| r.rate).collect());
+    let during_dropped: u64 = during.iter().map(|r| r.dropped).sum();
     rows.push(Row {
         scenario: 6,
         metric: format!("RRD updates/s across {files} files"),
@@ -1014,15 +1030,15 @@ pub fn rrd(env: &Env, rows: &mut Vec<Row>, ingest_rate: Option<f64>) -> (Value, 
     rows.push(Row {
         scenario: 6,
         metric: "ingest msg/s during the RRD storm".into(),
-        value: run.rate,
+        value: during_rate,
         unit: "msg/s",
         baseline: Some(("bridge ingest without storm".into(), baseline)),
         target: ">= 0.9x".into(),
-        met: Some(run.rate >= 0.9 * baseline && run.dropped == 0),
+        met: Some(during_rate >= 0.9 * baseline && during_dropped == 0),
     });
     (
         json!({"files": files, "created": created, "create_secs": create_secs, "updates_per_s": updates,
-               "failed": failed, "ingest_during": format!("{run:?}"), "ingest_calm": format!("{calm:?}"),
+               "failed": failed, "updates_per_s_runs": rates, "ingest_during": format!("{during:?}"), "ingest_calm": format!("{calm:?}"),
                "scenario1_rate": ingest_rate}),
         None,
     )
