@@ -9,7 +9,7 @@
 //! status-channel tap that xymond_channel runs).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 mod flood;
@@ -232,8 +232,8 @@ fn fmt_num(v: f64) -> String {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "\n{:<2} {:<44} {:>12} {:<6} {:>12} {:<30} {:>7} {:<18} {}",
-        "#", "metric", "value", "unit", "baseline", "baseline is", "ratio", "target", "met"
+        "\n{:<2} {:<44} {:>12} {:<6} {:>12} {:<30} {:>7} {:<18} met",
+        "#", "metric", "value", "unit", "baseline", "baseline is", "ratio", "target"
     );
     for r in rows {
         let (bw, bv) = r
