@@ -45,6 +45,12 @@ pub fn untrusted(raw: &str, max_chars: usize, indent: &str) -> String {
 
 /// Escapes one character for HTML text and attribute context.
 fn push_escaped(out: &mut String, c: char) {
+    // Fast path: only these five need an entity. Calling html_escape once per character was the top
+    // user-space symbol of the collector in the ingest profile (BENCHMARKS.md, "Profile").
+    if !matches!(c, '&' | '<' | '>' | '"' | '\'') {
+        out.push(c);
+        return;
+    }
     // html_escape's encode_quoted_attribute covers & < > " ' ; it works on &str, so feed one char.
     let mut buf = [0u8; 4];
     out.push_str(&html_escape::encode_quoted_attribute(

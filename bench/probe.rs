@@ -1,0 +1,243 @@
+//! Measuring instruments: /proc readings of a process, mosquitto's `$SYS` counters, and the tap on
+//! xymond's status channel (`xymond_channel --channel=status bench tap`).
+
+use std::fs;
+use std::io::{BufRead, BufWriter, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Resident set size of `pid` in bytes (VmRSS).
+pub fn rss_bytes(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// utime + stime of `pid` (all threads), in clock ticks (1/100 s on Linux).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the ")" of the command name: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    n(11) + n(12)
+}
+
+/// Context switches (voluntary + involuntary) summed over every thread of `pid`: each one is a wake-up.
+pub fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .map(|t| {
+            fs::read_to_string(t.path().join("status"))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum()
+}
+
+/// One `$SYS` value from the broker (they are retained, so `-C 1` returns at once).
+pub fn sys_value(port: u16, topic: &str) -> Option<u64> {
+    let out = Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-C",
+            "1",
+            "-W",
+            "5",
+        ])
+        .args(["-t", topic])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+pub const DROPPED: &str = "$SYS/broker/publish/messages/dropped";
+pub const SUBSCRIPTIONS: &str = "$SYS/broker/subscriptions/count";
+
+/// Waits until the broker's `$SYS` (published every second) shows at least `n` subscriptions.
+pub fn wait_subscriptions(port: u16, n: u64, timeout: Duration) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if sys_value(port, SUBSCRIPTIONS).unwrap_or(0) >= n {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+pub fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos()
+}
+
+/// `bench tap`: the command xymond_channel feeds with xymond's status channel. Writes one line per status
+/// message as it arrives: `<unix ns> <host> <marker>`, where the marker is the first `bseq-…` word of the
+/// message (the payload the bench published) or `-`.
+pub fn tap_main(file: &str) {
+    let stdin = std::io::stdin();
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, stdin.lock());
+    // Not stdout: xymond_channel points its children's stdout at its log file.
+    let mut out = BufWriter::with_capacity(1 << 16, fs::File::create(file).expect("tap file"));
+    let mut line = Vec::new();
+    // (arrival, host, marker) of the message being read.
+    let mut current: Option<(u128, String, Option<String>)> = None;
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&line);
+        if let Some(rest) = text.strip_prefix("@@status#") {
+            let host = rest
+                .split_once('/')
+                .map_or("", |(_, r)| r)
+                .split('|')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            current = Some((now_ns(), host, None));
+        } else if text.starts_with("@@") {
+            if let Some((at, host, marker)) = current.take() {
+                let _ = writeln!(out, "{at} {host} {}", marker.as_deref().unwrap_or("-"));
+            }
+            if reader.buffer().is_empty() {
+                let _ = out.flush();
+            }
+        } else if let Some((_, _, marker @ None)) = current.as_mut() {
+            if let Some(i) = text.find("bseq-") {
+                let word: String = text[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                    .collect();
+                *marker = Some(word);
+            }
+        }
+    }
+    let _ = out.flush();
+}
+
+/// A running tap: `xymond_channel --channel=status <this binary> tap > file`.
+pub struct Tap {
+    child: Option<Child>,
+    file: std::path::PathBuf,
+}
+
+/// One status as the tap saw it.
+pub struct Tapped {
+    pub at_ns: u128,
+    pub host: String,
+    pub marker: String,
+}
+
+impl Tap {
+    pub fn start(xymond_dir: &Path, file: &Path) -> Tap {
+        let log = file.with_extension("log");
+        let exe = std::env::current_exe().expect("current_exe");
+        let child = Command::new("/usr/lib/xymon/server/bin/xymond_channel")
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .arg("--channel=status")
+            .arg(format!("--env={}", xymond_dir.join("xymond.env").display()))
+            .arg(format!("--log={}", log.display()))
+            .arg(exe)
+            .arg("tap")
+            .arg(file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run xymond_channel");
+        // Let it attach to the channel before anything is sent.
+        std::thread::sleep(Duration::from_millis(500));
+        Tap {
+            child: Some(child),
+            file: file.to_path_buf(),
+        }
+    }
+
+    /// Everything the tap has written so far.
+    pub fn read(&self) -> Vec<Tapped> {
+        fs::read_to_string(&self.file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split(' ');
+                Some(Tapped {
+                    at_ns: f.next()?.parse().ok()?,
+                    host: f.next()?.to_string(),
+                    marker: f.next()?.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            for _ in 0..100 {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The q-quantile (0..=1) of `v` (sorted in place); 0 for an empty slice.
+pub fn quantile(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let i = ((v.len() as f64 - 1.0) * q).round() as usize;
+    v[i]
+}
+
+/// CPU time (ns, from schedstat) of this process's threads named `comm` (e.g. `tokio-rt-worker`, the
+/// in-process bridge's runtime threads while no other runtime runs).
+pub fn threads_cpu_ns(comm: &str) -> u64 {
+    let Ok(tasks) = fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == comm))
+        .filter_map(|t| {
+            fs::read_to_string(t.path().join("schedstat"))
+                .ok()?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
