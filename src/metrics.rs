@@ -16,6 +16,13 @@ pub struct BrokerLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabel {
+    /// The rule's topic filter as configured.
+    pub rule: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: String,
 }
@@ -34,6 +41,9 @@ pub struct Metrics {
     pub deliveries: Counter,
     /// Connections to xymond that failed.
     pub delivery_failures: Counter,
+    /// Messages a rule refused (invalid derived name, instance or topic cap), per rule and reason. Bounded:
+    /// rules come from the config and reasons are a fixed set.
+    pub rule_refused: Family<RuleLabel, Counter>,
     /// Collection rounds completed, per outcome.
     pub rounds: Family<ReasonLabel, Counter>,
 }
@@ -49,6 +59,7 @@ impl Metrics {
             deliveries: Counter::default(),
             delivery_failures: Counter::default(),
             rounds: Family::default(),
+            rule_refused: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -76,6 +87,11 @@ impl Metrics {
             "delivery_failures",
             "Connections to xymond that failed",
             m.delivery_failures.clone(),
+        );
+        registry.register(
+            "rule_refused",
+            "Messages a rule refused, by rule and reason",
+            m.rule_refused.clone(),
         );
         registry.register(
             "rounds",

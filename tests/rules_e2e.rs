@@ -112,6 +112,11 @@ test = "hum"
         dropped.contains("reason=\"rule_invalid_host\""),
         "{dropped}"
     );
+    // ... and named per rule
+    assert!(
+        dropped.contains("xymon_mqtt_rule_refused_total{rule=\"fleet/{host}/env\",reason=\"rule_invalid_host\"} 1"),
+        "{dropped}"
+    );
     bridge.stop();
 }
 

@@ -489,6 +489,13 @@ impl Collector {
             {
                 Err(skip) => {
                     self.metrics.count_drop(skip.reason());
+                    self.metrics
+                        .rule_refused
+                        .get_or_create(&crate::metrics::RuleLabel {
+                            rule: slot.state.rule.filter.to_string(),
+                            reason: skip.reason().to_string(),
+                        })
+                        .inc();
                     let key = format!("rule{}:{}", slot.index, skip.reason());
                     if self.log_limit.allow(&key) {
                         warn!(test = slot.index, rule = %slot.state.rule.filter, topic = %crate::rules::short(&s.topic, 200), "{skip}; message skipped (logged once a minute per rule and reason)");
