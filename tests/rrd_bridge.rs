@@ -226,3 +226,50 @@ fn missing_rrd_dir_is_a_startup_error_naming_the_path() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/rrd"), "{err}");
 }
+
+/// A file that goes bad while the bridge runs (here: replaced by one with another layout) is left alone
+/// and shows as a yellow line in the broker-stats status, naming the file; the other file keeps being
+/// written.
+#[test]
+fn a_foreign_rrd_file_turns_the_status_yellow_and_is_left_alone() {
+    let xymond = Xymond::start(&["broker.example.com"]);
+    let mqtt = Mosquitto::start();
+    let rrd_dir = tempfile::tempdir().unwrap();
+    let bridge = RunningBridge::start(&config(&xymond, &mqtt, rrd_dir.path(), ""));
+    let host_dir = rrd_dir.path().join("broker.example.com");
+    let message = host_dir.join("mqtt.broker.message.rrd");
+    let octet = host_dir.join("mqtt.broker.octet.rrd");
+    common::wait_until(WAIT, "both RRD files", || {
+        message.exists() && octet.exists()
+    });
+    std::fs::remove_file(&message).unwrap();
+    rrdtool(&[
+        "create",
+        message.to_str().unwrap(),
+        "-s",
+        "60",
+        "DS:other:GAUGE:120:U:U",
+        "RRA:AVERAGE:0.5:1:10",
+    ]);
+    let foreign = std::fs::read(&message).unwrap();
+    let s = xymond.wait_for_status("broker.example.com.mqtt", WAIT, |s| {
+        s.body.contains("&yellow RRD")
+    });
+    assert_eq!(s.color, "yellow", "{}", s.body);
+    assert!(
+        s.body.contains("&yellow RRD mqtt.broker.message.rrd:"),
+        "{}",
+        s.body
+    );
+    assert!(!s.body.contains("RRD mqtt.broker.octet.rrd"), "{}", s.body);
+    assert_eq!(
+        std::fs::read(&message).unwrap(),
+        foreign,
+        "the foreign file was touched"
+    );
+    let before = info_value(&rrdtool(&["info", octet.to_str().unwrap()]), "last_update");
+    common::wait_until(WAIT, "the octet file still updated", || {
+        info_value(&rrdtool(&["info", octet.to_str().unwrap()]), "last_update") != before
+    });
+    bridge.stop();
+}
