@@ -831,8 +831,9 @@ pub fn api(env: &Env, rows: &mut Vec<Row>, _: Option<f64>) -> (Value, Option<f64
         "[web]\nlisten = \"127.0.0.1:{p_ours}\"\n[[broker]]\nname = \"b\"\nurl = \"{}\"\n",
         env.mosq.url()
     );
-    let config = xymon_mqtt::config::Config::from_str_named(&toml, std::path::Path::new("bench.toml"))
-        .expect("bench config");
+    let config =
+        xymon_mqtt::config::Config::from_str_named(&toml, std::path::Path::new("bench.toml"))
+            .expect("bench config");
     let options = xymon_mqtt::web::WebOptions::from_config(&config).expect("web options");
     let shared = xymon_mqtt::Bridge::new(config).shared;
     for t in flood_topics() {
