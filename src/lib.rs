@@ -116,7 +116,7 @@ async fn run_bridge(
         .iter()
         .filter_map(|t| Some((t.get_ref().clone(), broker_id(&t.get_ref().broker)?)))
         .collect();
-    let subs = collect::subscriptions(&tests, brokers.len());
+    let collect::Routing { wanted, routes } = collect::routing(&tests, brokers.len());
 
     let mut connections = Vec::new();
     let mut loops = Vec::new();
@@ -146,14 +146,15 @@ async fn run_bridge(
     let log_limit = Arc::new(log_limit::LogLimiter::new(Duration::from_secs(60)));
     let ingest_stop = cancel.child_token();
     let mut ingest = tokio::task::JoinSet::new();
-    for (id, ((client, eventloop), b)) in loops.into_iter().zip(&brokers).enumerate() {
+    for (id, (((client, eventloop), b), wanted)) in
+        loops.into_iter().zip(&brokers).zip(wanted).enumerate()
+    {
         let task = mqtt::BrokerTask {
             id,
             name: b.name.clone(),
             eventloop,
             client,
-            subscriptions: subs.permanent[id].clone(),
-            wanted: Arc::new(subs.wanted[id].clone()),
+            wanted: Arc::new(wanted),
             reconnect_max: b.reconnect_max,
         };
         let ingest_shared = mqtt::Shared {
@@ -203,6 +204,7 @@ async fn run_bridge(
 
     let collector = collect::Collector::new(
         tests,
+        routes,
         connections,
         shared.store.clone(),
         shared.outbox.clone(),
@@ -233,6 +235,9 @@ async fn run_bridge(
     let web = web::start(&config, shared.clone(), cancel.clone()).await;
 
     info!(brokers = brokers.len(), tests = config.tests.len(), xymond = %config.xymon.server, "bridge running");
+    // Every stage has what it needs; the parsed config (for 100k topics, megabytes) is not kept.
+    drop(config);
+    release_startup_garbage();
 
     cancel.cancelled().await;
     info!("shutting down");
@@ -264,4 +269,15 @@ fn read_password(path: &std::path::Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read password_file {}", path.display()))?;
     Ok(text.lines().next().unwrap_or("").to_string())
+}
+
+/// Hands memory freed after start-up (the config parser's temporaries: megabytes for 100k topics) back
+/// to the kernel. glibc keeps freed heap pages mapped, in the arena of the thread that parsed, where the
+/// runtime threads would never reuse them; without this they count in RSS for the life of the process.
+fn release_startup_garbage() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions; it only returns free pages of the malloc arenas.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }

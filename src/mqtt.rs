@@ -11,7 +11,7 @@ use crate::metrics::Metrics;
 use crate::store::{BrokerId, Incoming, Rejected, Store};
 use bytes::Bytes;
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
@@ -26,28 +26,87 @@ const REQUEST_CAPACITY: usize = 256;
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub broker: BrokerId,
-    pub topic: String,
+    /// The shared name from the config for exact topics (no copy per message).
+    pub topic: Arc<str>,
+    /// The collector's route for an exact topic; `None` for a topic only a rule filter matched.
+    pub route: Option<RouteId>,
     pub payload: Bytes,
     pub retained: bool,
     pub at: SystemTime,
 }
 
-/// The forward decision of one broker: which topics the collector wants.
+/// Index of an exact topic in the collector's per-broker route table (`collect::Routing`).
+pub type RouteId = u32;
+
+/// One exact topic some test wants.
+#[derive(Debug, Clone, Copy)]
+pub struct Want {
+    pub route: RouteId,
+    /// The highest QoS any test asks for on this topic.
+    pub qos: QoS,
+}
+
+/// The forward decision of one broker: which topics the collector wants, and what to subscribe to.
 ///
-/// Hot path: one hash lookup for the exact topics of `topics` tests; only when that misses, the rule
-/// filters are tried in turn. Rules are few (one per `[[test]]`), and a filter match walks the topic's
-/// levels once without allocating, so a message no test wants costs a lookup plus a few comparisons.
+/// Hot path: one hash lookup for the exact topics of `topics` tests, which also yields the shared topic
+/// name and the collector's route; only when that misses, the rule filters are tried in turn. Rules are
+/// few (one per `[[test]]`), and a filter match walks the topic's levels once without allocating, so a
+/// message no test wants costs a lookup plus a few comparisons.
 #[derive(Debug, Clone, Default)]
 pub struct Wanted {
-    pub exact: HashSet<String>,
+    /// Exact topics. The key is the one shared copy of the name (see `config::TopicName::shared`).
+    pub exact: HashMap<Arc<str>, Want>,
     pub filters: Vec<crate::rules::filter::TopicFilter>,
+    /// The rule filters' subscriptions (the exact topics subscribe from `exact`).
+    pub filter_subscriptions: Vec<(String, QoS)>,
+}
+
+/// What `Wanted::lookup` found for a topic.
+pub enum Forward<'a> {
+    /// An exact topic: its shared name and route.
+    Exact(&'a Arc<str>, Want),
+    /// Only a rule filter matches.
+    Filter,
 }
 
 impl Wanted {
+    pub fn lookup(&self, topic: &str) -> Option<Forward<'_>> {
+        if let Some((name, want)) = self.exact.get_key_value(topic) {
+            return Some(Forward::Exact(name, *want));
+        }
+        self.filters
+            .iter()
+            .any(|f| f.matches(topic))
+            .then_some(Forward::Filter)
+    }
+
     pub fn contains(&self, topic: &str) -> bool {
-        self.exact.contains(topic) || self.filters.iter().any(|f| f.matches(topic))
+        self.lookup(topic).is_some()
+    }
+
+    /// Number of permanent subscriptions: rule filters and exact topics.
+    pub fn subscription_count(&self) -> usize {
+        self.filter_subscriptions.len() + self.exact.len()
+    }
+
+    /// Permanent subscriptions `start..start + max`: rule filters first, then exact topics in the map's
+    /// order (which does not change, the map is built once).
+    pub fn subscriptions(&self, start: usize, max: usize) -> Vec<rumqttc::SubscribeFilter> {
+        self.filter_subscriptions
+            .iter()
+            .map(|(f, q)| (f.as_str(), *q))
+            .chain(self.exact.iter().map(|(t, w)| (&**t, w.qos)))
+            .skip(start)
+            .take(max)
+            .map(|(t, q)| rumqttc::SubscribeFilter::new(t.to_string(), q))
+            .collect()
     }
 }
+
+/// Filters per SUBSCRIBE packet. Sites with 100k topics would otherwise send one packet of megabytes,
+/// which brokers with a packet size limit refuse, and which costs that much memory at every connect.
+/// The next packet goes out when the previous one is acknowledged.
+pub const SUBSCRIBE_CHUNK: usize = 500;
 
 /// What one broker task needs.
 pub struct BrokerTask {
@@ -55,9 +114,8 @@ pub struct BrokerTask {
     pub name: String,
     pub eventloop: EventLoop,
     pub client: AsyncClient,
-    /// Subscribed on every ConnAck: the topics of continuous tests.
-    pub subscriptions: Vec<(String, QoS)>,
-    /// Topics the collector wants to see (continuous and periodic tests alike, and rule filters).
+    /// Topics the collector wants to see (continuous tests' topics and rule filters), subscribed on every
+    /// ConnAck.
     pub wanted: Arc<Wanted>,
     pub reconnect_max: Duration,
 }
@@ -106,7 +164,7 @@ const SNAPSHOT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// reason the broker could not be reached. Values also go into the store.
 pub async fn snapshot(
     mut conn: Connection,
-    topics: Vec<String>,
+    topics: Vec<Arc<str>>,
     qos: QoS,
     window: Duration,
     broker: BrokerId,
@@ -128,7 +186,7 @@ pub async fn snapshot(
     connected?;
     let filters = topics
         .iter()
-        .map(|t| rumqttc::SubscribeFilter::new(t.clone(), qos));
+        .map(|t| rumqttc::SubscribeFilter::new(t.to_string(), qos));
     client
         .try_subscribe_many(filters)
         .map_err(|e| e.to_string())?;
@@ -145,8 +203,9 @@ pub async fn snapshot(
                         retained: p.retain,
                         at,
                     };
-                    let _ = store.update(broker, &incoming);
-                    if topics.contains(&p.topic) && !fetched.iter().any(|f| f.topic == p.topic) {
+                    let name = topics.iter().find(|t| ***t == *p.topic);
+                    let _ = store.update_named(broker, &incoming, name);
+                    if name.is_some() && !fetched.iter().any(|f| f.topic == p.topic) {
                         fetched.push(Fetched {
                             topic: p.topic,
                             payload: p.payload,
@@ -188,6 +247,8 @@ pub async fn run(mut task: BrokerTask, shared: Shared, cancel: CancellationToken
     let connected_gauge = shared.metrics.connected.get_or_create(&label).clone();
     let mut backoff = Backoff::new(Duration::from_secs(1), task.reconnect_max);
     let mut connected = false;
+    // Permanent subscriptions sent on this connection so far.
+    let mut subscribed = 0;
     // One warning per outage; the retries in between are debug lines.
     let mut outage_logged = false;
     loop {
@@ -212,19 +273,17 @@ pub async fn run(mut task: BrokerTask, shared: Shared, cancel: CancellationToken
                 connected_gauge.set(1);
                 shared.store.set_connected(task.id, true, None);
                 backoff.reset();
-                if !task.subscriptions.is_empty() {
-                    let subs = task
-                        .subscriptions
-                        .iter()
-                        .map(|(t, q)| rumqttc::SubscribeFilter::new(t.clone(), *q));
-                    if let Err(e) = task.client.try_subscribe_many(subs) {
-                        warn!(broker = %task.name, error = %e, "cannot queue the subscriptions");
-                    }
-                }
+                subscribed = 0;
+                subscribe_next(&task, &mut subscribed);
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                debug!(broker = %task.name, codes = ?ack.return_codes, "subscribed");
-                shared.store.set_subscribed(task.id);
+                if subscribed < task.wanted.subscription_count() {
+                    debug!(broker = %task.name, done = subscribed, "subscription packet acknowledged");
+                    subscribe_next(&task, &mut subscribed);
+                } else {
+                    debug!(broker = %task.name, codes = ?ack.return_codes, "subscribed");
+                    shared.store.set_subscribed(task.id);
+                }
             }
             Ok(_) => {}
             Err(e) => {
@@ -264,6 +323,18 @@ pub async fn run(mut task: BrokerTask, shared: Shared, cancel: CancellationToken
     info!(broker = %task.name, "MQTT ingest stopped");
 }
 
+/// Sends the next packet of permanent subscriptions, if any are left.
+fn subscribe_next(task: &BrokerTask, sent: &mut usize) {
+    let subs = task.wanted.subscriptions(*sent, SUBSCRIBE_CHUNK);
+    if subs.is_empty() {
+        return;
+    }
+    *sent += subs.len();
+    if let Err(e) = task.client.try_subscribe_many(subs) {
+        warn!(broker = %task.name, error = %e, "cannot queue the subscriptions");
+    }
+}
+
 /// The parts of a `BrokerTask` that publish handling reads (the event loop itself is not `Sync`).
 struct Origin<'a> {
     id: BrokerId,
@@ -280,6 +351,7 @@ async fn handle_publish(
     retain: bool,
 ) {
     let at = SystemTime::now();
+    let forward = task.wanted.lookup(&topic);
     let incoming = Incoming {
         topic: &topic,
         payload: &payload,
@@ -295,18 +367,25 @@ async fn handle_publish(
                 "payload larger than limits.max_payload_bytes; keeping the start of it");
         }
     }
-    if let Err(Rejected::Full) = shared.store.update(task.id, &incoming) {
+    let name = match &forward {
+        Some(Forward::Exact(name, _)) => Some(*name),
+        _ => None,
+    };
+    if let Err(Rejected::Full) = shared.store.update_named(task.id, &incoming, name) {
         shared.metrics.count_drop("store_full");
         if shared.log_limit.allow("store_full") {
             warn!(broker = %task.name, topic = %topic, "topic store is full (limits.max_topics); new topics are not stored");
         }
     }
-    if !task.wanted.contains(&topic) {
-        return;
-    }
+    let (topic, route) = match forward {
+        None => return,
+        Some(Forward::Exact(name, want)) => (name.clone(), Some(want.route)),
+        Some(Forward::Filter) => (Arc::from(topic), None),
+    };
     let sample = Sample {
         broker: task.id,
         topic,
+        route,
         payload,
         retained: retain,
         at,

@@ -11,6 +11,7 @@ use crate::store::TopicValue;
 use crate::xymon::sanitize::{payload_text, untrusted};
 use crate::xymon::{Colour, Status};
 use std::fmt::Write;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Indent of continuation lines of an untrusted value (see `sanitize`).
@@ -53,7 +54,7 @@ fn ms(d: Duration) -> String {
 /// Status of a `kind = "topics"` test.
 pub fn topics_status(
     test: &TestConfig,
-    topics: &[String],
+    topics: &[Arc<str>],
     closed: &Closed,
     ctx: &Context<'_>,
 ) -> Status {

@@ -52,8 +52,58 @@ pub enum Rejected {
     Full,
 }
 
+/// What the store keeps per topic: `TopicValue` packed for 100k-topic sites (48 bytes plus the payload,
+/// against 88 plus the payload for `TopicValue` itself; `get` unpacks).
+struct Entry {
+    payload: Box<[u8]>,
+    /// As published; u32 is plenty, MQTT's own limit is 256 MiB.
+    size: u32,
+    qos: u8,
+    retained: bool,
+    count: u64,
+    received_at: Stamp,
+    changed_at: Stamp,
+}
+
+/// A `SystemTime` in 8 bytes: nanoseconds since the Unix epoch (until the year 2554; earlier clocks, which
+/// a sane host never has, read as the epoch).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp(u64);
+
+impl From<SystemTime> for Stamp {
+    fn from(t: SystemTime) -> Stamp {
+        let nanos = t
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        Stamp(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+}
+
+impl From<Stamp> for SystemTime {
+    fn from(s: Stamp) -> SystemTime {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(s.0)
+    }
+}
+
+impl Entry {
+    fn value(&self) -> TopicValue {
+        TopicValue {
+            payload: Bytes::copy_from_slice(&self.payload),
+            size: self.size as usize,
+            received_at: self.received_at.into(),
+            changed_at: self.changed_at.into(),
+            qos: self.qos,
+            retained: self.retained,
+            count: self.count,
+        }
+    }
+}
+
 struct Inner {
-    topics: Vec<HashMap<String, TopicValue>>,
+    /// Keyed by the shared topic name when ingest has one (`update_named`), so a configured topic's name
+    /// is not held twice.
+    topics: Vec<HashMap<Arc<str>, Entry>>,
     total: usize,
     brokers: Vec<BrokerState>,
 }
@@ -133,18 +183,38 @@ impl Store {
 
     /// Records a message. Returns whether the payload changed.
     pub fn update(&self, broker: BrokerId, msg: &Incoming<'_>) -> Result<bool, Rejected> {
-        let result = self.update_locked(broker, msg);
-        if result.is_ok() {
-            self.notify(|| Change::Topic {
-                broker,
-                topic: Arc::from(msg.topic),
-            });
-        }
-        result
+        self.update_named(broker, msg, None)
     }
 
-    fn update_locked(&self, broker: BrokerId, msg: &Incoming<'_>) -> Result<bool, Rejected> {
+    /// `update`, with the shared copy of the topic's name when the caller has one (ingest does for every
+    /// configured topic), used as the key of a new topic.
+    pub fn update_named(
+        &self,
+        broker: BrokerId,
+        msg: &Incoming<'_>,
+        name: Option<&Arc<str>>,
+    ) -> Result<bool, Rejected> {
+        let result = self.update_locked(broker, msg, name);
+        if let Ok((_, key)) = &result {
+            self.notify(|| Change::Topic {
+                broker,
+                topic: key.clone().unwrap_or_else(|| Arc::from(msg.topic)),
+            });
+        }
+        result.map(|(changed, _)| changed)
+    }
+
+    /// Returns whether the payload changed, and the key when watchers want it.
+    fn update_locked(
+        &self,
+        broker: BrokerId,
+        msg: &Incoming<'_>,
+        name: Option<&Arc<str>>,
+    ) -> Result<(bool, Option<Arc<str>>), Rejected> {
         let kept = &msg.payload[..msg.payload.len().min(self.max_payload)];
+        let size = u32::try_from(msg.payload.len()).unwrap_or(u32::MAX);
+        let at = Stamp::from(msg.at);
+        let watched = self.changes.receiver_count() > 0;
         let mut guard = self.lock();
         let inner = &mut *guard;
         if let Some(b) = inner.brokers.get_mut(broker) {
@@ -152,42 +222,47 @@ impl Store {
             b.last_message = Some(msg.at);
         }
         let Some(map) = inner.topics.get_mut(broker) else {
-            return Ok(false);
+            return Ok((false, None));
         };
         if let Some(v) = map.get_mut(msg.topic) {
-            let changed = v.payload.as_ref() != kept;
+            let changed = *v.payload != *kept;
             if changed {
-                v.payload = Bytes::copy_from_slice(kept);
-                v.changed_at = msg.at;
+                v.payload = kept.into();
+                v.changed_at = at;
             }
-            v.size = msg.payload.len();
-            v.received_at = msg.at;
+            v.size = size;
+            v.received_at = at;
             v.qos = msg.qos;
             v.retained = msg.retained;
             v.count += 1;
-            return Ok(changed);
+            // Only while someone watches (the web's live view): a second lookup for the shared key.
+            let key = watched
+                .then(|| map.get_key_value(msg.topic).map(|(k, _)| k.clone()))
+                .flatten();
+            return Ok((changed, key));
         }
         if inner.total >= self.max_topics {
             return Err(Rejected::Full);
         }
         inner.total += 1;
+        let key = name.cloned().unwrap_or_else(|| Arc::from(msg.topic));
         map.insert(
-            msg.topic.to_string(),
-            TopicValue {
-                payload: Bytes::copy_from_slice(kept),
-                size: msg.payload.len(),
-                received_at: msg.at,
-                changed_at: msg.at,
+            key.clone(),
+            Entry {
+                payload: kept.into(),
+                size,
                 qos: msg.qos,
                 retained: msg.retained,
                 count: 1,
+                received_at: at,
+                changed_at: at,
             },
         );
-        Ok(true)
+        Ok((true, Some(key)))
     }
 
     pub fn get(&self, broker: BrokerId, topic: &str) -> Option<TopicValue> {
-        self.lock().topics.get(broker)?.get(topic).cloned()
+        self.lock().topics.get(broker)?.get(topic).map(Entry::value)
     }
 
     /// Every (broker id, topic, value) for which `keep` says yes, sorted by broker then topic.
@@ -202,7 +277,7 @@ impl Store {
             .enumerate()
             .flat_map(|(b, map)| map.iter().map(move |(t, v)| (b, t, v)))
             .filter(|(b, t, _)| keep(*b, t))
-            .map(|(b, t, v)| (b, t.clone(), v.clone()))
+            .map(|(b, t, v)| (b, t.to_string(), v.value()))
             .collect();
         drop(guard);
         out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
@@ -324,6 +399,29 @@ mod tests {
         s.set_connected(1, true, None);
         assert_eq!(rx.try_recv().unwrap(), Change::Broker(1));
         assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_new_topic_is_keyed_by_the_shared_name_and_times_survive_packing() {
+        let s = store(10, 10);
+        let mut rx = s.subscribe();
+        let name: Arc<str> = Arc::from("room/t");
+        let mut m = msg("room/t", b"1");
+        m.at = SystemTime::UNIX_EPOCH + std::time::Duration::new(1_790_000_000, 123_456_789);
+        s.update_named(0, &m, Some(&name)).unwrap();
+        let Ok(Change::Topic { topic, .. }) = rx.try_recv() else {
+            panic!("no change");
+        };
+        assert!(Arc::ptr_eq(&topic, &name), "the key is the caller's copy");
+        let v = s.get(0, "room/t").unwrap();
+        assert_eq!((v.received_at, v.changed_at), (m.at, m.at));
+        // Later updates find it by its text, whoever sends them.
+        s.update(0, &msg("room/t", b"2")).unwrap();
+        let Ok(Change::Topic { topic, .. }) = rx.try_recv() else {
+            panic!("no change");
+        };
+        assert!(Arc::ptr_eq(&topic, &name));
+        assert_eq!(s.get(0, "room/t").unwrap().count, 2);
     }
 
     #[test]

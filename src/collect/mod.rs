@@ -12,7 +12,7 @@ mod schedule;
 use crate::config::{HostName, Mode, TestConfig, TestKind, TestName};
 use crate::metrics::{Metrics, ReasonLabel};
 use crate::mqtt::Sample;
-use crate::mqtt::{self, Connection, Fetched};
+use crate::mqtt::{self, Connection, Fetched, RouteId};
 use crate::rules::RuleState;
 use crate::status::{self, Context, Counters};
 use crate::store::{BrokerId, Store};
@@ -20,7 +20,7 @@ use crate::xymon::{Colour, Outbox, Status};
 use round::{Offer, Reading, Round};
 use rumqttc::QoS;
 use schedule::{Timer, TimerKind, Timers};
-use std::collections::HashMap;
+use smallvec::SmallVec;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
@@ -35,7 +35,7 @@ const FIRST_TICK_DELAY: Duration = Duration::from_secs(2);
 /// One test's runtime state.
 struct Slot {
     cfg: TestConfig,
-    topics: Vec<String>,
+    topics: Vec<Arc<str>>,
     broker: BrokerId,
     round: Option<Round>,
     /// Bumped whenever a round closes, so stale window timers are ignored.
@@ -46,8 +46,8 @@ struct Slot {
 
 pub struct Collector {
     slots: Vec<Slot>,
-    /// Per broker: topic → (test, index of the topic in that test).
-    routes: Vec<HashMap<String, Vec<(usize, usize)>>>,
+    /// Per broker, by `RouteId`: the (slot, topic index) pairs an exact topic feeds (`Routing`).
+    routes: Vec<Vec<Route>>,
     /// Per broker: how to open a snapshot session.
     connections: Vec<Connection>,
     /// Finished periodic snapshots come back here.
@@ -81,59 +81,98 @@ struct SnapshotDone {
     result: Result<Vec<Fetched>, String>,
 }
 
-/// Topic subscriptions the MQTT tasks need, derived from the tests.
-pub struct Subscriptions {
-    /// Per broker: subscribed on every ConnAck (the topics of continuous tests, at the highest QoS any
-    /// test asks for).
-    pub permanent: Vec<Vec<(String, QoS)>>,
-    /// Per broker: the topics to forward to the collector (exact topics and rule filters).
+/// Where each wanted topic goes: built once at start-up from the tests, shared by ingest (`wanted`) and
+/// the collector (`routes`).
+pub struct Routing {
+    /// Per broker: the topics to subscribe to and forward (exact topics and rule filters).
     pub wanted: Vec<mqtt::Wanted>,
+    /// Per broker, indexed by `RouteId`: the (slot, index of the topic in that slot's test) pairs an
+    /// exact topic feeds. Almost every topic feeds one test, so one pair is stored inline.
+    pub routes: Vec<Vec<Route>>,
 }
 
-/// Works out, per broker, what to subscribe to for good and which topics to forward to the collector.
-/// Periodic tests are absent: they use short-lived snapshot sessions.
-pub fn subscriptions(tests: &[(TestConfig, BrokerId)], brokers: usize) -> Subscriptions {
-    let mut permanent: Vec<HashMap<String, QoS>> = vec![HashMap::new(); brokers];
+pub type Route = SmallVec<[(u32, u32); 1]>;
+
+/// Works out, per broker, what to subscribe to for good and which topics go to which test. Periodic
+/// tests are absent: they use short-lived snapshot sessions. Slots are numbered as `Collector::new`
+/// numbers them: the non-rule tests, in config order.
+pub fn routing(tests: &[(TestConfig, BrokerId)], brokers: usize) -> Routing {
     let mut wanted = vec![mqtt::Wanted::default(); brokers];
-    for (t, b) in tests.iter().filter(|(t, _)| t.mode() == Mode::Continuous) {
+    let mut routes: Vec<Vec<Route>> = vec![Vec::new(); brokers];
+    /// The route of `topic` on broker `b`, created on first use; the subscription takes the highest QoS.
+    fn want(
+        wanted: &mut mqtt::Wanted,
+        routes: &mut Vec<Route>,
+        topic: Arc<str>,
+        qos: QoS,
+    ) -> RouteId {
+        let w = wanted.exact.entry(topic).or_insert_with(|| {
+            routes.push(Route::new());
+            mqtt::Want {
+                route: (routes.len() - 1) as RouteId,
+                qos,
+            }
+        });
+        if (qos as u8) > (w.qos as u8) {
+            w.qos = qos;
+        }
+        w.route
+    }
+    let mut filters: Vec<Vec<(crate::rules::filter::TopicFilter, QoS)>> = vec![Vec::new(); brokers];
+    let mut slot = 0u32;
+    for (t, b) in tests {
         if t.kind == TestKind::Rule {
             // Validated at load time, so compile cannot fail here; a failure would only drop the rule.
             if let Ok(rule) = crate::rules::Rule::compile(t) {
-                let sub = rule.filter.subscription();
-                let q = permanent[*b].entry(sub).or_insert(t.qos());
-                if (t.qos() as u8) > (*q as u8) {
-                    *q = t.qos();
-                }
                 if rule.filter.is_exact() {
-                    wanted[*b].exact.insert(rule.filter.as_str().to_string());
+                    want(
+                        &mut wanted[*b],
+                        &mut routes[*b],
+                        Arc::from(rule.filter.as_str()),
+                        t.qos(),
+                    );
                 } else {
-                    wanted[*b].filters.push(rule.filter);
+                    filters[*b].push((rule.filter, t.qos()));
                 }
             }
             continue;
         }
-        for topic in t.topic_list() {
-            let q = permanent[*b].entry(topic.clone()).or_insert(t.qos());
-            if (t.qos() as u8) > (*q as u8) {
-                *q = t.qos();
+        if t.mode() == Mode::Continuous {
+            for (j, topic) in t.topic_list().into_iter().enumerate() {
+                let r = want(&mut wanted[*b], &mut routes[*b], topic, t.qos());
+                routes[*b][r as usize].push((slot, j as u32));
             }
-            wanted[*b].exact.insert(topic);
+        }
+        slot += 1;
+    }
+    for (b, list) in filters.into_iter().enumerate() {
+        for (filter, qos) in list {
+            let sub = filter.subscription();
+            match wanted[b]
+                .filter_subscriptions
+                .iter_mut()
+                .find(|(s, _)| *s == sub)
+            {
+                Some((_, q)) if (qos as u8) > (*q as u8) => *q = qos,
+                Some(_) => {}
+                None => wanted[b].filter_subscriptions.push((sub, qos)),
+            }
+            wanted[b].filters.push(filter);
         }
     }
-    let permanent = permanent
-        .into_iter()
-        .map(|m| {
-            let mut v: Vec<_> = m.into_iter().collect();
-            v.sort_by(|a, b| a.0.cmp(&b.0));
-            v
-        })
-        .collect();
-    Subscriptions { permanent, wanted }
+    for r in &mut routes {
+        // Grown by doubling; at 100k topics the spare room would be a quarter of the table.
+        r.shrink_to_fit();
+    }
+    Routing { wanted, routes }
 }
 
 impl Collector {
+    /// `routes` is `Routing::routes` for the same `tests`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         tests: Vec<(TestConfig, BrokerId)>,
+        routes: Vec<Vec<Route>>,
         connections: Vec<Connection>,
         store: Store,
         outbox: Arc<Outbox>,
@@ -142,12 +181,11 @@ impl Collector {
         graphs: Option<graphs::BrokerGraphs>,
     ) -> Collector {
         let brokers = connections.len();
-        let mut routes: Vec<HashMap<String, Vec<(usize, usize)>>> = vec![HashMap::new(); brokers];
         let mut slots = Vec::with_capacity(tests.len());
         let mut rules = Vec::new();
         let mut rule_routes = vec![Vec::new(); brokers];
         let start = Instant::now();
-        for (i, (cfg, broker)) in tests.into_iter().enumerate() {
+        for (i, (mut cfg, broker)) in tests.into_iter().enumerate() {
             if cfg.kind == TestKind::Rule {
                 // Validated at load time; a rule that does not compile is left out (and logged).
                 match crate::rules::Rule::compile(&cfg) {
@@ -163,12 +201,8 @@ impl Collector {
                 continue;
             }
             let topics = cfg.topic_list();
-            for (j, topic) in topics.iter().enumerate() {
-                routes[broker]
-                    .entry(topic.clone())
-                    .or_default()
-                    .push((i, j));
-            }
+            // The slot's own list is the one used from now on; the config's copy would only take room.
+            cfg.topics = Vec::new();
             slots.push(Slot {
                 cfg,
                 topics,
@@ -287,12 +321,17 @@ impl Collector {
         {
             self.on_rule_sample(&s);
         }
-        let Some(route) = self.routes.get(s.broker).and_then(|r| r.get(&s.topic)) else {
+        let Some(route) = s
+            .route
+            .and_then(|r| self.routes.get(s.broker)?.get(r as usize))
+        else {
             return;
         };
         let now = Instant::now();
-        // Cloning the (test, index) list is cheaper than fighting the borrow of self.routes.
+        // A copy of the (slot, index) pairs frees the borrow of self.routes; it is inline (no allocation)
+        // for a topic that feeds one test.
         for (test, idx) in route.clone() {
+            let (test, idx) = (test as usize, idx as usize);
             let slot = &mut self.slots[test];
             let reading = Reading {
                 payload: s.payload.clone(),
@@ -393,7 +432,7 @@ impl Collector {
             Ok(values) => {
                 if let Some(round) = slot.round.as_mut() {
                     for f in values {
-                        if let Some(idx) = slot.topics.iter().position(|t| *t == f.topic) {
+                        if let Some(idx) = slot.topics.iter().position(|t| **t == *f.topic) {
                             round.offer(
                                 idx,
                                 Reading {
@@ -617,3 +656,6 @@ fn broker_down_status(cfg: &TestConfig, error: Option<&str>) -> Status {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use toml::Spanned;
 
@@ -297,11 +298,11 @@ impl TestConfig {
         }
     }
 
-    /// The topics this test needs, in display order.
-    pub fn topic_list(&self) -> Vec<String> {
+    /// The topics this test needs, in display order. The names are shared, not copied.
+    pub fn topic_list(&self) -> Vec<Arc<str>> {
         match self.kind {
-            TestKind::BrokerStats => BROKER_STATS_TOPICS.iter().map(|s| s.to_string()).collect(),
-            TestKind::Topics => self.topics.iter().map(|t| t.as_str().to_string()).collect(),
+            TestKind::BrokerStats => BROKER_STATS_TOPICS.iter().map(|&s| Arc::from(s)).collect(),
+            TestKind::Topics => self.topics.iter().map(TopicName::shared).collect(),
             // A rule has a filter, not a topic list (see `crate::rules`).
             TestKind::Rule => Vec::new(),
         }

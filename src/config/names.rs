@@ -6,6 +6,7 @@
 
 use serde::Deserialize;
 use std::fmt;
+use std::sync::Arc;
 
 /// Longest host name we accept: well above any real FQDN (253) and far below xymond's buffers.
 const MAX_HOST_LEN: usize = 253;
@@ -115,11 +116,17 @@ impl fmt::Display for TestName {
 /// A concrete MQTT topic name (no wildcards), as listed in a test's `topics`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(try_from = "String")]
-pub struct TopicName(String);
+pub struct TopicName(Arc<str>);
 
 impl TopicName {
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The name as the one shared copy every stage uses (ingest, store, collector, web): a topic listed
+    /// in the config is held once in memory however many places refer to it (issue 6, memory).
+    pub fn shared(&self) -> Arc<str> {
+        self.0.clone()
     }
 }
 
@@ -137,7 +144,7 @@ impl TryFrom<String> for TopicName {
         if s.contains('\0') {
             return Err("topic contains a NUL character".into());
         }
-        Ok(TopicName(s))
+        Ok(TopicName(Arc::from(s)))
     }
 }
 

@@ -26,7 +26,7 @@ fn example_config_parses() {
     assert_eq!(env.mode(), Mode::Continuous);
     assert_eq!(env.window, Duration::from_millis(500));
     assert_eq!(
-        env.topic_list(),
+        env.topic_list().iter().map(|t| &**t).collect::<Vec<_>>(),
         [
             "sensors/greenhouse/temperature",
             "sensors/greenhouse/humidity"

@@ -25,7 +25,7 @@ pub fn explain(config: &Config, topic: &str, payload: &[u8], now: SystemTime) ->
         let _ = writeln!(out);
         match tc.kind {
             TestKind::Topics | TestKind::BrokerStats => {
-                let listed = tc.topic_list().iter().any(|x| x == topic);
+                let listed = tc.topic_list().iter().any(|x| &**x == topic);
                 let _ = writeln!(
                     out,
                     "test[{i}] {}.{} (kind {:?}, broker {}): {}",

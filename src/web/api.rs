@@ -345,7 +345,7 @@ impl From<&TestDelivery> for TestItem {
             host: t.host.clone(),
             test: t.test.clone(),
             colour: t.colour.as_str().to_string(),
-            status: t.message.clone(),
+            status: t.message.to_string(),
             updated_at: rfc3339(t.updated_at),
             delivered_at: t.delivered_at.map(rfc3339),
             delivery: Delivery {

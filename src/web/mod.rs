@@ -61,7 +61,8 @@ pub struct TestInfo {
     pub test: String,
     pub broker: BrokerId,
     pub kind: TestKind,
-    pub topics: Vec<String>,
+    /// Shared with the config and the collector, not copied.
+    pub topics: Vec<Arc<str>>,
 }
 
 /// What the web layer needs from the config, resolved at start-up.

@@ -261,7 +261,7 @@ pub async fn test(
                     )),
                     None => TopicRow {
                         broker: st.broker_name(c.broker).to_string(),
-                        topic: topic.clone(),
+                        topic: topic.to_string(),
                         shown: String::new(),
                         binary: false,
                         received_at: String::new(),

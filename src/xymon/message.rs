@@ -97,16 +97,16 @@ impl Status {
 }
 
 /// Joins statuses into one message: a lone status as is, several as a `combo` (xymon-server.md §1.4).
-pub fn combo(parts: &[String]) -> String {
+pub fn combo<S: AsRef<str>>(parts: &[S]) -> String {
     match parts {
-        [one] => one.clone(),
+        [one] => one.as_ref().to_string(),
         _ => {
             let mut msg = String::from("combo\n");
             for (i, part) in parts.iter().enumerate() {
                 if i > 0 {
                     msg.push_str("\n\n");
                 }
-                msg.push_str(part.trim_end_matches('\n'));
+                msg.push_str(part.as_ref().trim_end_matches('\n'));
             }
             msg
         }

@@ -151,7 +151,7 @@ async fn deliver_one_batch(
     if batch.items.is_empty() {
         return Ok(());
     }
-    let parts: Vec<String> = batch.items.iter().map(|(_, s)| s.to_wire()).collect();
+    let parts: Vec<&str> = batch.items.iter().map(|(_, wire)| &**wire).collect();
     let message = message::combo(&parts);
     match send(&cfg.addr, &message, cfg.timeout).await {
         Ok(()) => {

@@ -7,7 +7,7 @@
 
 use super::message::{Colour, Status};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use tokio::sync::Notify;
 
@@ -28,8 +28,8 @@ pub struct TestDelivery {
     pub host: String,
     pub test: String,
     pub colour: Colour,
-    /// The full message as sent (or to be sent).
-    pub message: String,
+    /// The full message as sent (or to be sent); the same text the pending queue holds.
+    pub message: Arc<str>,
     pub updated_at: SystemTime,
     pub delivered_at: Option<SystemTime>,
     pub delivery: DeliveryState,
@@ -37,7 +37,8 @@ pub struct TestDelivery {
 
 #[derive(Default)]
 struct State {
-    pending: HashMap<String, Status>,
+    /// Wire texts waiting for the sender, shared with `tests` (a status is formatted once).
+    pending: HashMap<String, Arc<str>>,
     tests: BTreeMap<String, TestDelivery>,
 }
 
@@ -61,7 +62,7 @@ impl Default for Outbox {
 
 /// A batch taken for delivery: keys and their wire text.
 pub struct Batch {
-    pub items: Vec<(String, Status)>,
+    pub items: Vec<(String, Arc<str>)>,
 }
 
 impl Outbox {
@@ -90,6 +91,7 @@ impl Outbox {
     /// Queues `status`, replacing any undelivered older status of the same host.test.
     pub fn put(&self, status: Status) {
         let key = status.key();
+        let wire: Arc<str> = Arc::from(status.to_wire());
         {
             let mut st = self.lock();
             let delivered_at = st.tests.get(&key).and_then(|t| t.delivered_at);
@@ -99,13 +101,13 @@ impl Outbox {
                     host: status.host.to_string(),
                     test: status.test.to_string(),
                     colour: status.colour,
-                    message: status.to_wire(),
+                    message: wire.clone(),
                     updated_at: SystemTime::now(),
                     delivered_at,
                     delivery: DeliveryState::Pending,
                 },
             );
-            st.pending.insert(key.clone(), status);
+            st.pending.insert(key.clone(), wire);
         }
         self.changed([&key]);
         self.notify.notify_one();
@@ -144,11 +146,11 @@ impl Outbox {
     pub fn failed(&self, batch: Batch, reason: &str) {
         let keys: Vec<String> = batch.items.iter().map(|(k, _)| k.clone()).collect();
         let mut st = self.lock();
-        for (key, status) in batch.items {
+        for (key, wire) in batch.items {
             if let Some(t) = st.tests.get_mut(&key) {
                 t.delivery = DeliveryState::Failing(reason.to_string());
             }
-            st.pending.entry(key).or_insert(status);
+            st.pending.entry(key).or_insert(wire);
         }
         drop(st);
         self.changed(&keys);
@@ -195,7 +197,7 @@ mod tests {
         assert_eq!(o.pending(), 2);
         let batch = o.take(10);
         let a = batch.items.iter().find(|(k, _)| k == "a.t").unwrap();
-        assert_eq!(a.1.summary, "2");
+        assert_eq!(&*a.1, status("a", Colour::Red, "2").to_wire());
         assert_eq!(o.pending(), 0);
     }
 
@@ -210,7 +212,7 @@ mod tests {
         assert_eq!(o.pending(), 2);
         let again = o.take(10);
         let a = again.items.iter().find(|(k, _)| k == "a.t").unwrap();
-        assert_eq!(a.1.summary, "new");
+        assert_eq!(&*a.1, status("a", Colour::Red, "new").to_wire());
         let states: Vec<_> = o.tests().into_iter().map(|t| t.delivery).collect();
         assert!(states
             .iter()

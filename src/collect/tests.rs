@@ -1,0 +1,178 @@
+//! Routing (who gets which topic) and the collector's sample path, without a broker.
+
+use super::*;
+use crate::config::Config;
+use crate::mqtt::Forward;
+use bytes::Bytes;
+use std::path::Path;
+
+/// A rule before the `topics` tests (slots are numbered without it), two tests sharing a topic at
+/// different QoS, and a periodic test that must not be subscribed permanently.
+const CONFIG: &str = r#"
+[[broker]]
+name = "local"
+url = "mqtt://127.0.0.1:1883"
+
+[[test]]
+broker = "local"
+topic = "sensors/{host}/env"
+host = "{host}"
+test = "env"
+  [[test.value]]
+  name = "t"
+  path = "$.t"
+
+[[test]]
+broker = "local"
+host = "room1"
+test = "power"
+topics = ["room1/volts", "shared/clock"]
+
+[[test]]
+broker = "local"
+host = "room2"
+test = "power"
+qos = 1
+topics = ["shared/clock"]
+
+[[test]]
+broker = "local"
+host = "room3"
+test = "slow"
+mode = "periodic"
+topics = ["room3/slow"]
+"#;
+
+fn tests_of(c: &Config) -> Vec<(TestConfig, BrokerId)> {
+    c.tests.iter().map(|t| (t.get_ref().clone(), 0)).collect()
+}
+
+#[test]
+fn routing_numbers_slots_without_rules_and_shares_names() {
+    let c = Config::from_str_named(CONFIG, Path::new("t.toml")).unwrap();
+    let tests = tests_of(&c);
+    let Routing { wanted, routes } = routing(&tests, 1);
+    let w = &wanted[0];
+
+    let mut exact: Vec<&str> = w.exact.keys().map(|k| &**k).collect();
+    exact.sort_unstable();
+    assert_eq!(
+        exact,
+        ["room1/volts", "shared/clock"],
+        "periodic topics are not permanent"
+    );
+    assert_eq!(
+        w.exact["shared/clock"].qos,
+        QoS::AtLeastOnce,
+        "highest QoS wins"
+    );
+
+    // room1.power is slot 0 and room2.power slot 1, although the rule comes first in the config.
+    let route = |t: &str| routes[0][w.exact[t].route as usize].to_vec();
+    assert_eq!(route("room1/volts"), [(0, 0)]);
+    assert_eq!(route("shared/clock"), [(0, 1), (1, 0)]);
+
+    // Ingest gets the config's own copy of the name, not a new one.
+    let Some(Forward::Exact(name, _)) = w.lookup("room1/volts") else {
+        panic!("exact topic not found");
+    };
+    let configured = tests[1].0.topics[0].shared();
+    assert!(Arc::ptr_eq(name, &configured));
+    assert!(matches!(w.lookup("sensors/a/env"), Some(Forward::Filter)));
+    assert!(w.lookup("sensors/a/other").is_none());
+}
+
+#[test]
+fn subscriptions_come_in_chunks_that_cover_everything_once() {
+    let c = Config::from_str_named(CONFIG, Path::new("t.toml")).unwrap();
+    let w = &routing(&tests_of(&c), 1).wanted[0];
+    assert_eq!(w.subscription_count(), 3);
+    let mut all = Vec::new();
+    let mut start = 0;
+    loop {
+        let chunk = w.subscriptions(start, 2);
+        if chunk.is_empty() {
+            break;
+        }
+        assert!(chunk.len() <= 2);
+        start += chunk.len();
+        all.extend(chunk.into_iter().map(|f| f.path));
+    }
+    assert_eq!(all[0], "sensors/+/env", "rule filters first");
+    all.sort_unstable();
+    assert_eq!(all, ["room1/volts", "sensors/+/env", "shared/clock"]);
+}
+
+/// Before routing numbered slots itself, a rule ahead of a `topics` test sent that test's samples to the
+/// wrong slot (or past the end of the slot list).
+#[tokio::test]
+async fn a_round_after_a_rule_completes_into_its_own_status() {
+    let c = Config::from_str_named(CONFIG, Path::new("t.toml")).unwrap();
+    let tests = tests_of(&c);
+    let Routing { wanted, routes } = routing(&tests, 1);
+    let store = Store::new(
+        &[("local".into(), "mqtt://127.0.0.1:1883".into())],
+        100,
+        1024,
+    );
+    let outbox = Arc::new(Outbox::new());
+    let connection = Connection {
+        host: "127.0.0.1".into(),
+        port: 1,
+        client_id: "t".into(),
+        keep_alive: Duration::from_secs(30),
+        credentials: None,
+        max_packet_bytes: 1 << 20,
+    };
+    let collector = Collector::new(
+        tests,
+        routes,
+        vec![connection],
+        store,
+        outbox.clone(),
+        Arc::new(Metrics::new()),
+        512,
+        None,
+    );
+    let (tx, rx) = mpsc::channel(16);
+    let run = tokio::spawn(collector.run(rx, CancellationToken::new()));
+    for (topic, payload) in [("room1/volts", "230"), ("shared/clock", "12:00")] {
+        let Some(Forward::Exact(name, want)) = wanted[0].lookup(topic) else {
+            panic!("{topic} not wanted");
+        };
+        tx.send(Sample {
+            broker: 0,
+            topic: name.clone(),
+            route: Some(want.route),
+            payload: Bytes::from(payload),
+            retained: false,
+            at: SystemTime::now(),
+        })
+        .await
+        .unwrap();
+    }
+    drop(tx);
+    run.await.unwrap();
+    let tests = outbox.tests();
+    let room1 = tests
+        .iter()
+        .find(|t| t.host == "room1")
+        .expect("room1.power sent");
+    assert_eq!(room1.colour, Colour::Green, "{}", room1.message);
+    assert!(
+        room1.message.contains("room1/volts = 230"),
+        "{}",
+        room1.message
+    );
+    assert!(
+        room1.message.contains("shared/clock = 12:00"),
+        "{}",
+        room1.message
+    );
+    // room2.power's round got the clock too and was closed at shutdown, missing nothing.
+    let room2 = tests
+        .iter()
+        .find(|t| t.host == "room2")
+        .expect("room2.power sent");
+    assert_eq!(room2.colour, Colour::Green, "{}", room2.message);
+}
