@@ -27,6 +27,23 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     n(11) + n(12)
 }
 
+/// (busy, total) clock ticks of all CPUs since boot, from the first line of /proc/stat.
+pub fn machine_ticks() -> (u64, u64) {
+    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    // idle and iowait are fields 4 and 5.
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total.saturating_sub(idle), total)
+}
+
 /// Context switches (voluntary + involuntary) summed over every thread of `pid`: each one is a wake-up.
 pub fn context_switches(pid: u32) -> u64 {
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {

@@ -484,9 +484,32 @@ fn delivery_cli(env: &Env, tap: &Tap, secs: f64) -> f64 {
 pub fn delivery(env: &Env, rows: &mut Vec<Row>, _: Option<f64>) -> (Value, Option<f64>) {
     let secs = env.sizes.delivery_secs;
     let tap = Tap::start(env.xymond.dir(), &env.tmp.path().join("tap-delivery.txt"));
-    let cli = delivery_cli(env, &tap, secs);
-    let (single, single_sent) = delivery_ours(env, &tap, 1, secs);
-    let (combo, combo_sent) = delivery_ours(env, &tap, 100, secs);
+    // xymond's CPU share during each run (utime+stime ticks of its process over the run): shows whether
+    // xymond or the connections are the limit.
+    let xymond_pid = env.xymond.pid().unwrap_or(0);
+    // The machine's busy share too: on 2 CPUs shared by the sender, xymond and its channel readers, a
+    // machine at 100 % is the limit whatever xymond's own share.
+    let xymond_cpu = |run: &mut dyn FnMut()| -> (f64, f64) {
+        let (t0, c0, m0) = (
+            Instant::now(),
+            probe::cpu_ticks(xymond_pid),
+            probe::machine_ticks(),
+        );
+        run();
+        let ticks = probe::cpu_ticks(xymond_pid).saturating_sub(c0);
+        let m1 = probe::machine_ticks();
+        let busy = (m1.0 - m0.0) as f64 / (m1.1 - m0.1).max(1) as f64 * 100.0;
+        // Ticks are 1/100 s, so ticks per second is percent of one CPU.
+        (ticks as f64 / t0.elapsed().as_secs_f64(), busy)
+    };
+    let mut cli = 0.0;
+    let (cli_cpu, cli_busy) = xymond_cpu(&mut || cli = delivery_cli(env, &tap, secs));
+    let (mut single, mut single_sent) = (0.0, 0);
+    let (single_cpu, single_busy) =
+        xymond_cpu(&mut || (single, single_sent) = delivery_ours(env, &tap, 1, secs));
+    let (mut combo, mut combo_sent) = (0.0, 0);
+    let (combo_cpu, combo_busy) =
+        xymond_cpu(&mut || (combo, combo_sent) = delivery_ours(env, &tap, 100, secs));
     rows.push(Row {
         scenario: 2,
         metric: "statuses/s accepted by xymond, combo<=100".into(),
@@ -505,9 +528,48 @@ pub fn delivery(env: &Env, rows: &mut Vec<Row>, _: Option<f64>) -> (Value, Optio
         target: ">= 5x".into(),
         met: Some(combo >= 5.0 * cli),
     });
+    for (what, cpu, busy, rate) in [
+        ("combo<=100", combo_cpu, combo_busy, combo),
+        ("1 conn/status (Rust)", single_cpu, single_busy, single),
+        ("`xymon` CLI loop", cli_cpu, cli_busy, cli),
+    ] {
+        rows.push(Row {
+            scenario: 2,
+            metric: format!("xymond CPU during the {what} run (% of one CPU)"),
+            value: cpu,
+            unit: "%",
+            baseline: None,
+            target: String::new(),
+            met: None,
+        });
+        rows.push(Row {
+            scenario: 2,
+            metric: format!("machine busy during the {what} run (all CPUs)"),
+            value: busy,
+            unit: "%",
+            baseline: None,
+            target: String::new(),
+            met: None,
+        });
+        rows.push(Row {
+            scenario: 2,
+            metric: format!("xymond CPU per accepted status, {what}"),
+            value: if rate > 0.0 {
+                cpu / 100.0 / rate * 1e6
+            } else {
+                0.0
+            },
+            unit: "us",
+            baseline: None,
+            target: String::new(),
+            met: None,
+        });
+    }
     (
         json!({"hosts": DELIVERY_HOSTS, "seconds": secs, "combo_per_s": combo, "combo_sent": combo_sent,
                "single_per_s": single, "single_sent": single_sent, "cli_per_s": cli,
+               "xymond_cpu_percent": {"combo": combo_cpu, "single": single_cpu, "cli": cli_cpu},
+               "machine_busy_percent": {"combo": combo_busy, "single": single_busy, "cli": cli_busy},
                "counted_by": "xymond_channel --channel=status tap"}),
         None,
     )
