@@ -9,12 +9,22 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Resident set size of `pid` in bytes (VmRSS).
 pub fn rss_bytes(pid: u32) -> u64 {
+    status_kb(pid, "VmRSS:") * 1024
+}
+
+/// The anonymous part of the RSS in bytes (RssAnon): the process's own memory, without the pages of its
+/// program file and shared libraries.
+pub fn rss_anon_bytes(pid: u32) -> u64 {
+    status_kb(pid, "RssAnon:") * 1024
+}
+
+fn status_kb(pid: u32, field: &str) -> u64 {
     fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
+        .unwrap_or(0)
 }
 
 /// utime + stime of `pid` (all threads), in clock ticks (1/100 s on Linux).
