@@ -221,3 +221,67 @@ expect = ["gh1", "gh2"]
     );
     bridge.stop();
 }
+
+/// `timestamp_path`: the sensor's own time decides freshness. A message that arrives now but says it was
+/// measured an hour ago is stale at once; one measured now is fresh; an unreadable timestamp is named in
+/// the status and the arrival time is used instead.
+#[test]
+fn sensor_timestamp_decides_freshness() {
+    let xymond = Xymond::start(&["gh1"]);
+    let mqtt = Mosquitto::start();
+    let tests = r#"
+[[test]]
+broker = "local"
+topic = "greenhouse/{host}/climate"
+host = "{host}"
+test = "climate"
+expire_after = "10m"
+timestamp_path = "$.ts"
+# a status per second even when the colour stays (the third step keeps it green)
+interval = "1s"
+  [[test.value]]
+  name = "temperature"
+  path = "$.t"
+"#;
+    let bridge = RunningBridge::start(&config(&xymond, &mqtt, tests));
+    bridge.wait_subscribed(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let topic = "greenhouse/gh1/climate";
+
+    mqtt.publish(
+        topic,
+        &format!(r#"{{"t": 19.5, "ts": {}}}"#, now - 3600),
+        false,
+    );
+    let s = xymond.wait_for_status("gh1.climate", WAIT, |s| s.body.contains("19.5"));
+    assert_eq!(
+        s.color, "yellow",
+        "an hour-old measurement is stale:\n{}",
+        s.body
+    );
+    assert!(s.body.contains("stale: last message 1h"), "{}", s.body);
+    assert!(s.body.contains("sensor time"), "{}", s.body);
+
+    mqtt.publish(topic, &format!(r#"{{"t": 20.5, "ts": {now}}}"#), false);
+    let s = xymond.wait_for_status("gh1.climate", WAIT, |s| s.body.contains("20.5"));
+    assert_eq!(s.color, "green", "{}", s.body);
+
+    mqtt.publish(topic, r#"{"t": 21.5, "ts": "yesterday"}"#, false);
+    let s = xymond.wait_for_status("gh1.climate", WAIT, |s| s.body.contains("21.5"));
+    assert_eq!(
+        s.color, "green",
+        "arrival time is used instead:\n{}",
+        s.body
+    );
+    assert!(
+        // The payload's text is escaped like every untrusted string.
+        s.body
+            .contains("timestamp_path: timestamp &quot;yesterday&quot; is not RFC 3339"),
+        "{}",
+        s.body
+    );
+    drop(bridge);
+}
