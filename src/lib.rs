@@ -237,7 +237,6 @@ async fn run_bridge(
     info!(brokers = brokers.len(), tests = config.tests.len(), xymond = %config.xymon.server, "bridge running");
     // Every stage has what it needs; the parsed config (for 100k topics, megabytes) is not kept.
     drop(config);
-    release_startup_garbage();
 
     cancel.cancelled().await;
     info!("shutting down");
@@ -269,15 +268,4 @@ fn read_password(path: &std::path::Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read password_file {}", path.display()))?;
     Ok(text.lines().next().unwrap_or("").to_string())
-}
-
-/// Hands memory freed after start-up (the config parser's temporaries: megabytes for 100k topics) back
-/// to the kernel. glibc keeps freed heap pages mapped, in the arena of the thread that parsed, where the
-/// runtime threads would never reuse them; without this they count in RSS for the life of the process.
-fn release_startup_garbage() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim has no preconditions; it only returns free pages of the malloc arenas.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }

@@ -1,6 +1,7 @@
 //! `explain` golden test, and the generated Xymon graph config rendering a bridge-written per-value RRD.
 
 mod common;
+mod rrd_support;
 
 use common::bridge::RunningBridge;
 use common::{Mosquitto, Xymond};
@@ -82,7 +83,7 @@ fn explain_cli() {
 }
 
 /// `rrd = true`: the bridge writes `<rrd_dir>/<host>/<test>.<value>.rrd`, and the graphs.d lines that
-/// `xymon-config` prints render it.
+/// `xymon-config` prints render it, through librrd and through Xymon's own showgraph.cgi.
 #[test]
 fn per_value_rrd_renders_with_generated_graphs() {
     let xymond = Xymond::start(&["gh1"]);
@@ -133,5 +134,48 @@ fn per_value_rrd_renders_with_generated_graphs() {
         )
         .unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{}", g.name);
+    }
+
+    // Installed as the README says: both fragments into a private Xymon layout, the bridge's file in its
+    // rrd directory; then Xymon's showgraph.cgi draws each generated graph.
+    let t = tempfile::tempdir().unwrap();
+    let x = rrd_support::XymonEnv::new(t.path());
+    let (server, graphs_cfg) = text
+        .split_once("# ---- /etc/xymon/graphs.d/xymon-mqtt-rules.cfg ----\n")
+        .unwrap();
+    let fragment = |name: &str, body: &str| {
+        let path = t.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        path
+    };
+    let graphs_file = fragment("rules-graphs.cfg", graphs_cfg);
+    let server_file = fragment("rules-server.cfg", server);
+    let append = |path: &Path, line: String| {
+        let mut s = std::fs::read_to_string(path).unwrap();
+        s.push_str(&line);
+        std::fs::write(path, s).unwrap();
+    };
+    append(
+        &t.path().join("home/etc/graphs.cfg"),
+        format!("include {}\n", graphs_file.display()),
+    );
+    append(&x.env, format!("include {}\n", server_file.display()));
+    std::fs::create_dir_all(x.rrd.join("gh1")).unwrap();
+    std::fs::copy(&file, x.rrd.join("gh1/env.temperature.rrd")).unwrap();
+    let end = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for g in ["env-temperature", "env"] {
+        let q = format!(
+            "host=gh1&service={g}&graph_width=576&graph_height=120&disp=gh1&graph_start={}&graph_end={end}",
+            end - 48 * 3600
+        );
+        let (headers, body) = x.cgi("showgraph.cgi", &q);
+        assert!(
+            headers.starts_with("Content-type: image/png") && body.starts_with(b"\x89PNG"),
+            "showgraph {g}: {headers:?} {}",
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+        );
     }
 }

@@ -90,9 +90,11 @@ pub fn generate(config: &Config) -> String {
         for (v, id) in values.iter().zip(&ids) {
             let _ = writeln!(graphs, "[{id}]");
             let _ = writeln!(graphs, "\tTITLE {}  ", v.name);
-            if !v.unit.is_empty() {
-                let _ = writeln!(graphs, "\tYAXIS {}", v.unit);
-            }
+            let _ = writeln!(
+                graphs,
+                "\tYAXIS {}",
+                if v.unit.is_empty() { "value" } else { &v.unit }
+            );
             let _ = writeln!(graphs, "\tDEF:v={test}.{}.rrd:value:AVERAGE", v.name);
             let _ = writeln!(graphs, "\tLINE2:v#{}:{}", COLOURS[0], v.name);
             for (cf, label) in [("MIN", "Min"), ("MAX", "Max"), ("AVERAGE", "Avg")] {
@@ -105,6 +107,15 @@ pub fn generate(config: &Config) -> String {
             "# host trends page: the GRAPHS entry {test:?} matches {test}.*.rrd\n[{test}]"
         );
         let _ = writeln!(graphs, "\tTITLE {test}  ");
+        // showgraph.cgi passes YAXIS to rrdtool's -v unconditionally: without it the graph fails with
+        // "option requires an argument -- 'v'". The shared unit when there is one.
+        let first_unit = values.first().map_or("", |v| v.unit.as_str());
+        let yaxis = if !first_unit.is_empty() && values.iter().all(|v| v.unit == first_unit) {
+            first_unit
+        } else {
+            "value"
+        };
+        let _ = writeln!(graphs, "\tYAXIS {yaxis}");
         for (k, v) in values.iter().enumerate() {
             let _ = writeln!(graphs, "\tDEF:v{k}={test}.{}.rrd:value:AVERAGE", v.name);
         }
