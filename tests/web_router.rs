@@ -366,6 +366,58 @@ async fn token_is_required_when_set() {
     assert_eq!(get_with(&app, req).await.0, StatusCode::OK);
 }
 
+/// The middleware stack covers every response: pages, API, 404s and 401s get the security headers, the
+/// API alone is `no-store`, and a request body over the limit is refused before any handler runs.
+#[tokio::test]
+async fn middleware_applies_to_every_response() {
+    let s = shared();
+    publish(&s, 0, "sensors/a/temperature", b"21.5");
+    let open = app(&s);
+    let locked = app_with(&s, Some("s3cret"), PathBuf::from("/nonexistent"));
+    let cases = [
+        (&open, "/", StatusCode::OK, false),
+        (
+            &open,
+            "/api/v1/topics/sensors/a/temperature",
+            StatusCode::OK,
+            true,
+        ),
+        (&open, "/api/v1/topics/nope", StatusCode::NOT_FOUND, true),
+        (&open, "/no/such/route", StatusCode::NOT_FOUND, false),
+        (&locked, "/", StatusCode::UNAUTHORIZED, false),
+        (&locked, "/api/v1/topics", StatusCode::UNAUTHORIZED, false),
+    ];
+    for (app, uri, want, api) in cases {
+        let (code, headers, _) = get(app, uri).await;
+        assert_eq!(code, want, "{uri}");
+        assert!(
+            headers[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .contains("default-src 'none'"),
+            "{uri}"
+        );
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{uri}");
+        assert_eq!(headers[header::REFERRER_POLICY], "no-referrer", "{uri}");
+        assert_eq!(
+            headers.get(header::CACHE_CONTROL).is_some(),
+            api && code != StatusCode::UNAUTHORIZED,
+            "{uri}"
+        );
+    }
+    let big = Request::get("/api/v1/brokers")
+        .header(
+            header::CONTENT_LENGTH,
+            xymon_mqtt::web::MAX_REQUEST_BYTES + 1,
+        )
+        .body(Body::from(vec![
+            b'x';
+            xymon_mqtt::web::MAX_REQUEST_BYTES + 1
+        ]))
+        .unwrap();
+    assert_eq!(get_with(&open, big).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
 #[tokio::test]
 async fn gzip_when_asked_and_static_assets_embedded() {
     let s = shared();
