@@ -49,7 +49,7 @@ const FULL: Sizes = Sizes {
     delivery_secs: 5.0,
     latency_secs: 5.0,
     memory_topics: &[1_000, 10_000, 100_000],
-    api_secs: 5,
+    api_secs: 4,
     rrd_files: 10_000,
     idle_secs: 10.0,
 };
