@@ -269,9 +269,12 @@ fn ingest_rumqttc(env: &Env, n: usize) -> IngestRun {
         let opts = rumqttc::MqttOptions::new("bench-rumqttc", "127.0.0.1", port);
         let (client, mut el) = rumqttc::AsyncClient::new(opts, 10);
         let _ = client.subscribe("bench/#", rumqttc::QoS::AtMostOnce).await;
+        // Pinned once, like the bridge's loop: the floor should not pay a waiter registration per event.
+        let cancelled = st.cancelled();
+        tokio::pin!(cancelled);
         loop {
             tokio::select! {
-                _ = st.cancelled() => break,
+                _ = &mut cancelled => break,
                 ev = el.poll() => match ev {
                     Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(_))) => {
                         c.fetch_add(1, Ordering::Relaxed);

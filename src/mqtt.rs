@@ -251,9 +251,13 @@ pub async fn run(mut task: BrokerTask, shared: Shared, cancel: CancellationToken
     let mut subscribed = 0;
     // One warning per outage; the retries in between are debug lines.
     let mut outage_logged = false;
+    // Created once: a fresh `cancelled()` in every select! would register with (and leave) the token's
+    // waiter list, under its mutex, for every message.
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
     loop {
         let event = tokio::select! {
-            _ = cancel.cancelled() => break,
+            _ = &mut cancelled => break,
             event = task.eventloop.poll() => event,
         };
         match event {
@@ -300,7 +304,7 @@ pub async fn run(mut task: BrokerTask, shared: Shared, cancel: CancellationToken
                 connected = false;
                 connected_gauge.set(0);
                 tokio::select! {
-                    _ = cancel.cancelled() => break,
+                    _ = &mut cancelled => break,
                     _ = tokio::time::sleep(backoff.next_delay()) => {}
                 }
             }
