@@ -80,10 +80,6 @@ impl Wanted {
             .then_some(Forward::Filter)
     }
 
-    pub fn contains(&self, topic: &str) -> bool {
-        self.lookup(topic).is_some()
-    }
-
     /// Number of permanent subscriptions: rule filters and exact topics.
     pub fn subscription_count(&self) -> usize {
         self.filter_subscriptions.len() + self.exact.len()
