@@ -7,7 +7,7 @@ use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 use xymon_mqtt::config::{HostName, TestKind, TestName};
@@ -52,6 +52,10 @@ fn publish(s: &Shared, broker: usize, topic: &str, payload: &[u8]) {
 fn app_with(s: &Shared, token: Option<&str>, rrd_dir: PathBuf) -> Router {
     let options = WebOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
+        limits: xymon_mqtt::web::listener::ConnLimits {
+            header_timeout: Duration::from_secs(10),
+            max_connections: 16,
+        },
         token: token.map(str::to_string),
         rrd_dir,
         brokers: vec!["local".into(), "other".into()],

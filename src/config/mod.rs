@@ -86,6 +86,13 @@ pub struct WebConfig {
     /// A file holding a bearer token (first line); when set, every request must present it.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// A client must send a request's headers within this time or its connection is closed, so that slow
+    /// or stalled clients (slowloris) cannot hold connections open.
+    #[serde(default = "default_header_timeout", with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Connections served at once; further ones wait in the kernel's accept queue until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for WebConfig {
@@ -94,8 +101,18 @@ impl Default for WebConfig {
             listen: default_web_listen(),
             enabled: default_web_enabled(),
             token_file: None,
+            header_timeout: default_header_timeout(),
+            max_connections: default_max_connections(),
         }
     }
+}
+
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_max_connections() -> usize {
+    256
 }
 
 fn default_web_enabled() -> bool {
@@ -375,6 +392,22 @@ impl Config {
                 text,
                 "xymon.combo_max",
                 "must be 1 to 100 (xymond's MAXMSGSPERCOMBO)".into(),
+            ));
+        }
+        if self.web.header_timeout.is_zero() {
+            return Err(ConfigError::at_line(
+                path,
+                text,
+                "web.header_timeout",
+                "must be longer than 0".into(),
+            ));
+        }
+        if self.web.max_connections == 0 {
+            return Err(ConfigError::at_line(
+                path,
+                text,
+                "web.max_connections",
+                "must be at least 1".into(),
             ));
         }
         let mut names = HashSet::new();

@@ -40,6 +40,8 @@ fn example_config_parses() {
 fn defaults_parse() {
     let c = parse(BROKER).unwrap();
     assert_eq!(c.web.listen.to_string(), DEFAULT_WEB_LISTEN);
+    assert_eq!(c.web.header_timeout, Duration::from_secs(10));
+    assert_eq!(c.web.max_connections, 256);
     assert_eq!(c.xymon.rrd_dir, PathBuf::from(DEFAULT_RRD_DIR));
     assert_eq!(
         parse_broker_url("mqtt://127.0.0.1").unwrap(),
@@ -129,6 +131,20 @@ fn errors_name_file_line_and_key() {
             line: 3,
             key: "broker[0].url",
             says: "not supported",
+        },
+        Case {
+            name: "zero web header timeout",
+            text: format!("{BROKER}[web]\nlisten = \"127.0.0.1:0\"\nheader_timeout = \"0s\"\n"),
+            line: 6,
+            key: "web.header_timeout",
+            says: "longer than 0",
+        },
+        Case {
+            name: "no web connections",
+            text: format!("{BROKER}[web]\nmax_connections = 0\n"),
+            line: 5,
+            key: "web.max_connections",
+            says: "at least 1",
         },
         Case {
             name: "syntax error",

@@ -9,14 +9,17 @@
 //! - `sse`: `/api/v1/events`.
 //! - `pages`: the dashboard, test and topic pages, RRD graphs as PNG.
 //! - `auth`: the optional bearer token.
+//! - `listener`: accepts connections: header-read timeout, connection cap, graceful stop.
 //!
-//! Robustness: loopback by default, a request timeout on pages, request body limit, bounded pages and events,
-//! a cap on open event streams and on concurrent graph renders, gzip, no CORS headers (so browsers keep
-//! other origins out), and a strict Content-Security-Policy. Shuts down with the bridge's cancel token.
+//! Robustness: loopback by default, a header-read timeout and a connection cap (`listener`), a request
+//! timeout on pages, request body limit, bounded pages and events, a cap on open event streams and on
+//! concurrent graph renders, gzip, no CORS headers (so browsers keep other origins out), and a strict
+//! Content-Security-Policy. Shuts down with the bridge's cancel token.
 
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod listener;
 pub mod pages;
 pub mod sse;
 
@@ -73,6 +76,7 @@ pub struct TestInfo {
 #[derive(Debug, Clone)]
 pub struct WebOptions {
     pub listen: SocketAddr,
+    pub limits: listener::ConnLimits,
     pub token: Option<String>,
     pub rrd_dir: PathBuf,
     pub brokers: Vec<String>,
@@ -120,6 +124,10 @@ impl WebOptions {
             .collect();
         Ok(WebOptions {
             listen: config.web.listen,
+            limits: listener::ConnLimits {
+                header_timeout: config.web.header_timeout,
+                max_connections: config.web.max_connections,
+            },
             token,
             rrd_dir: config.xymon.rrd_dir.clone(),
             brokers,
@@ -259,16 +267,10 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot listen on web.listen {}", options.listen))?;
     let addr = listener.local_addr()?;
+    let limits = options.limits;
     let app = router(AppState::new(options, shared, cancel.clone())?);
     info!(%addr, "web UI and API listening");
-    Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(cancel.cancelled_owned())
-            .await
-        {
-            warn!(error = %e, "web server ended");
-        }
-    }))
+    Ok(tokio::spawn(listener::serve(listener, app, limits, cancel)))
 }
 
 /// Starts the web server for `config` if enabled. A web problem (busy port, unreadable token file) is
