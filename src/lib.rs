@@ -26,6 +26,7 @@
 pub mod backoff;
 pub mod collect;
 pub mod config;
+pub mod heap;
 pub mod log_limit;
 pub mod metrics;
 pub mod mqtt;

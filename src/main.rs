@@ -52,6 +52,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists, so that every thread shares the one arena.
+    xymon_mqtt::heap::limit_arenas();
     let cli = Cli::parse();
     init_logging();
     let command = match cli.command {
