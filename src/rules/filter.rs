@@ -1,7 +1,8 @@
 //! Topic filters with named captures, and name templates that use the captures.
 //!
-//! Fed by the config loader (`TopicFilter::parse`, `Template::parse`, once at start-up); used on the
-//! ingest path (`matches`, to decide what to forward) and by the collector and `explain`.
+//! Fed by the config loader (`TopicFilter::parse`, `Template::parse`, once at start-up) and by the web
+//! layer (`TopicFilter::parse_mqtt`, its `filter` parameter); used on the ingest path (`matches`, to decide
+//! what to forward), by the collector and `explain`, and by the web layer to select topics.
 //!
 //! Decisions:
 //! - `{name}` stands for a whole topic level and matches one level like `+`; `+` matches one level
@@ -38,6 +39,17 @@ fn valid_capture_name(n: &str) -> bool {
 impl TopicFilter {
     /// Parses `sensors/{host}/env`, `a/+/b/#`, …; the error says what is wrong, for the config error.
     pub fn parse(raw: &str) -> Result<TopicFilter, String> {
+        Self::parse_levels(raw, true)
+    }
+
+    /// Parses a plain MQTT filter as a broker reads it: `+` and `#` stand for whole levels, `#` comes last,
+    /// and there are no captures (`{x}` is literal text, as it is to a broker). For filters given at run
+    /// time, such as the web API's `filter` parameter, which then match exactly as rule filters do.
+    pub fn parse_mqtt(raw: &str) -> Result<TopicFilter, String> {
+        Self::parse_levels(raw, false)
+    }
+
+    fn parse_levels(raw: &str, captures: bool) -> Result<TopicFilter, String> {
         if raw.is_empty() || raw.len() > u16::MAX as usize {
             return Err("a topic filter must be 1 to 65535 bytes".into());
         }
@@ -52,6 +64,12 @@ impl TopicFilter {
                 "+" => Level::Plus,
                 "#" if i + 1 == parts.len() => Level::Hash,
                 "#" => return Err(format!("{raw:?}: `#` must be the last level")),
+                p if p.contains(['+', '#']) => {
+                    return Err(format!(
+                        "{raw:?}: `+` and `#` must stand for a whole level (as in `a/+/b`)"
+                    ))
+                }
+                p if !captures => Level::Lit(p.to_string()),
                 p if p.starts_with('{') && p.ends_with('}') => {
                     let name = &p[1..p.len() - 1];
                     if !valid_capture_name(name) {
@@ -64,11 +82,6 @@ impl TopicFilter {
                     }
                     names.push(name);
                     Level::Capture(name.to_string())
-                }
-                p if p.contains(['+', '#']) => {
-                    return Err(format!(
-                        "{raw:?}: `+` and `#` must stand for a whole level (as in `a/+/b`)"
-                    ))
                 }
                 p if p.contains(['{', '}']) => {
                     return Err(format!(
@@ -376,6 +389,40 @@ mod tests {
                 c.filter,
                 c.topic
             );
+        }
+    }
+
+    #[test]
+    fn plain_mqtt_filters() {
+        for (raw, ok) in [
+            ("a/+/c", true),
+            ("#", true),
+            ("$SYS/#", true),
+            ("a/{x}/c", true), // literal braces, as a broker reads them
+            ("", false),
+            ("a/#/b", false),
+            ("a/b+/c", false),
+            ("a/#b", false),
+            ("a\0b", false),
+        ] {
+            assert_eq!(TopicFilter::parse_mqtt(raw).is_ok(), ok, "{raw:?}");
+        }
+        for (topic, filter, want) in [
+            ("a/b/c", "a/+/c", true),
+            ("a/b/c", "a/#", true),
+            ("a", "a/#", true),
+            ("a/b", "a/+", true),
+            ("a/b/c", "a/+", false),
+            ("a/b", "a/b/c", false),
+            ("$SYS/x", "#", false),
+            ("$SYS/x", "+/x", false),
+            ("$SYS/x", "$SYS/#", true),
+            ("$SYS/x", "$SYS/+", true),
+            ("a/{x}/c", "a/{x}/c", true),
+            ("a/b/c", "a/{x}/c", false),
+        ] {
+            let f = TopicFilter::parse_mqtt(filter).unwrap();
+            assert_eq!(f.matches(topic), want, "{topic} {filter}");
         }
     }
 

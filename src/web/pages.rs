@@ -326,11 +326,11 @@ pub async fn topics(State(st): State<AppState>, Query(q): Query<TopicsQuery>) ->
         .unwrap_or_else(|| "#".to_string());
     let (rows, more, error) = match check_filter(&filter) {
         Err(e) => (Vec::new(), 0, e.message),
-        Ok(()) => {
+        Ok(parsed) => {
             let mut all = st
                 .shared
                 .store
-                .select(|_, t| filter_matches(Some(&filter), t));
+                .select(|_, t| filter_matches(Some(&parsed), t));
             let more = all.len().saturating_sub(MAX_TOPIC_ROWS);
             all.truncate(MAX_TOPIC_ROWS);
             let now = SystemTime::now();

@@ -7,6 +7,7 @@
 use super::api::{check_filter, filter_matches, BrokerItem, TestItem, TopicItem};
 use super::error::{ApiError, ApiQuery};
 use super::AppState;
+use crate::rules::filter::TopicFilter;
 use crate::store::Change;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -58,9 +59,7 @@ pub async fn events(
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    if let Some(f) = &q.filter {
-        check_filter(f)?;
-    }
+    let filter = q.filter.as_deref().map(check_filter).transpose()?;
     let permit = st
         .sse_slots
         .clone()
@@ -68,11 +67,10 @@ pub async fn events(
         .map_err(|_| ApiError::unavailable("too many event streams open"))?;
     let store = BroadcastStream::new(st.shared.store.subscribe()).map(Raw::Store);
     let tests = BroadcastStream::new(st.shared.outbox.subscribe()).map(Raw::Test);
-    let filter = q.filter;
     let cancel = st.cancel.clone();
     let stream = futures_util::stream::select(store, tests)
         .filter_map(move |raw| {
-            let ev = to_event(&st, filter.as_deref(), raw);
+            let ev = to_event(&st, filter.as_ref(), raw);
             let _held = &permit;
             async move { ev.map(Ok) }
         })
@@ -85,7 +83,7 @@ fn json_event(name: &str, value: &impl Serialize) -> Option<Event> {
     Some(Event::default().event(name).data(data))
 }
 
-fn to_event(st: &AppState, filter: Option<&str>, raw: Raw) -> Option<Event> {
+fn to_event(st: &AppState, filter: Option<&TopicFilter>, raw: Raw) -> Option<Event> {
     match raw {
         Raw::Store(Ok(Change::Topic { broker, topic })) => {
             if !filter_matches(filter, &topic) {
