@@ -7,6 +7,7 @@
 //! `header_timeout` (this covers the wait for the next request on a kept-alive connection too), and at
 //! most `max_connections` are served at once; further clients wait in the kernel's accept queue.
 
+use crate::log_limit::LogLimiter;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -26,6 +27,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Pause after an accept error such as EMFILE: accepting again at once would spin on the same error.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(200);
 
+/// At most one log line per kind of accept error per minute: running out of file descriptors can last.
+const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(60);
+
 /// Limits on the connections of one listener.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnLimits {
@@ -42,6 +46,7 @@ pub async fn serve(
     cancel: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let log_limit = LogLimiter::new(ACCEPT_ERROR_LOG_EVERY);
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -60,7 +65,9 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
-                    warn!(error = %e, "web: cannot accept a connection");
+                    if log_limit.allow(&format!("{:?}", e.kind())) {
+                        warn!(error = %e, "web: cannot accept a connection (logged once a minute)");
+                    }
                     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                     continue;
                 }
