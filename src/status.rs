@@ -6,7 +6,7 @@
 //! `sanitize::untrusted`; everything else in the text is the bridge's own.
 
 use crate::collect::round::{Closed, Reading};
-use crate::config::{Mode, TestConfig, BROKER_STATS_TOPICS};
+use crate::config::{Mode, TestConfig, TestKind, BROKER_STATS_TOPICS};
 use crate::store::TopicValue;
 use crate::xymon::sanitize::{payload_text, untrusted};
 use crate::xymon::{Colour, Status};
@@ -145,6 +145,11 @@ pub fn topics_status(
         ms(closed.window),
         safe_topic(&test.broker),
     );
+    test_status(test, colour, summary, body)
+}
+
+/// A status under a configured test's host, test name and lifetime.
+fn test_status(test: &TestConfig, colour: Colour, summary: String, body: String) -> Status {
     Status {
         host: test.host.clone(),
         test: test.test.clone(),
@@ -153,6 +158,25 @@ pub fn topics_status(
         summary,
         body,
     }
+}
+
+/// A periodic test whose broker is not connected at snapshot time. For broker-stats that is the news
+/// itself (red); for a topics test the values are simply unknown (yellow). `error` is the connection
+/// error as rumqttc reported it, so it is treated as untrusted text.
+pub fn broker_down_status(test: &TestConfig, error: Option<&str>, now: SystemTime) -> Status {
+    let colour = match test.kind {
+        TestKind::BrokerStats => Colour::Red,
+        TestKind::Topics | TestKind::Rule => Colour::Yellow,
+    };
+    let reason = error
+        .map(|e| format!(": {}", untrusted(e, 300, INDENT)))
+        .unwrap_or_default();
+    let summary = format!("{} broker {} is not connected", timestamp(now), test.broker);
+    let body = format!(
+        "\n&{colour} Cannot reach MQTT broker {}{reason}\n",
+        test.broker
+    );
+    test_status(test, colour, summary, body)
 }
 
 fn retained_note(r: &Reading) -> &'static str {
@@ -291,14 +315,7 @@ pub fn broker_stats_status(
             ": some counters unavailable"
         }
     );
-    let status = Status {
-        host: test.host.clone(),
-        test: test.test.clone(),
-        colour,
-        lifetime: test.lifetime(),
-        summary,
-        body,
-    };
+    let status = test_status(test, colour, summary, body);
     (status, counters)
 }
 

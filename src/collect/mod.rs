@@ -16,7 +16,7 @@ use crate::mqtt::{self, Connection, Fetched, RouteId};
 use crate::rules::RuleState;
 use crate::status::{self, Context, Counters};
 use crate::store::{BrokerId, Store};
-use crate::xymon::{Colour, Outbox, Status};
+use crate::xymon::{Colour, Outbox};
 use round::{Offer, Reading, Round};
 use rumqttc::QoS;
 use schedule::{Timer, TimerKind, Timers};
@@ -450,8 +450,11 @@ impl Collector {
                 slot.round = None;
                 slot.generation += 1;
                 debug!(test = %slot.cfg.test, %reason, "snapshot failed");
-                self.outbox
-                    .put(broker_down_status(&slot.cfg, Some(&reason)));
+                self.outbox.put(status::broker_down_status(
+                    &slot.cfg,
+                    Some(&reason),
+                    SystemTime::now(),
+                ));
             }
         }
     }
@@ -627,33 +630,6 @@ impl Collector {
             ));
         }
         st.expect_sent = Some(now);
-    }
-}
-
-/// A periodic test whose broker is not connected at snapshot time. For broker-stats that is the news
-/// itself (red); for a topics test the values are simply unknown (yellow).
-fn broker_down_status(cfg: &TestConfig, error: Option<&str>) -> Status {
-    let colour = match cfg.kind {
-        TestKind::BrokerStats => Colour::Red,
-        TestKind::Topics | TestKind::Rule => Colour::Yellow,
-    };
-    let reason = error
-        .map(|e| format!(": {}", crate::xymon::sanitize::untrusted(e, 300, "    ")))
-        .unwrap_or_default();
-    Status {
-        host: cfg.host.clone(),
-        test: cfg.test.clone(),
-        colour,
-        lifetime: cfg.lifetime(),
-        summary: format!(
-            "{} broker {} is not connected",
-            status::timestamp(SystemTime::now()),
-            cfg.broker
-        ),
-        body: format!(
-            "\n&{colour} Cannot reach MQTT broker {}{reason}\n",
-            cfg.broker
-        ),
     }
 }
 

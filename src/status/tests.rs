@@ -280,3 +280,28 @@ fn broker_stats_counter_reset_and_garbage() {
         .contains("&yellow $SYS/broker/bytes/sent is not a counter: &lt;b&gt;x&lt;/b&gt;"));
     assert!(s.body.contains("counter went back"));
 }
+
+#[test]
+fn broker_down_is_red_for_stats_yellow_for_topics_and_the_error_cannot_split_the_message() {
+    let t = tests();
+    let hostile = "refused\nstatus evil.host red injected\n<script>";
+    let topics = broker_down_status(&t[0], Some(hostile), now());
+    assert_eq!(topics.colour, Colour::Yellow);
+    assert_eq!(topics.host.as_str(), "greenhouse");
+    assert_eq!(topics.lifetime, t[0].lifetime());
+    assert!(topics.summary.ends_with("broker local is not connected"));
+    assert!(!topics.body.contains("<script>"), "{}", topics.body);
+    // Every line of the error after the first is indented, so none starts a Xymon message of its own.
+    let wire = topics.to_wire();
+    assert_eq!(
+        wire.lines().filter(|l| l.starts_with("status")).count(),
+        1,
+        "{wire}"
+    );
+    assert!(topics
+        .body
+        .contains("Cannot reach MQTT broker local: refused"));
+    let stats = broker_down_status(&t[1], None, now());
+    assert_eq!(stats.colour, Colour::Red);
+    assert_eq!(stats.body, "\n&red Cannot reach MQTT broker local\n");
+}
