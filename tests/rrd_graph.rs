@@ -1,6 +1,7 @@
 //! The repo's graphs.d definitions render from writer-made files three ways: our
 //! render_graph (librrd), `rrdtool graph` with the same lines, and Xymon's showgraph.cgi.
 
+mod common;
 mod rrd_support;
 
 use std::process::Command;

@@ -2,6 +2,7 @@
 //! port): svcstatus.cgi links both graphs on the `mqtt` page, and xymond_rrd on the status
 //! and data channels never touches the writer's files.
 
+mod common;
 mod rrd_support;
 
 use std::time::{Duration, Instant};

@@ -1,5 +1,6 @@
 //! Router tests with `oneshot`: the web layer over a hand-filled store and outbox, no network.
 
+mod common;
 mod rrd_support;
 
 use axum::body::Body;
