@@ -42,6 +42,15 @@ pub fn start_writer(dir: &Path, capacity: usize) -> (RrdWriter, std::thread::Joi
     .unwrap()
 }
 
+/// A writer into `dir` (queue of 64) that has finished `count` snapshots of both broker RRDs of
+/// [`HOST`] from [`aligned_start`] (see [`fill`]); it takes more until dropped.
+pub fn filled_writer(dir: &Path, count: i64) -> (RrdWriter, std::thread::JoinHandle<()>) {
+    let (w, h) = start_writer(dir, 64);
+    fill(&w, HOST, aligned_start(), count);
+    wait_processed(&w, 2 * count as u64);
+    (w, h)
+}
+
 /// Waits until the writer has finished `n` samples in total.
 pub fn wait_processed(w: &RrdWriter, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(20);
