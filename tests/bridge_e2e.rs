@@ -3,28 +3,12 @@
 
 mod common;
 
-use common::bridge::RunningBridge;
+use common::bridge::{config, RunningBridge};
 use common::{Mosquitto, StatusLog, Xymond};
 use std::time::Duration;
 
 /// Generous: these are polling bounds, not timing assertions.
 const WAIT: Duration = Duration::from_secs(30);
-
-fn config(xymond: &Xymond, brokers: &[(&str, &Mosquitto)], tests: &str) -> String {
-    let mut c = format!(
-        "[xymon]\nserver = \"{}\"\nrrd_dir = \"{}/rrd\"\n\n",
-        xymond.addr(),
-        xymond.dir().display()
-    );
-    for (name, m) in brokers {
-        c.push_str(&format!(
-            "[[broker]]\nname = \"{name}\"\nurl = \"{}\"\n\n",
-            m.url()
-        ));
-    }
-    c.push_str(tests);
-    c
-}
 
 const GREENHOUSE: &str = r#"
 [[test]]
@@ -41,8 +25,7 @@ topics = ["sensors/greenhouse/temperature", "sensors/greenhouse/humidity"]
 fn continuous_rounds_complete_missing_and_changed() {
     let xymond = Xymond::start(&["greenhouse"]);
     let mqtt = Mosquitto::start();
-    let bridge = RunningBridge::start(&config(&xymond, &[("local", &mqtt)], GREENHOUSE));
-    bridge.wait_subscribed(0);
+    let bridge = RunningBridge::start_subscribed(&xymond, &mqtt, GREENHOUSE);
 
     mqtt.publish("sensors/greenhouse/temperature", "21.5", false);
     mqtt.publish("sensors/greenhouse/humidity", "55", false);
@@ -284,8 +267,7 @@ topics = ["room/t"]
 fn statuses_resume_after_the_broker_restarts() {
     let xymond = Xymond::start(&["greenhouse"]);
     let mut mqtt = Mosquitto::start();
-    let bridge = RunningBridge::start(&config(&xymond, &[("local", &mqtt)], GREENHOUSE));
-    bridge.wait_subscribed(0);
+    let bridge = RunningBridge::start_subscribed(&xymond, &mqtt, GREENHOUSE);
     mqtt.publish("sensors/greenhouse/temperature", "1", false);
     mqtt.publish("sensors/greenhouse/humidity", "1", false);
     xymond.wait_for_status("greenhouse.env", WAIT, |s| {
@@ -318,8 +300,7 @@ fn latest_status_arrives_after_xymond_restarts() {
     let tests = format!(
         "{GREENHOUSE}\n[[test]]\nhost = \"shed\"\ntest = \"door\"\nbroker = \"local\"\ntopics = [\"shed/door\"]\n"
     );
-    let bridge = RunningBridge::start(&config(&xymond, &[("local", &mqtt)], &tests));
-    bridge.wait_subscribed(0);
+    let bridge = RunningBridge::start_subscribed(&xymond, &mqtt, &tests);
     xymond.stop();
 
     for v in ["old", "new"] {
@@ -391,8 +372,7 @@ fn latest_status_arrives_after_xymond_restarts() {
 fn hostile_payloads_are_neutralised_in_xymond() {
     let xymond = Xymond::start(&["greenhouse"]);
     let mqtt = Mosquitto::start();
-    let bridge = RunningBridge::start(&config(&xymond, &[("local", &mqtt)], GREENHOUSE));
-    bridge.wait_subscribed(0);
+    let bridge = RunningBridge::start_subscribed(&xymond, &mqtt, GREENHOUSE);
     type Check = fn(&StatusLog) -> bool;
     let cases: [(&str, &str, Check); 4] = [
         ("<script>alert(1)</script>", "script", |s| {
@@ -463,8 +443,7 @@ fn shutdown_delivers_what_was_received_and_returns() {
     let xymond = Xymond::start(&["greenhouse"]);
     let mqtt = Mosquitto::start();
     let tests = GREENHOUSE.replace("1500ms", "1h");
-    let bridge = RunningBridge::start(&config(&xymond, &[("local", &mqtt)], &tests));
-    bridge.wait_subscribed(0);
+    let bridge = RunningBridge::start_subscribed(&xymond, &mqtt, &tests);
     mqtt.publish("sensors/greenhouse/temperature", "last-words", false);
     common::wait_until(WAIT, "value in the store", || {
         bridge

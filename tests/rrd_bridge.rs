@@ -2,28 +2,18 @@
 //! the real rrdtool CLI.
 
 mod common;
+mod rrd_support;
 
 use common::bridge::RunningBridge;
 use common::{Mosquitto, StatusLog, Xymond};
+use rrd_support::rrdtool;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+use tempfile::TempDir;
 
 const WAIT: Duration = Duration::from_secs(40);
-
-fn rrdtool(args: &[&str]) -> String {
-    let out = Command::new("rrdtool")
-        .args(args)
-        .output()
-        .expect("rrdtool");
-    assert!(
-        out.status.success(),
-        "rrdtool {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn config(xymond: &Xymond, mqtt: &Mosquitto, rrd_dir: &Path, extra_xymon: &str) -> String {
     format!(
@@ -33,6 +23,27 @@ fn config(xymond: &Xymond, mqtt: &Mosquitto, rrd_dir: &Path, extra_xymon: &str) 
         rrd_dir.display(),
         mqtt.url()
     )
+}
+
+/// Starts a private xymond and mosquitto, and the bridge's broker-stats test writing RRDs into a
+/// temporary `rrd_dir`; `extra_xymon` is added to the `[xymon]` section.
+fn start(extra_xymon: &str) -> (Xymond, Mosquitto, TempDir, RunningBridge) {
+    let xymond = Xymond::start(&["broker.example.com"]);
+    let mqtt = Mosquitto::start();
+    let rrd_dir = tempfile::tempdir().unwrap();
+    let bridge = RunningBridge::start(&config(&xymond, &mqtt, rrd_dir.path(), extra_xymon));
+    (xymond, mqtt, rrd_dir, bridge)
+}
+
+/// The host dir and the two broker RRD files under `rrd_dir`, once both files exist.
+fn wait_for_rrd_files(rrd_dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let host_dir = rrd_dir.join("broker.example.com");
+    let message = host_dir.join("mqtt.broker.message.rrd");
+    let octet = host_dir.join("mqtt.broker.octet.rrd");
+    common::wait_until(WAIT, "both RRD files", || {
+        message.exists() && octet.exists()
+    });
+    (host_dir, message, octet)
 }
 
 /// The latest totals of a broker-stats status: (messages received, messages sent, octets received, octets sent).
@@ -65,16 +76,8 @@ fn info_value(info: &str, key: &str) -> String {
 /// snapshot, have Xymon's modes, and a host dir deleted (as by `drop HOST`) comes back.
 #[test]
 fn broker_stats_snapshots_are_written_with_the_xymon_layout() {
-    let xymond = Xymond::start(&["broker.example.com"]);
-    let mqtt = Mosquitto::start();
-    let rrd_dir = tempfile::tempdir().unwrap();
-    let bridge = RunningBridge::start(&config(&xymond, &mqtt, rrd_dir.path(), ""));
-    let host_dir = rrd_dir.path().join("broker.example.com");
-    let message = host_dir.join("mqtt.broker.message.rrd");
-    let octet = host_dir.join("mqtt.broker.octet.rrd");
-    common::wait_until(WAIT, "both RRD files", || {
-        message.exists() && octet.exists()
-    });
+    let (xymond, _mqtt, rrd_dir, bridge) = start("");
+    let (host_dir, message, octet) = wait_for_rrd_files(rrd_dir.path());
 
     for file in [&message, &octet] {
         let info = rrdtool(&["info", file.to_str().unwrap()]);
@@ -151,9 +154,6 @@ fn broker_stats_snapshots_are_written_with_the_xymon_layout() {
 /// is a non-negative number, and messages flow.
 #[test]
 fn fetched_rates_are_non_negative() {
-    let xymond = Xymond::start(&["broker.example.com"]);
-    let mqtt = Mosquitto::start();
-    let rrd_dir = tempfile::tempdir().unwrap();
     let defs = tempfile::tempdir().unwrap();
     for name in ["mqtt.broker.message", "mqtt.broker.octet"] {
         std::fs::write(
@@ -163,7 +163,7 @@ fn fetched_rates_are_non_negative() {
         .unwrap();
     }
     let extra = format!("rrd_defs = \"{}\"", defs.path().display());
-    let bridge = RunningBridge::start(&config(&xymond, &mqtt, rrd_dir.path(), &extra));
+    let (xymond, _mqtt, rrd_dir, bridge) = start(&extra);
     let message = rrd_dir
         .path()
         .join("broker.example.com/mqtt.broker.message.rrd");
@@ -232,16 +232,8 @@ fn missing_rrd_dir_is_a_startup_error_naming_the_path() {
 /// written.
 #[test]
 fn a_foreign_rrd_file_turns_the_status_yellow_and_is_left_alone() {
-    let xymond = Xymond::start(&["broker.example.com"]);
-    let mqtt = Mosquitto::start();
-    let rrd_dir = tempfile::tempdir().unwrap();
-    let bridge = RunningBridge::start(&config(&xymond, &mqtt, rrd_dir.path(), ""));
-    let host_dir = rrd_dir.path().join("broker.example.com");
-    let message = host_dir.join("mqtt.broker.message.rrd");
-    let octet = host_dir.join("mqtt.broker.octet.rrd");
-    common::wait_until(WAIT, "both RRD files", || {
-        message.exists() && octet.exists()
-    });
+    let (xymond, _mqtt, rrd_dir, bridge) = start("");
+    let (_, message, octet) = wait_for_rrd_files(rrd_dir.path());
     std::fs::remove_file(&message).unwrap();
     rrdtool(&[
         "create",

@@ -1,6 +1,7 @@
 //! The repo's graphs.d definitions render from writer-made files three ways: our
 //! render_graph (librrd), `rrdtool graph` with the same lines, and Xymon's showgraph.cgi.
 
+mod common;
 mod rrd_support;
 
 use std::process::Command;
@@ -19,9 +20,7 @@ fn is_png(b: &[u8]) -> bool {
 fn graphs_render_via_librrd_rrdtool_and_showgraph() {
     let t = tempfile::tempdir().unwrap();
     let x = XymonEnv::new(t.path());
-    let (w, h) = start_writer(&x.rrd, 64);
-    fill(&w, HOST, aligned_start(), 12);
-    wait_processed(&w, 24);
+    let (w, h) = filled_writer(&x.rrd, 12);
     assert_eq!(w.failed(), 0);
     drop(w);
     h.join().unwrap();
@@ -88,9 +87,7 @@ fn graphs_render_via_librrd_rrdtool_and_showgraph() {
 #[test]
 fn bit_rate_is_octets_times_eight() {
     let t = tempfile::tempdir().unwrap();
-    let (w, h) = start_writer(t.path(), 64);
-    fill(&w, HOST, aligned_start(), 12);
-    wait_processed(&w, 24);
+    let (w, h) = filled_writer(t.path(), 12);
     drop(w);
     h.join().unwrap();
     let path = t.path().join(HOST).join("mqtt.broker.octet.rrd");

@@ -1,5 +1,6 @@
 //! RrdWriter against real librrd files, checked with the rrdtool CLI.
 
+mod common;
 mod rrd_support;
 
 use std::os::unix::fs::PermissionsExt;

@@ -2,6 +2,7 @@
 //! port): svcstatus.cgi links both graphs on the `mqtt` page, and xymond_rrd on the status
 //! and data channels never touches the writer's files.
 
+mod common;
 mod rrd_support;
 
 use std::time::{Duration, Instant};
@@ -31,9 +32,7 @@ fn snapshot(dir: &std::path::Path) -> Vec<(String, std::time::SystemTime, usize,
 fn svcstatus_links_graphs_and_xymond_rrd_leaves_files_alone() {
     let t = tempfile::tempdir().unwrap();
     let x = XymonEnv::new(t.path());
-    let (w, h) = start_writer(&x.rrd, 64);
-    fill(&w, HOST, aligned_start(), 6);
-    wait_processed(&w, 12);
+    let (w, h) = filled_writer(&x.rrd, 6);
     assert_eq!(w.failed(), 0);
 
     let _xymond = x.start_xymond();

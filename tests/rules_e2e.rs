@@ -8,15 +8,6 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn config(xymond: &Xymond, m: &Mosquitto, tests: &str) -> String {
-    format!(
-        "[xymon]\nserver = \"{}\"\nrrd_dir = \"{}/rrd\"\n\n[[broker]]\nname = \"local\"\nurl = \"{}\"\n\n{tests}",
-        xymond.addr(),
-        xymond.dir().display(),
-        m.url()
-    )
-}
-
 /// Two topic layouts, 25 sensors each: a JSON layout read with JSONPath and a plain-number layout
 /// whose host is built from a capture. Every sensor gets its own status with the right colour.
 #[test]
@@ -54,8 +45,7 @@ test = "hum"
   unit = "%"
   yellow = "outside 30..70"
 "#;
-    let bridge = RunningBridge::start(&config(&xymond, &mqtt, tests));
-    bridge.wait_subscribed(0);
+    let bridge = RunningBridge::start_subscribed(&xymond, &mqtt, tests);
     let colour_a = |i: usize| match i % 5 {
         0 => "red",
         1 => "yellow",
@@ -140,9 +130,7 @@ interval = "2s"
   red = "> 32"
   hysteresis = 0.5
 "#;
-    let toml = config(&xymond, &mqtt, tests);
-    let bridge = RunningBridge::start(&toml);
-    bridge.wait_subscribed(0);
+    let bridge = RunningBridge::start_subscribed(&xymond, &mqtt, tests);
     mqtt.publish("sensors/gh1/temp", "33", true);
     let s = xymond.wait_for_status("gh1.temp", WAIT, |s| s.color == "red");
     assert!(
@@ -163,8 +151,7 @@ interval = "2s"
     bridge.stop();
 
     // restart: mosquitto replays the retained 21; it must not pass for fresh
-    let bridge = RunningBridge::start(&toml);
-    bridge.wait_subscribed(0);
+    let bridge = RunningBridge::start_subscribed(&xymond, &mqtt, tests);
     let s = xymond.wait_for_status("gh1.temp", WAIT, |s| {
         s.body.contains("retained, age unknown")
     });
@@ -200,8 +187,7 @@ expect = ["gh1", "gh2"]
   unit = "°C"
   red = "> 40"
 "#;
-    let bridge = RunningBridge::start(&config(&xymond, &mqtt, tests));
-    bridge.wait_subscribed(0);
+    let bridge = RunningBridge::start_subscribed(&xymond, &mqtt, tests);
     mqtt.publish("gh/gh1/temp", "21", false);
     let present = xymond.wait_for_status("gh1.climate", WAIT, |s| s.body.contains("21"));
     assert_ne!(present.color, "red", "{}", present.body);
@@ -243,8 +229,7 @@ interval = "1s"
   name = "temperature"
   path = "$.t"
 "#;
-    let bridge = RunningBridge::start(&config(&xymond, &mqtt, tests));
-    bridge.wait_subscribed(0);
+    let bridge = RunningBridge::start_subscribed(&xymond, &mqtt, tests);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

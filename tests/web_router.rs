@@ -1,5 +1,6 @@
 //! Router tests with `oneshot`: the web layer over a hand-filled store and outbox, no network.
 
+mod common;
 mod rrd_support;
 
 use axum::body::Body;
@@ -456,9 +457,7 @@ async fn gzip_when_asked_and_static_assets_embedded() {
 #[tokio::test]
 async fn graphs_render_from_rrd_files() {
     let dir = tempfile::tempdir().unwrap();
-    let (w, h) = rrd_support::start_writer(dir.path(), 64);
-    rrd_support::fill(&w, rrd_support::HOST, rrd_support::aligned_start(), 12);
-    rrd_support::wait_processed(&w, 24);
+    let (w, h) = rrd_support::filled_writer(dir.path(), 12);
     drop(w);
     h.join().unwrap();
     let s = shared();

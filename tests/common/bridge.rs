@@ -8,8 +8,28 @@ use tokio_util::sync::CancellationToken;
 use xymon_mqtt::config::Config;
 use xymon_mqtt::{Bridge, Shared};
 
+use super::{Mosquitto, Xymond};
+
 /// How long a stopped bridge may take to return from `run` (its drain deadline is 5 s).
 pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A bridge config: `[xymon]` sending to `xymond` (rrd_dir its rrd/), one `[[broker]]` per
+/// `(name, broker)`, then `tests`.
+pub fn config(xymond: &Xymond, brokers: &[(&str, &Mosquitto)], tests: &str) -> String {
+    let mut c = format!(
+        "[xymon]\nserver = \"{}\"\nrrd_dir = \"{}/rrd\"\n\n",
+        xymond.addr(),
+        xymond.dir().display()
+    );
+    for (name, m) in brokers {
+        c.push_str(&format!(
+            "[[broker]]\nname = \"{name}\"\nurl = \"{}\"\n\n",
+            m.url()
+        ));
+    }
+    c.push_str(tests);
+    c
+}
 
 pub struct RunningBridge {
     pub shared: Shared,
@@ -38,6 +58,14 @@ impl RunningBridge {
             cancel,
             thread: Some(thread),
         }
+    }
+
+    /// Starts the bridge on `tests` with `xymond` and the one broker `local` (see [`config`]), and
+    /// waits until it has subscribed there.
+    pub fn start_subscribed(xymond: &Xymond, local: &Mosquitto, tests: &str) -> RunningBridge {
+        let bridge = RunningBridge::start(&config(xymond, &[("local", local)], tests));
+        bridge.wait_subscribed(0);
+        bridge
     }
 
     /// Waits until broker `id` has acknowledged the permanent subscriptions (so a publish cannot be missed).

@@ -171,7 +171,7 @@ fn send_signal(pid: u32, sig: &str) {
 
 /// Stops `child`: SIGTERM, wait up to [`STOP_TIMEOUT`], then SIGKILL and wait.
 /// Returns the exit status and whether SIGKILL was needed.
-fn terminate(child: &mut Child) -> (ExitStatus, bool) {
+pub fn terminate(child: &mut Child) -> (ExitStatus, bool) {
     if let Ok(Some(status)) = child.try_wait() {
         return (status, false);
     }
@@ -828,19 +828,7 @@ impl Xymond {
 
     fn write_env(&self) {
         let d = self.dir.path();
-        let env = format!(
-            "XYMONHOME=\"{home}\"\n\
-             XYMONSERVERLOGS=\"{d}/logs\"\n\
-             XYMONTMP=\"{d}/tmp\"\n\
-             HOSTSCFG=\"{home}/etc/hosts.cfg\"\n\
-             XYMONRRDS=\"{d}/rrd\"\n\
-             STATUSLIFETIME=\"30\"\n\
-             XYMONDPORT=\"{port}\"\n\
-             MACHINEDOTS=\"xymon-test.local\"\n",
-            home = self.home.display(),
-            d = d.display(),
-            port = self.port,
-        );
+        let env = xymond_env(d, &self.home, self.port);
         fs::write(d.join("xymond.env"), env).expect("write xymond.env");
     }
 
@@ -855,25 +843,13 @@ impl Xymond {
             .expect("open console.log");
         let log = d.join("logs/xymond.log");
         let setups_before = count_lines_with(&log, XYMOND_READY);
-        let mut cmd = Command::new(XYMOND_BIN);
+        let mut cmd = xymond_command(&d, &d.join("xymond.env"), &self.home.join("etc/hosts.cfg"));
         // A clean environment: everything xymond needs is in the env file, and an
         // inherited XYMONHOME or XYMONDPORT must not leak in.
         cmd.env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .arg(format!("--env={}", d.join("xymond.env").display()))
-            // Not IP:PORT: that binds 0.0.0.0 in 4.3.30. The port comes from XYMONDPORT.
-            .arg("--listen=127.0.0.1")
-            .arg(format!(
-                "--hosts={}",
-                self.home.join("etc/hosts.cfg").display()
-            ))
-            .arg(format!("--pidfile={}", d.join("xymond.pid").display()))
-            .arg(format!("--log={}", d.join("logs/xymond.log").display()))
-            .arg(format!("--checkpoint-file={}", checkpoint.display()))
-            .arg("--checkpoint-interval=600")
             .arg("--ghosts=log")
-            .arg("--admin-senders=127.0.0.1")
-            .arg("--no-bfq");
+            .arg("--admin-senders=127.0.0.1");
         if restore && checkpoint.exists() {
             cmd.arg(format!("--restart={}", checkpoint.display()));
         }
@@ -925,6 +901,45 @@ impl Drop for Xymond {
         self.stop();
         lock(&USED_IPC_KEYS).retain(|k| !self.ipc_keys.contains(k));
     }
+}
+
+/// The xymond env file's variables for a private instance: XYMONHOME `home`,
+/// hosts.cfg in `home/etc`, logs/, tmp/ and rrd/ under `dir`, listening on `port`
+/// (with `--listen=127.0.0.1`, see [`xymond_command`]).
+pub fn xymond_env(dir: &Path, home: &Path, port: u16) -> String {
+    format!(
+        "XYMONHOME=\"{home}\"\n\
+         XYMONSERVERLOGS=\"{d}/logs\"\n\
+         XYMONTMP=\"{d}/tmp\"\n\
+         HOSTSCFG=\"{home}/etc/hosts.cfg\"\n\
+         XYMONRRDS=\"{d}/rrd\"\n\
+         STATUSLIFETIME=\"30\"\n\
+         XYMONDPORT=\"{port}\"\n\
+         MACHINEDOTS=\"xymon-test.local\"\n",
+        home = home.display(),
+        d = dir.display(),
+    )
+}
+
+/// A foreground xymond command for a private instance in `dir` (pidfile there,
+/// log in logs/, checkpoint in tmp/), reading the env file `env` and `hosts_cfg`,
+/// listening on 127.0.0.1 only, without the backfeed queue. The caller adds
+/// anything else (environment, `--restart`, stdio) and spawns it.
+pub fn xymond_command(dir: &Path, env: &Path, hosts_cfg: &Path) -> Command {
+    let mut cmd = Command::new(XYMOND_BIN);
+    cmd.arg(format!("--env={}", env.display()))
+        // Not IP:PORT: that binds 0.0.0.0 in 4.3.30. The port comes from XYMONDPORT.
+        .arg("--listen=127.0.0.1")
+        .arg(format!("--hosts={}", hosts_cfg.display()))
+        .arg(format!("--pidfile={}", dir.join("xymond.pid").display()))
+        .arg(format!("--log={}", dir.join("logs/xymond.log").display()))
+        .arg(format!(
+            "--checkpoint-file={}",
+            dir.join("tmp/xymond.chk").display()
+        ))
+        .arg("--checkpoint-interval=600")
+        .arg("--no-bfq");
+    cmd
 }
 
 /// The SysV IPC key glibc's ftok(3) derives from `path` and `proj_id`.

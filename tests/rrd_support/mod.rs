@@ -1,5 +1,7 @@
 //! Helpers for the rrd_* integration tests: a writer filled with synthetic snapshots, the
 //! rrdtool CLI (tests only), Xymon CGIs and a private xymond on a free loopback port.
+//!
+//! Built on `tests/common`: a test file that uses it declares `mod common;` as well.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -38,6 +40,15 @@ pub fn start_writer(dir: &Path, capacity: usize) -> (RrdWriter, std::thread::Joi
         capacity,
     )
     .unwrap()
+}
+
+/// A writer into `dir` (queue of 64) that has finished `count` snapshots of both broker RRDs of
+/// [`HOST`] from [`aligned_start`] (see [`fill`]); it takes more until dropped.
+pub fn filled_writer(dir: &Path, count: i64) -> (RrdWriter, std::thread::JoinHandle<()>) {
+    let (w, h) = start_writer(dir, 64);
+    fill(&w, HOST, aligned_start(), count);
+    wait_processed(&w, 2 * count as u64);
+    (w, h)
 }
 
 /// Waits until the writer has finished `n` samples in total.
@@ -87,33 +98,15 @@ pub fn rrdtool(args: &[&str]) -> String {
     run(Command::new("rrdtool").args(args))
 }
 
-/// A free TCP port on 127.0.0.1 (bound then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process stopped by SIGTERM to its pid on drop (xymond then frees its IPC).
+/// A child process stopped by SIGTERM to its pid on drop (xymond then frees its IPC), SIGKILL if it
+/// does not exit in time.
 pub struct Proc {
     pub child: Child,
 }
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::common::terminate(&mut self.child);
     }
 }
 
@@ -143,30 +136,21 @@ impl XymonEnv {
             format!("include {}\n", repo().join("graphs.d/mqtt.cfg").display()),
         )
         .unwrap();
-        let port = free_port();
+        let port = crate::common::free_port();
         let env = t.join("xymon.env");
         let p = |d: &str| t.join(d).display().to_string();
-        std::fs::write(
-            &env,
-            format!(
-                "XYMONHOME=\"{}\"\nXYMONSERVERLOGS=\"{}\"\nXYMONTMP=\"{}\"\nHOSTSCFG=\"{}\"\n\
-                 XYMONRRDS=\"{}\"\nXYMONHISTDIR=\"{}\"\nXYMONHISTLOGS=\"{}\"\nXYMONVAR=\"{}\"\n\
-                 STATUSLIFETIME=\"30\"\nXYMONDPORT=\"{port}\"\nXYMSRV=\"127.0.0.1\"\n\
-                 XYMSERVERS=\"\"\nMACHINEDOTS=\"xymon-test.local\"\nMACHINE=\"xymon-test,local\"\n\
-                 TEST2RRD=\"cpu=la,disk,memory\"\nGRAPHS=\"la,disk,memory\"\n\
-                 include {}\n",
-                p("home"),
-                p("logs"),
-                p("tmp"),
-                p("home/etc/hosts.cfg"),
-                p("rrd"),
-                p("hist"),
-                p("histlogs"),
-                p("."),
-                repo().join("xymonserver.d/mqtt.cfg").display()
-            ),
-        )
-        .unwrap();
+        let mut text = crate::common::xymond_env(t, &t.join("home"), port);
+        text.push_str(&format!(
+            "XYMONHISTDIR=\"{}\"\nXYMONHISTLOGS=\"{}\"\nXYMONVAR=\"{}\"\n\
+             XYMSRV=\"127.0.0.1\"\nXYMSERVERS=\"\"\nMACHINE=\"xymon-test,local\"\n\
+             TEST2RRD=\"cpu=la,disk,memory\"\nGRAPHS=\"la,disk,memory\"\n\
+             include {}\n",
+            p("hist"),
+            p("histlogs"),
+            p("."),
+            repo().join("xymonserver.d/mqtt.cfg").display()
+        ));
+        std::fs::write(&env, text).unwrap();
         XymonEnv {
             root: t.to_path_buf(),
             env,
@@ -198,38 +182,18 @@ impl XymonEnv {
     /// Starts xymond on 127.0.0.1:`port` (`--listen=127.0.0.1` + XYMONDPORT, see §6).
     pub fn start_xymond(&self) -> Proc {
         let t = &self.root;
-        let child = Command::new(format!("{XYMON_BIN}/xymond"))
-            .arg(format!("--env={}", self.env.display()))
-            .arg("--listen=127.0.0.1")
-            .arg(format!(
-                "--hosts={}",
-                t.join("home/etc/hosts.cfg").display()
-            ))
-            .arg(format!("--pidfile={}", t.join("xymond.pid").display()))
-            .arg(format!("--log={}", t.join("logs/xymond.log").display()))
-            .arg(format!(
-                "--checkpoint-file={}",
-                t.join("tmp/xymond.chk").display()
-            ))
-            .arg("--checkpoint-interval=600")
-            .arg("--no-bfq")
+        let child = crate::common::xymond_command(t, &self.env, &t.join("home/etc/hosts.cfg"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("xymond");
         let proc = Proc { child };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if self
-                .xymon(&["ping"])
+        crate::common::wait_until(Duration::from_secs(15), "xymond to start", || {
+            self.xymon(&["ping"])
                 .map(|o| o.contains("xymond"))
                 .unwrap_or(false)
-            {
-                return proc;
-            }
-            assert!(Instant::now() < deadline, "xymond did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        });
+        proc
     }
 
     /// Starts `xymond_channel --channel=<ch> ... xymond_rrd --rrddir=<rrd> --no-cache`.
