@@ -18,6 +18,36 @@ pub fn rss_anon_bytes(pid: u32) -> u64 {
     status_kb(pid, "RssAnon:") * 1024
 }
 
+/// The process's own memory in bytes: RssAnon plus the resident pages of its program file. Leaves out the
+/// shared libraries, whose pages other processes map too (on a Xymon server, librrd and its graphics
+/// libraries are mapped by xymond_rrd and showgraph.cgi as well).
+pub fn own_bytes(pid: u32) -> u64 {
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    let exe = exe.to_string_lossy();
+    let smaps = fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut in_exe = false;
+    let mut exe_kb = 0;
+    for line in smaps.lines() {
+        if let Some(kb) = line.strip_prefix("Rss:") {
+            if in_exe {
+                exe_kb += kb
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        } else if line
+            .split_whitespace()
+            .next()
+            .is_some_and(|f| f.contains('-') && !f.ends_with(':'))
+        {
+            // A mapping header: "start-end perms offset dev inode [path]".
+            in_exe = !exe.is_empty() && line.split_whitespace().nth(5) == Some(&*exe);
+        }
+    }
+    exe_kb * 1024 + rss_anon_bytes(pid)
+}
+
 fn status_kb(pid: u32, field: &str) -> u64 {
     fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()

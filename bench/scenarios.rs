@@ -815,33 +815,47 @@ fn wait_quiet(pid: u32, quiet: Duration, max: Duration) {
     }
 }
 
+/// VmRSS, RssAnon and the process's own memory (RssAnon plus its program file's pages) of `pid`, in MB,
+/// as rows of scenario 4 (`what`: "idle" or "at N live topics"); VmRSS is what the target is about.
+fn memory_rows(rows: &mut Vec<Row>, pid: u32, what: &str, target_mb: Option<f64>) -> Value {
+    let rss = probe::rss_bytes(pid) as f64 / 1e6;
+    let anon = probe::rss_anon_bytes(pid) as f64 / 1e6;
+    let own = probe::own_bytes(pid) as f64 / 1e6;
+    rows.push(Row {
+        scenario: 4,
+        metric: format!("RSS {what}"),
+        value: rss,
+        unit: "MB",
+        baseline: None,
+        target: target_mb.map(|t| format!("<= {t} MB")).unwrap_or_default(),
+        met: target_mb.map(|t| rss <= t),
+    });
+    for (label, value) in [
+        ("anonymous (RssAnon)", anon),
+        ("own: RssAnon + program file", own),
+    ] {
+        rows.push(Row {
+            scenario: 4,
+            metric: format!("  of which {label}, {what}"),
+            value,
+            unit: "MB",
+            baseline: None,
+            target: String::new(),
+            met: None,
+        });
+    }
+    json!({"rss_mb": rss, "rss_anon_mb": anon, "own_mb": own})
+}
+
 pub fn memory(env: &Env, rows: &mut Vec<Row>, _: Option<f64>) -> (Value, Option<f64>) {
     let (child, _) = spawn_bridge_process(env, 0, "idle");
     let pid = child.id();
     wait_subscribed_log(env, "idle", Duration::from_secs(30));
     wait_quiet(pid, Duration::from_secs(1), Duration::from_secs(10));
-    let idle = probe::rss_bytes(pid) as f64 / 1e6;
-    let idle_anon = probe::rss_anon_bytes(pid) as f64 / 1e6;
+    let mut idle = memory_rows(rows, pid, "idle", Some(10.0));
     stop_child(child);
-    rows.push(Row {
-        scenario: 4,
-        metric: "RSS idle".into(),
-        value: idle,
-        unit: "MB",
-        baseline: None,
-        target: "<= 10 MB".into(),
-        met: Some(idle <= 10.0),
-    });
-    rows.push(Row {
-        scenario: 4,
-        metric: "  of which anonymous (RssAnon), idle".into(),
-        value: idle_anon,
-        unit: "MB",
-        baseline: None,
-        target: String::new(),
-        met: None,
-    });
-    let mut points = vec![json!({"topics": 0, "rss_mb": idle, "rss_anon_mb": idle_anon})];
+    idle["topics"] = json!(0);
+    let mut points = vec![idle];
     let mut prev: Option<(usize, f64)> = None;
     for &k in env.sizes.memory_topics {
         let (child, topics) = spawn_bridge_process(env, k, &format!("mem{k}"));
@@ -852,33 +866,15 @@ pub fn memory(env: &Env, rows: &mut Vec<Row>, _: Option<f64>) -> (Value, Option<
         p.sync().expect("sync");
         p.disconnect();
         wait_quiet(pid, Duration::from_secs(2), Duration::from_secs(30));
-        let rss = probe::rss_bytes(pid) as f64 / 1e6;
-        let anon = probe::rss_anon_bytes(pid) as f64 / 1e6;
+        let target = (k == 100_000).then_some(40.0);
+        let mut point = memory_rows(rows, pid, &format!("at {k} live topics"), target);
         stop_child(child);
+        let rss = point["rss_mb"].as_f64().unwrap_or(0.0);
         let per_topic = prev.map(|(pk, pr)| (rss - pr) * 1e6 / (k - pk) as f64);
-        rows.push(Row {
-            scenario: 4,
-            metric: format!("RSS at {k} live topics"),
-            value: rss,
-            unit: "MB",
-            baseline: None,
-            target: if k == 100_000 {
-                "<= 40 MB".into()
-            } else {
-                String::new()
-            },
-            met: (k == 100_000).then_some(rss <= 40.0),
-        });
-        rows.push(Row {
-            scenario: 4,
-            metric: format!("  of which anonymous (RssAnon), {k} topics"),
-            value: anon,
-            unit: "MB",
-            baseline: None,
-            target: String::new(),
-            met: None,
-        });
-        points.push(json!({"topics": k, "rss_mb": rss, "rss_anon_mb": anon, "subscribed": ok, "bytes_per_topic_since_previous": per_topic}));
+        point["topics"] = json!(k);
+        point["subscribed"] = json!(ok);
+        point["bytes_per_topic_since_previous"] = json!(per_topic);
+        points.push(point);
         prev = Some((k, rss));
     }
     (

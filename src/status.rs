@@ -6,12 +6,11 @@
 //! `sanitize::untrusted`; everything else in the text is the bridge's own.
 
 use crate::collect::round::{Closed, Reading};
-use crate::config::{Mode, TestConfig, TestKind, BROKER_STATS_TOPICS};
+use crate::config::{Mode, TestConfig, TestKind, TopicName, BROKER_STATS_TOPICS};
 use crate::store::TopicValue;
 use crate::xymon::sanitize::{payload_text, untrusted};
 use crate::xymon::{Colour, Status};
 use std::fmt::Write;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Indent of continuation lines of an untrusted value (see `sanitize`).
@@ -54,7 +53,7 @@ fn ms(d: Duration) -> String {
 /// Status of a `kind = "topics"` test.
 pub fn topics_status(
     test: &TestConfig,
-    topics: &[Arc<str>],
+    topics: &[TopicName],
     closed: &Closed,
     ctx: &Context<'_>,
 ) -> Status {

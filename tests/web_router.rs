@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
-use xymon_mqtt::config::{HostName, TestKind, TestName};
+use xymon_mqtt::config::{HostName, TestKind, TestName, TopicName};
 use xymon_mqtt::store::{Incoming, Store};
 use xymon_mqtt::web::{router, AppState, TestInfo, WebOptions};
 use xymon_mqtt::xymon::{Colour, Outbox, Status};
@@ -65,7 +65,9 @@ fn app_with(s: &Shared, token: Option<&str>, rrd_dir: PathBuf) -> Router {
             test: "sensors".into(),
             broker: 0,
             kind: TestKind::Topics,
-            topics: vec!["sensors/a/temperature".into(), XSS.into()],
+            topics: ["sensors/a/temperature", XSS]
+                .map(|t| TopicName::try_from(t.to_string()).unwrap())
+                .into(),
         }],
     };
     router(AppState::new(options, s.clone(), CancellationToken::new()).unwrap())

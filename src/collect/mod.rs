@@ -7,9 +7,10 @@
 
 pub mod graphs;
 pub mod round;
+mod route_table;
 mod schedule;
 
-use crate::config::{HostName, Mode, TestConfig, TestKind, TestName};
+use crate::config::{HostName, Mode, TestConfig, TestKind, TestName, TopicName};
 use crate::metrics::{Metrics, ReasonLabel};
 use crate::mqtt::Sample;
 use crate::mqtt::{self, Connection, Fetched, RouteId};
@@ -18,9 +19,9 @@ use crate::status::{self, Context, Counters};
 use crate::store::{BrokerId, Store};
 use crate::xymon::{Colour, Outbox};
 use round::{Offer, Reading, Round};
+pub use route_table::{Route, RouteTable};
 use rumqttc::QoS;
 use schedule::{Timer, TimerKind, Timers};
-use smallvec::SmallVec;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
@@ -35,7 +36,8 @@ const FIRST_TICK_DELAY: Duration = Duration::from_secs(2);
 /// One test's runtime state.
 struct Slot {
     cfg: TestConfig,
-    topics: Vec<Arc<str>>,
+    /// The config's list, shared with the web layer.
+    topics: Arc<[TopicName]>,
     broker: BrokerId,
     round: Option<Round>,
     /// Bumped whenever a round closes, so stale window timers are ignored.
@@ -47,7 +49,7 @@ struct Slot {
 pub struct Collector {
     slots: Vec<Slot>,
     /// Per broker, by `RouteId`: the (slot, topic index) pairs an exact topic feeds (`Routing`).
-    routes: Vec<Vec<Route>>,
+    routes: Vec<RouteTable>,
     /// Per broker: how to open a snapshot session.
     connections: Vec<Connection>,
     /// Finished periodic snapshots come back here.
@@ -86,32 +88,27 @@ struct SnapshotDone {
 pub struct Routing {
     /// Per broker: the topics to subscribe to and forward (exact topics and rule filters).
     pub wanted: Vec<mqtt::Wanted>,
-    /// Per broker, indexed by `RouteId`: the (slot, index of the topic in that slot's test) pairs an
-    /// exact topic feeds. Almost every topic feeds one test, so one pair is stored inline.
-    pub routes: Vec<Vec<Route>>,
+    /// Per broker, by `RouteId`: the (slot, index of the topic in that slot's test) pairs an exact topic
+    /// feeds.
+    pub routes: Vec<RouteTable>,
 }
-
-pub type Route = SmallVec<[(u32, u32); 1]>;
 
 /// Works out, per broker, what to subscribe to for good and which topics go to which test. Periodic
 /// tests are absent: they use short-lived snapshot sessions. Slots are numbered as `Collector::new`
 /// numbers them: the non-rule tests, in config order.
 pub fn routing(tests: &[(TestConfig, BrokerId)], brokers: usize) -> Routing {
     let mut wanted = vec![mqtt::Wanted::default(); brokers];
-    let mut routes: Vec<Vec<Route>> = vec![Vec::new(); brokers];
+    let mut routes = vec![RouteTable::default(); brokers];
     /// The route of `topic` on broker `b`, created on first use; the subscription takes the highest QoS.
     fn want(
         wanted: &mut mqtt::Wanted,
-        routes: &mut Vec<Route>,
+        routes: &mut RouteTable,
         topic: Arc<str>,
         qos: QoS,
     ) -> RouteId {
-        let w = wanted.exact.entry(topic).or_insert_with(|| {
-            routes.push(Route::new());
-            mqtt::Want {
-                route: (routes.len() - 1) as RouteId,
-                qos,
-            }
+        let w = wanted.exact.entry(topic).or_insert_with(|| mqtt::Want {
+            route: routes.add_route(),
+            qos,
         });
         if (qos as u8) > (w.qos as u8) {
             w.qos = qos;
@@ -138,9 +135,9 @@ pub fn routing(tests: &[(TestConfig, BrokerId)], brokers: usize) -> Routing {
             continue;
         }
         if t.mode() == Mode::Continuous {
-            for (j, topic) in t.topic_list().into_iter().enumerate() {
-                let r = want(&mut wanted[*b], &mut routes[*b], topic, t.qos());
-                routes[*b][r as usize].push((slot, j as u32));
+            for (j, topic) in t.topic_list().iter().enumerate() {
+                let r = want(&mut wanted[*b], &mut routes[*b], topic.shared(), t.qos());
+                routes[*b].push(r, (slot, j as u32));
             }
         }
         slot += 1;
@@ -161,7 +158,6 @@ pub fn routing(tests: &[(TestConfig, BrokerId)], brokers: usize) -> Routing {
         }
     }
     for r in &mut routes {
-        // Grown by doubling; at 100k topics the spare room would be a quarter of the table.
         r.shrink_to_fit();
     }
     Routing { wanted, routes }
@@ -172,7 +168,7 @@ impl Collector {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         tests: Vec<(TestConfig, BrokerId)>,
-        routes: Vec<Vec<Route>>,
+        routes: Vec<RouteTable>,
         connections: Vec<Connection>,
         store: Store,
         outbox: Arc<Outbox>,
@@ -185,7 +181,7 @@ impl Collector {
         let mut rules = Vec::new();
         let mut rule_routes = vec![Vec::new(); brokers];
         let start = Instant::now();
-        for (i, (mut cfg, broker)) in tests.into_iter().enumerate() {
+        for (i, (cfg, broker)) in tests.into_iter().enumerate() {
             if cfg.kind == TestKind::Rule {
                 // Validated at load time; a rule that does not compile is left out (and logged).
                 match crate::rules::Rule::compile(&cfg) {
@@ -201,8 +197,6 @@ impl Collector {
                 continue;
             }
             let topics = cfg.topic_list();
-            // The slot's own list is the one used from now on; the config's copy would only take room.
-            cfg.topics = Vec::new();
             slots.push(Slot {
                 cfg,
                 topics,
@@ -321,16 +315,13 @@ impl Collector {
         {
             self.on_rule_sample(&s);
         }
-        let Some(route) = s
-            .route
-            .and_then(|r| self.routes.get(s.broker)?.get(r as usize))
-        else {
+        // A copy of the (slot, index) pairs frees the borrow of self.routes; it is inline (no allocation)
+        // for a topic that feeds one test.
+        let Some(route) = s.route.and_then(|r| self.routes.get(s.broker)?.get(r)) else {
             return;
         };
         let now = Instant::now();
-        // A copy of the (slot, index) pairs frees the borrow of self.routes; it is inline (no allocation)
-        // for a topic that feeds one test.
-        for (test, idx) in route.clone() {
+        for (test, idx) in route {
             let (test, idx) = (test as usize, idx as usize);
             let slot = &mut self.slots[test];
             let reading = Reading {
@@ -408,7 +399,8 @@ impl Collector {
         slot.round = Some(r);
         let conn = self.connections[slot.broker].clone();
         let done = self.snapshots_tx.clone();
-        let (topics, qos, window) = (slot.topics.clone(), slot.cfg.qos(), slot.cfg.window);
+        let topics = slot.topics.iter().map(TopicName::shared).collect();
+        let (qos, window) = (slot.cfg.qos(), slot.cfg.window);
         let (broker, store, generation) = (slot.broker, self.store.clone(), slot.generation);
         tokio::spawn(async move {
             let result = mqtt::snapshot(conn, topics, qos, window, broker, store).await;

@@ -68,7 +68,7 @@ fn routing_numbers_slots_without_rules_and_shares_names() {
     );
 
     // room1.power is slot 0 and room2.power slot 1, although the rule comes first in the config.
-    let route = |t: &str| routes[0][w.exact[t].route as usize].to_vec();
+    let route = |t: &str| routes[0].get(w.exact[t].route).unwrap().to_vec();
     assert_eq!(route("room1/volts"), [(0, 0)]);
     assert_eq!(route("shared/clock"), [(0, 1), (1, 0)]);
 

@@ -263,8 +263,10 @@ pub struct TestConfig {
     /// How long xymond keeps the status before it turns purple; derived from `interval` when omitted.
     #[serde(default, with = "humantime_serde")]
     pub lifetime: Option<Duration>,
+    /// Shared by every clone of this test (the collector's slot, the web's test list): at 100k topics
+    /// each copy of the list would be 1.6 MB.
     #[serde(default)]
-    pub topics: Vec<TopicName>,
+    pub topics: Arc<[TopicName]>,
     /// MQTT subscription QoS, 0 to 2.
     #[serde(default)]
     pub qos: u8,
@@ -315,13 +317,17 @@ impl TestConfig {
         }
     }
 
-    /// The topics this test needs, in display order. The names are shared, not copied.
-    pub fn topic_list(&self) -> Vec<Arc<str>> {
+    /// The topics this test needs, in display order. For a `topics` test this is the config's own list,
+    /// shared, not copied.
+    pub fn topic_list(&self) -> Arc<[TopicName]> {
         match self.kind {
-            TestKind::BrokerStats => BROKER_STATS_TOPICS.iter().map(|&s| Arc::from(s)).collect(),
-            TestKind::Topics => self.topics.iter().map(TopicName::shared).collect(),
+            TestKind::BrokerStats => BROKER_STATS_TOPICS
+                .iter()
+                .map(|&s| TopicName::from_static(s))
+                .collect(),
+            TestKind::Topics => self.topics.clone(),
             // A rule has a filter, not a topic list (see `crate::rules`).
-            TestKind::Rule => Vec::new(),
+            TestKind::Rule => Arc::default(),
         }
     }
 

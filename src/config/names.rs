@@ -128,6 +128,25 @@ impl TopicName {
     pub fn shared(&self) -> Arc<str> {
         self.0.clone()
     }
+
+    /// One of the bridge's own fixed names (the `$SYS` topics of broker-stats), not checked.
+    pub(crate) fn from_static(name: &'static str) -> TopicName {
+        TopicName(Arc::from(name))
+    }
+}
+
+impl std::ops::Deref for TopicName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Hashes and compares as the `str` it holds (the derives delegate to `Arc<str>`, which does the same).
+impl std::borrow::Borrow<str> for TopicName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
 }
 
 impl TryFrom<String> for TopicName {

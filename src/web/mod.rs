@@ -23,7 +23,7 @@ pub mod listener;
 pub mod pages;
 pub mod sse;
 
-use crate::config::{Config, TestKind};
+use crate::config::{Config, TestKind, TopicName};
 use crate::rrd::graph::{parse_graphs_cfg, GraphDef};
 use crate::store::BrokerId;
 use crate::Shared;
@@ -69,7 +69,7 @@ pub struct TestInfo {
     pub broker: BrokerId,
     pub kind: TestKind,
     /// Shared with the config and the collector, not copied.
-    pub topics: Vec<Arc<str>>,
+    pub topics: Arc<[TopicName]>,
 }
 
 /// What the web layer needs from the config, resolved at start-up.
