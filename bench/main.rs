@@ -89,6 +89,8 @@ impl Row {
 }
 
 fn main() {
+    // The in-process bridge (scenarios 1, 6) runs with the daemon's malloc settings (one arena).
+    xymon_mqtt::heap::limit_arenas();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("tap") {
         probe::tap_main(args.get(1).map_or("/dev/stdout", String::as_str));
