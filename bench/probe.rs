@@ -24,28 +24,66 @@ pub fn rss_anon_bytes(pid: u32) -> u64 {
 pub fn own_bytes(pid: u32) -> u64 {
     let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
     let exe = exe.to_string_lossy();
+    let exe = exe.trim_end_matches(" (deleted)");
     let smaps = fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
-    let mut in_exe = false;
-    let mut exe_kb = 0;
-    for line in smaps.lines() {
-        if let Some(kb) = line.strip_prefix("Rss:") {
-            if in_exe {
-                exe_kb += kb
-                    .split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-        } else if line
-            .split_whitespace()
+    let kb = |v: &str| {
+        v.split_whitespace()
             .next()
-            .is_some_and(|f| f.contains('-') && !f.ends_with(':'))
-        {
-            // A mapping header: "start-end perms offset dev inode [path]".
-            in_exe = !exe.is_empty() && line.split_whitespace().nth(5) == Some(&*exe);
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let mut in_exe = false;
+    // Resident pages of the program file's mappings that are still the file's (its relocated data, copied
+    // on write, is anonymous and already in RssAnon).
+    let mut exe_kb: u64 = 0;
+    let mut exe_anon_kb: u64 = 0;
+    for line in smaps.lines() {
+        if let Some(v) = line.strip_prefix("Rss:") {
+            if in_exe {
+                exe_kb += kb(v);
+            }
+        } else if let Some(v) = line.strip_prefix("Anonymous:") {
+            if in_exe {
+                exe_anon_kb += kb(v);
+            }
+        } else if let Some(path) = mapping_path(line) {
+            in_exe = !exe.is_empty() && path.trim_end_matches(" (deleted)") == exe;
         }
     }
-    exe_kb * 1024 + rss_anon_bytes(pid)
+    exe_kb.saturating_sub(exe_anon_kb) * 1024 + rss_anon_bytes(pid)
+}
+
+/// The path of a smaps mapping header ("start-end perms offset dev inode [path]"), "" for a mapping
+/// without one; `None` for the other lines ("Key:   value kB"). The path may contain spaces.
+fn mapping_path(line: &str) -> Option<&str> {
+    let first = line.split(' ').next()?;
+    if first.ends_with(':') || !first.contains('-') {
+        return None;
+    }
+    let mut rest = line;
+    for _ in 0..5 {
+        rest = rest.trim_start().split_once(' ').map_or("", |(_, r)| r);
+    }
+    Some(rest.trim())
+}
+
+/// The body of `GET path` on 127.0.0.1:`port` (HTTP/1.0, so the server closes when done), or "" on any
+/// error. In-process: a scenario that polls a consumer's counter must not spend a CPU on starting a
+/// `curl` process every few milliseconds on the 2-CPU machine it measures.
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::Read;
+    let fetch = || -> std::io::Result<String> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+        let mut text = String::new();
+        s.read_to_string(&mut text)?;
+        Ok(text
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+            .unwrap_or_default())
+    };
+    fetch().unwrap_or_default()
 }
 
 fn status_kb(pid: u32, field: &str) -> u64 {

@@ -30,6 +30,7 @@ impl RouteTable {
     /// A new route without destinations.
     pub fn add_route(&mut self) -> RouteId {
         self.first.push(NOWHERE);
+        // One route per distinct configured topic: 2^32 of them would need hundreds of GB of config first.
         RouteId::try_from(self.first.len() - 1).unwrap_or(RouteId::MAX)
     }
 

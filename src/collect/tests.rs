@@ -176,3 +176,81 @@ async fn a_round_after_a_rule_completes_into_its_own_status() {
         .expect("room2.power sent");
     assert_eq!(room2.colour, Colour::Green, "{}", room2.message);
 }
+
+/// Exact-filter rules: one on a topic two `topics` tests also list (placed first, so its route exists
+/// before they add their destinations), one on a topic nothing else wants (a route with no destination).
+const EXACT_RULES: &str = r#"
+[[broker]]
+name = "local"
+url = "mqtt://127.0.0.1:1883"
+
+[[test]]
+broker = "local"
+topic = "shared/clock"
+host = "clock"
+test = "clock"
+  [[test.value]]
+  name = "t"
+
+[[test]]
+broker = "local"
+topic = "solo/temp"
+host = "solo"
+test = "temp"
+  [[test.value]]
+  name = "t"
+
+[[test]]
+broker = "local"
+host = "room1"
+test = "power"
+topics = ["room1/volts", "shared/clock"]
+
+[[test]]
+broker = "local"
+host = "room2"
+test = "power"
+topics = ["shared/clock"]
+"#;
+
+#[test]
+fn exact_rules_share_routes_with_topics_tests_and_slots_share_the_config_lists() {
+    let c = Config::from_str_named(EXACT_RULES, Path::new("t.toml")).unwrap();
+    let tests = tests_of(&c);
+    let Routing { wanted, routes } = routing(&tests, 1);
+    let w = &wanted[0];
+    let route = |t: &str| routes[0].get(w.exact[t].route).unwrap().to_vec();
+    assert_eq!(route("shared/clock"), [(0, 1), (1, 0)]);
+    assert_eq!(route("room1/volts"), [(0, 0)]);
+    assert!(route("solo/temp").is_empty(), "only a rule wants it");
+    assert_eq!(w.exact.len(), 3);
+
+    let store = Store::new(
+        &[("local".into(), "mqtt://127.0.0.1:1883".into())],
+        100,
+        1024,
+    );
+    let connection = Connection {
+        host: "127.0.0.1".into(),
+        port: 1,
+        client_id: "t".into(),
+        keep_alive: Duration::from_secs(30),
+        credentials: None,
+        max_packet_bytes: 1 << 20,
+    };
+    let collector = Collector::new(
+        tests.clone(),
+        routes,
+        vec![connection],
+        store,
+        Arc::new(Outbox::new()),
+        Arc::new(Metrics::new()),
+        512,
+        None,
+    );
+    // The slots hold the config's own lists (issue 6, memory), not copies.
+    assert_eq!(collector.slots.len(), 2);
+    for (slot, (cfg, _)) in collector.slots.iter().zip(&tests[2..]) {
+        assert!(Arc::ptr_eq(&slot.topics, &cfg.topics));
+    }
+}

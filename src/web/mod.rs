@@ -68,7 +68,8 @@ pub struct TestInfo {
     pub test: String,
     pub broker: BrokerId,
     pub kind: TestKind,
-    /// Shared with the config and the collector, not copied.
+    /// A `topics` test's list is the config's, shared with the collector, not copied (broker-stats: its own
+    /// list of the five `$SYS` names).
     pub topics: Arc<[TopicName]>,
 }
 
@@ -294,5 +295,37 @@ pub async fn start(
             warn!(error = format!("{e:#}"), "web UI and API not started");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_list_shares_the_config_topic_lists() {
+        let text = r#"
+[[broker]]
+name = "local"
+url = "mqtt://127.0.0.1:1883"
+
+[[test]]
+broker = "local"
+host = "room1"
+test = "power"
+topics = ["room1/volts", "room1/amps"]
+
+[[test]]
+broker = "local"
+host = "mqtt-broker"
+test = "mqtt"
+kind = "broker-stats"
+"#;
+        let config = Config::from_str_named(text, std::path::Path::new("t.toml")).unwrap();
+        let options = WebOptions::from_config(&config).unwrap();
+        let topics = &config.tests[0].get_ref().topics;
+        assert!(Arc::ptr_eq(&options.tests[0].topics, topics));
+        let names: Vec<&str> = options.tests[1].topics.iter().map(|t| &**t).collect();
+        assert_eq!(names, crate::config::BROKER_STATS_TOPICS);
     }
 }
