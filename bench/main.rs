@@ -30,8 +30,11 @@ pub struct Sizes {
     pub ingest_reps: usize,
     /// Seconds per delivery run (scenario 2).
     pub delivery_secs: f64,
-    /// Seconds per latency rate (scenario 3).
+    /// Seconds per latency rate (scenario 3)...
     pub latency_secs: f64,
+    /// ...but at least this many rounds, so that a p99 is not just the worst one or two rounds (at 20
+    /// rounds/s, 5 s are only 100 rounds).
+    pub latency_min_rounds: u64,
     /// Distinct topics for the memory figures (scenario 4).
     pub memory_topics: &'static [usize],
     /// Seconds per wrk run (scenario 5).
@@ -48,6 +51,7 @@ const FULL: Sizes = Sizes {
     ingest_reps: 3,
     delivery_secs: 5.0,
     latency_secs: 5.0,
+    latency_min_rounds: 1_000,
     memory_topics: &[1_000, 10_000, 100_000],
     api_secs: 4,
     rrd_files: 10_000,
@@ -60,6 +64,7 @@ const SMOKE: Sizes = Sizes {
     ingest_reps: 1,
     delivery_secs: 0.5,
     latency_secs: 0.5,
+    latency_min_rounds: 10,
     memory_topics: &[1_000],
     api_secs: 1,
     rrd_files: 100,

@@ -641,7 +641,8 @@ pub fn latency(env: &Env, rows: &mut Vec<Row>, _: Option<f64>) -> (Value, Option
         let mut p = Publisher::connect(env.port(), "bench-latency").expect("connect");
         let mut sent: Vec<(String, String, u128)> = Vec::new();
         let start = Instant::now();
-        let rounds = (env.sizes.latency_secs * rate as f64).ceil().max(10.0) as u64;
+        let rounds = ((env.sizes.latency_secs * rate as f64).ceil() as u64)
+            .max(env.sizes.latency_min_rounds);
         let mut buf = Vec::with_capacity(256);
         for i in 0..rounds {
             let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
