@@ -47,6 +47,38 @@ fn tests_of(c: &Config) -> Vec<(TestConfig, BrokerId)> {
     c.tests.iter().map(|t| (t.get_ref().clone(), 0)).collect()
 }
 
+/// A collector for `tests` on one broker ("local") that no snapshot can reach, with its outbox.
+fn collector_for(
+    tests: Vec<(TestConfig, BrokerId)>,
+    routes: Vec<RouteTable>,
+) -> (Collector, Arc<Outbox>) {
+    let store = Store::new(
+        &[("local".into(), "mqtt://127.0.0.1:1883".into())],
+        100,
+        1024,
+    );
+    let connection = Connection {
+        host: "127.0.0.1".into(),
+        port: 1,
+        client_id: "t".into(),
+        keep_alive: Duration::from_secs(30),
+        credentials: None,
+        max_packet_bytes: 1 << 20,
+    };
+    let outbox = Arc::new(Outbox::new());
+    let collector = Collector::new(
+        tests,
+        routes,
+        vec![connection],
+        store,
+        outbox.clone(),
+        Arc::new(Metrics::new()),
+        512,
+        None,
+    );
+    (collector, outbox)
+}
+
 #[test]
 fn routing_numbers_slots_without_rules_and_shares_names() {
     let c = Config::from_str_named(CONFIG, Path::new("t.toml")).unwrap();
@@ -110,30 +142,7 @@ async fn a_round_after_a_rule_completes_into_its_own_status() {
     let c = Config::from_str_named(CONFIG, Path::new("t.toml")).unwrap();
     let tests = tests_of(&c);
     let Routing { wanted, routes } = routing(&tests, 1);
-    let store = Store::new(
-        &[("local".into(), "mqtt://127.0.0.1:1883".into())],
-        100,
-        1024,
-    );
-    let outbox = Arc::new(Outbox::new());
-    let connection = Connection {
-        host: "127.0.0.1".into(),
-        port: 1,
-        client_id: "t".into(),
-        keep_alive: Duration::from_secs(30),
-        credentials: None,
-        max_packet_bytes: 1 << 20,
-    };
-    let collector = Collector::new(
-        tests,
-        routes,
-        vec![connection],
-        store,
-        outbox.clone(),
-        Arc::new(Metrics::new()),
-        512,
-        None,
-    );
+    let (collector, outbox) = collector_for(tests, routes);
     let (tx, rx) = mpsc::channel(16);
     let run = tokio::spawn(collector.run(rx, CancellationToken::new()));
     for (topic, payload) in [("room1/volts", "230"), ("shared/clock", "12:00")] {
@@ -225,29 +234,7 @@ fn exact_rules_share_routes_with_topics_tests_and_slots_share_the_config_lists()
     assert!(route("solo/temp").is_empty(), "only a rule wants it");
     assert_eq!(w.exact.len(), 3);
 
-    let store = Store::new(
-        &[("local".into(), "mqtt://127.0.0.1:1883".into())],
-        100,
-        1024,
-    );
-    let connection = Connection {
-        host: "127.0.0.1".into(),
-        port: 1,
-        client_id: "t".into(),
-        keep_alive: Duration::from_secs(30),
-        credentials: None,
-        max_packet_bytes: 1 << 20,
-    };
-    let collector = Collector::new(
-        tests.clone(),
-        routes,
-        vec![connection],
-        store,
-        Arc::new(Outbox::new()),
-        Arc::new(Metrics::new()),
-        512,
-        None,
-    );
+    let (collector, _) = collector_for(tests.clone(), routes);
     // The slots hold the config's own lists (issue 6, memory), not copies.
     assert_eq!(collector.slots.len(), 2);
     for (slot, (cfg, _)) in collector.slots.iter().zip(&tests[2..]) {

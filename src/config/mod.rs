@@ -634,4 +634,6 @@ fn default_max_topics() -> usize {
 }
 
 #[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
 mod tests;

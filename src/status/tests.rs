@@ -1,35 +1,11 @@
 use super::*;
 use crate::collect::round::Round;
-use crate::config::Config;
+use crate::config::fixtures;
 use bytes::Bytes;
-use std::path::Path;
 use tokio::time::Instant;
 
-const CONFIG: &str = r#"
-[[broker]]
-name = "local"
-url = "mqtt://127.0.0.1:1883"
-
-[[test]]
-host = "greenhouse"
-test = "env"
-broker = "local"
-topics = ["sensors/greenhouse/temperature", "sensors/greenhouse/humidity"]
-
-[[test]]
-host = "mqtt-broker"
-test = "mqtt"
-broker = "local"
-kind = "broker-stats"
-"#;
-
 fn tests() -> Vec<TestConfig> {
-    Config::from_str_named(CONFIG, Path::new("t.toml"))
-        .unwrap()
-        .tests
-        .into_iter()
-        .map(|t| t.into_inner())
-        .collect()
+    fixtures::tests(fixtures::TOPICS_AND_BROKER_STATS)
 }
 
 fn now() -> SystemTime {

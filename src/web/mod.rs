@@ -301,27 +301,11 @@ pub async fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::fixtures;
 
     #[test]
     fn test_list_shares_the_config_topic_lists() {
-        let text = r#"
-[[broker]]
-name = "local"
-url = "mqtt://127.0.0.1:1883"
-
-[[test]]
-broker = "local"
-host = "room1"
-test = "power"
-topics = ["room1/volts", "room1/amps"]
-
-[[test]]
-broker = "local"
-host = "mqtt-broker"
-test = "mqtt"
-kind = "broker-stats"
-"#;
-        let config = Config::from_str_named(text, std::path::Path::new("t.toml")).unwrap();
+        let config = fixtures::config(fixtures::TOPICS_AND_BROKER_STATS);
         let options = WebOptions::from_config(&config).unwrap();
         let topics = &config.tests[0].get_ref().topics;
         assert!(Arc::ptr_eq(&options.tests[0].topics, topics));
