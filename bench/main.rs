@@ -11,6 +11,8 @@
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;
+#[path = "../tests/web_support/mod.rs"]
+mod web_support;
 
 mod flood;
 mod probe;

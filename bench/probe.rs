@@ -67,25 +67,6 @@ fn mapping_path(line: &str) -> Option<&str> {
     Some(rest.trim())
 }
 
-/// The body of `GET path` on 127.0.0.1:`port` (HTTP/1.0, so the server closes when done), or "" on any
-/// error. In-process: a scenario that polls a consumer's counter must not spend a CPU on starting a
-/// `curl` process every few milliseconds on the 2-CPU machine it measures.
-pub fn http_get(port: u16, path: &str) -> String {
-    use std::io::Read;
-    let fetch = || -> std::io::Result<String> {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-        s.set_read_timeout(Some(Duration::from_secs(2)))?;
-        write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-        let mut text = String::new();
-        s.read_to_string(&mut text)?;
-        Ok(text
-            .split_once("\r\n\r\n")
-            .map(|(_, body)| body.to_string())
-            .unwrap_or_default())
-    };
-    fetch().unwrap_or_default()
-}
-
 fn status_kb(pid: u32, field: &str) -> u64 {
     fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()

@@ -1187,8 +1187,11 @@ pub fn peer(env: &Env, rows: &mut Vec<Row>, ingest_rate: Option<f64>) -> (Value,
         .spawn()
         .expect("run exporter");
     probe::wait_subscriptions(env.port(), base_subs + 1, Duration::from_secs(10));
+    // In-process (not `curl`): starting a process every few milliseconds would take CPU from the exporter
+    // on the 2-CPU machine it measures.
     let received = || -> u64 {
-        probe::http_get(port, "/metrics")
+        crate::web_support::get(port, "/metrics")
+            .text()
             .lines()
             .filter(|l| l.starts_with("received_messages"))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
