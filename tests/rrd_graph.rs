@@ -16,6 +16,15 @@ fn is_png(b: &[u8]) -> bool {
     b.starts_with(PNG_MAGIC) && b.len() > 3000
 }
 
+/// Runs one `render_graph` (an async `rrdtool graph` child) to completion.
+fn draw<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
 #[test]
 fn graphs_render_via_librrd_rrdtool_and_showgraph() {
     let t = tempfile::tempdir().unwrap();
@@ -36,20 +45,33 @@ fn graphs_render_via_librrd_rrdtool_and_showgraph() {
             GraphPeriod::Days48,
             GraphPeriod::Days576,
         ] {
-            let png = render_graph(&x.rrd, HOST, g, period, 576, 120).unwrap();
+            let png = draw(render_graph(&x.rrd, HOST, g, period, 576, 120)).unwrap();
             assert!(is_png(&png), "{} {period:?}: {} bytes", g.name, png.len());
         }
         // A missing host is a clear librrd error, not a panic.
-        assert!(render_graph(
+        let missing = draw(render_graph(
             &x.rrd,
             "missing.example.com",
             g,
             GraphPeriod::Hours48,
             576,
+            120,
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            missing.contains("missing.example.com") && missing.contains("No such file"),
+            "{missing}"
+        );
+        assert!(draw(render_graph(
+            &x.rrd,
+            "../x",
+            g,
+            GraphPeriod::Hours48,
+            576,
             120
-        )
+        ))
         .is_err());
-        assert!(render_graph(&x.rrd, "../x", g, GraphPeriod::Hours48, 576, 120).is_err());
 
         // 2. rrdtool graph with the very same pass-through lines, in the host dir like showgraph.
         let out = t.path().join(format!("{}.png", g.name));

@@ -124,15 +124,19 @@ fn per_value_rrd_renders_with_generated_graphs() {
         ["env-temperature", "env"]
     );
     for g in &graphs {
-        let png = xymon_mqtt::rrd::render_graph(
-            &rrd_dir,
-            "gh1",
-            g,
-            xymon_mqtt::rrd::GraphPeriod::Hours48,
-            576,
-            120,
-        )
-        .unwrap();
+        let png = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(xymon_mqtt::rrd::render_graph(
+                &rrd_dir,
+                "gh1",
+                g,
+                xymon_mqtt::rrd::GraphPeriod::Hours48,
+                576,
+                120,
+            ))
+            .unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{}", g.name);
     }
 

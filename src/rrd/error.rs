@@ -1,7 +1,7 @@
 //! `RrdError`: every failure of the `rrd` module.
 //!
 //! Fed by `defs` (layout files), `writer` (rrd_dir checks, librrd create/update/info) and
-//! `graph` (graphs.cfg parsing, librrd graph). Read by the daemon at startup (fatal errors)
+//! `graph` (graphs.cfg parsing, the `rrdtool graph` child). Read by the daemon at startup (fatal errors)
 //! and, as text, by the status builder through `RrdWriter::health`.
 
 use std::path::PathBuf;
@@ -59,6 +59,12 @@ pub enum RrdError {
         #[source]
         source: rrd::error::RrdError,
     },
+    /// The `rrdtool graph` child reported an error (e.g. a missing RRD file).
+    #[error("rrdtool graph {path}: {message}")]
+    Rrdtool { path: PathBuf, message: String },
+    /// The `rrdtool graph` child could not be started or did not finish in time.
+    #[error("rrdtool graph: {0}")]
+    RrdtoolRun(String),
     /// A graphs.cfg-format file has a line this renderer cannot use.
     #[error("graph definition {file}:{line}: {message}")]
     GraphParse {

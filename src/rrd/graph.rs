@@ -1,8 +1,7 @@
-//! graphs.cfg-format graph definitions, rendered to PNG through librrd (`rrd` crate).
+//! graphs.cfg-format graph definitions, rendered to PNG by an `rrdtool graph` child.
 //!
 //! Fed by the repo's `graphs.d/*.cfg` (the same files Xymon's showgraph.cgi uses, so one
-//! definition serves both). Read by the dashboard, which calls [`render_graph`] (blocking:
-//! call it from `spawn_blocking`). Lines are parsed the way showgraph does (§5.1): `[name]`
+//! definition serves both). Read by the dashboard, which awaits [`render_graph`]. Lines are parsed the way showgraph does (§5.1): `[name]`
 //! starts a graph, `TITLE`/`YAXIS` are keywords, every other line is one rrdgraph argument;
 //! this renderer maps the arguments it supports (DEF, CDEF, VDEF, LINEn, AREA, GPRINT,
 //! COMMENT, `-l N`, `-u N`, `--rigid`) onto the `rrd` crate's graph types and rejects the
@@ -18,7 +17,7 @@ use rrd::ops::graph::props::{GraphProps, ImageFormat, Labels, Limits, Size, Time
 use rrd::ops::graph::Color;
 
 use super::defs::Cf;
-use super::{librrd_lock, validate_host, RrdError};
+use super::{validate_host, RrdError};
 
 /// The four periods of Xymon's graphs (one per default RRA).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -407,14 +406,25 @@ fn to_elements(g: &GraphDef, host_dir: &Path) -> Result<Vec<GraphElement>, RrdEr
         .collect()
 }
 
+/// How long an `rrdtool graph` child may take before it is killed. One graph reads one to a few RRD
+/// files of about 100 kB; it takes milliseconds unless the disk stalls.
+const RRDTOOL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The program that draws: Debian's `rrdtool`, found on `PATH` (`/usr/bin/rrdtool`).
+const RRDTOOL: &str = "rrdtool";
+
 /// Renders `graph` for `host` over `period` ending now, as a PNG of `width`×`height` graph
 /// pixels. The title is `"<host> <TITLE> <period label>"`, like showgraph's.
 ///
-/// Blocking (librrd, under the module's librrd lock).
+/// Drawn by an `rrdtool graph` child, as Xymon draws in showgraph.cgi: the daemon links only librrd's
+/// create/update code (see build.rs), never its cairo/pango graph stack, and a graph that hangs or
+/// crashes costs a child process, not the daemon. The child is killed after [`RRDTOOL_TIMEOUT`] or when
+/// the returned future is dropped.
 ///
 /// # Errors
-/// Invalid host, an unsupported definition, or librrd's error (e.g. a missing file).
-pub fn render_graph(
+/// Invalid host, an unsupported definition, rrdtool's error (e.g. a missing file), or rrdtool missing
+/// or timing out.
+pub async fn render_graph(
     rrd_dir: &Path,
     host: &str,
     graph: &GraphDef,
@@ -424,8 +434,61 @@ pub fn render_graph(
 ) -> Result<Vec<u8>, RrdError> {
     validate_host(host)?;
     let host_dir = rrd_dir.join(host);
-    let elements = to_elements(graph, &host_dir)?;
-    let end = SystemTime::now();
+    let args = graph_args(
+        graph,
+        host,
+        &host_dir,
+        period,
+        width,
+        height,
+        SystemTime::now(),
+    )?;
+    let rrdtool_error = |message: String| RrdError::Rrdtool {
+        path: host_dir.clone(),
+        message,
+    };
+    let child = tokio::process::Command::new(RRDTOOL)
+        .args(["graph", "-"])
+        .args(&args)
+        // The C locale, as librrd in-process had: the same number format whatever the daemon's LANG.
+        .env("LC_ALL", "C")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            RrdError::RrdtoolRun(format!(
+                "cannot run {RRDTOOL} (Debian package rrdtool): {e}"
+            ))
+        })?;
+    let out = tokio::time::timeout(RRDTOOL_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| RrdError::RrdtoolRun(format!("no graph after {RRDTOOL_TIMEOUT:?}; killed")))?
+        .map_err(|e| RrdError::RrdtoolRun(e.to_string()))?;
+    if !out.status.success() || !out.stdout.starts_with(b"\x89PNG") {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let message = stderr.trim().trim_start_matches("ERROR: ");
+        return Err(rrdtool_error(if message.is_empty() {
+            format!("{} without a PNG", out.status)
+        } else {
+            message.chars().take(500).collect()
+        }));
+    }
+    Ok(out.stdout)
+}
+
+/// The arguments after `rrdtool graph -`, built by the `rrd` crate from the definition.
+fn graph_args(
+    graph: &GraphDef,
+    host: &str,
+    host_dir: &Path,
+    period: GraphPeriod,
+    width: u32,
+    height: u32,
+    end: SystemTime,
+) -> Result<Vec<String>, RrdError> {
+    let elements = to_elements(graph, host_dir)?;
     let props = GraphProps {
         time_range: TimeRange {
             start: Some(end - Duration::from_secs(period.seconds())),
@@ -449,16 +512,13 @@ pub fn render_graph(
         },
         ..GraphProps::default()
     };
-    let _guard = librrd_lock();
-    let (png, _meta) =
-        rrd::ops::graph::graph(ImageFormat::Png, &props, &elements).map_err(|source| {
-            RrdError::Librrd {
-                op: "graph",
-                path: host_dir.clone(),
-                source,
-            }
-        })?;
-    Ok(png)
+    rrd::ops::graph::graph_args(Some(ImageFormat::Png), &props, &elements).map_err(|source| {
+        RrdError::Librrd {
+            op: "graph",
+            path: host_dir.to_path_buf(),
+            source,
+        }
+    })
 }
 
 #[cfg(test)]
@@ -500,6 +560,49 @@ mod tests {
                 assert_eq!(n, 2, "{} {cf}", g.name);
             }
         }
+    }
+
+    #[test]
+    fn rrdtool_arguments_name_the_host_files_period_and_size() {
+        let g = &parse_graphs_cfg(
+            "t.cfg",
+            "[g]\n\tTITLE Temp\n\tYAXIS C\n\tDEF:a=env.rrd:v:AVERAGE\n\tLINE2:a#00FF00:in\n\t-l 0\n",
+        )
+        .unwrap()[0];
+        let end = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let args = graph_args(
+            g,
+            "h1",
+            Path::new("/r/h1"),
+            GraphPeriod::Days12,
+            576,
+            120,
+            end,
+        )
+        .unwrap();
+        let at = |flag: &str| {
+            let i = args
+                .iter()
+                .position(|a| a == flag)
+                .unwrap_or_else(|| panic!("{flag}: {args:?}"));
+            args[i + 1].as_str()
+        };
+        assert_eq!(at("--imgformat"), "PNG");
+        assert_eq!(at("--title"), "h1 Temp Last 12 Days");
+        assert_eq!(at("--vertical-label"), "C");
+        assert_eq!(at("--width"), "576");
+        assert_eq!(at("--height"), "120");
+        assert_eq!(at("--lower-limit"), "0");
+        assert_eq!(at("--end"), "1800000000");
+        assert_eq!(at("--start"), (1_800_000_000 - 12 * 86_400).to_string());
+        assert!(
+            args.contains(&"DEF:a=/r/h1/env.rrd:v:AVERAGE".to_string()),
+            "{args:?}"
+        );
+        assert!(
+            args.iter().any(|a| a.starts_with("LINE2:a#00FF00")),
+            "{args:?}"
+        );
     }
 
     #[test]

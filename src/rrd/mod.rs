@@ -6,7 +6,8 @@
 //!
 //! * [`defs`]: layouts from `rrd-defs/*.toml` (built in, or an override dir).
 //! * [`writer`]: the blocking worker thread that creates/updates files, with per-file health.
-//! * [`graph`]: graphs.cfg parsing and PNG rendering.
+//! * [`graph`]: graphs.cfg parsing and PNG rendering (an `rrdtool graph` child; the daemon links
+//!   librrd statically without its graph code, see build.rs).
 //!
 //! Design: librrd is blocking and its thread safety is not documented, so every librrd call
 //! in this module runs under one process-wide lock ([`librrd_lock`]).
@@ -146,5 +147,38 @@ mod tests {
         std::fs::write(&file, "x").unwrap();
         let e = check_rrd_dir(&file).unwrap_err();
         assert!(matches!(e, RrdError::NotADirectory { .. }), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod linking {
+    /// build.rs links librrd.a: the process maps neither librrd.so nor the graph stack it would bring
+    /// (about 8 MB resident in every process). This test binary links the library crate the same way
+    /// the daemon does.
+    #[test]
+    fn librrd_is_linked_statically_without_its_graph_stack() {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        for lib in [
+            "librrd.so",
+            "libcairo",
+            "libpango",
+            "libfontconfig",
+            "libX11",
+        ] {
+            assert!(!maps.contains(lib), "{lib} is mapped:\n{maps}");
+        }
+        // ... and librrd's create/update/info code is there and works.
+        let defs = super::RrdDefs::load_builtin().unwrap();
+        let name = defs.names().next().unwrap().to_string();
+        let def = defs.get(&name).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.rrd");
+        super::rrdfile::create(&path, def, 1_700_000_000).unwrap();
+        let values = vec![1.0; def.ds.len()];
+        super::rrdfile::update(&path, 1_700_000_060, &values).unwrap();
+        assert_eq!(
+            super::rrdfile::check_layout(&path, def).unwrap(),
+            1_700_000_060
+        );
     }
 }

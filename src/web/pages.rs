@@ -7,7 +7,7 @@ use super::api::{check_filter, filter_matches, rfc3339, BrokerItem, TopicItem};
 use super::error::ApiError;
 use super::AppState;
 use crate::rrd::graph::GraphDef;
-use crate::rrd::{render_graph, GraphPeriod};
+use crate::rrd::{render_graph, GraphPeriod, RrdError};
 use crate::xymon::outbox::DeliveryState;
 use askama::Template;
 use askama_web::WebTemplate;
@@ -435,13 +435,12 @@ pub async fn graph_png(
         .acquire_owned()
         .await
         .map_err(|_| ApiError::unavailable("shutting down"))?;
-    let dir = st.rrd_dir.clone();
-    let png = tokio::task::spawn_blocking(move || {
-        render_graph(&dir, &host, &def, period, GRAPH_WIDTH, GRAPH_HEIGHT)
-    })
-    .await
-    .map_err(|e| ApiError::unavailable(format!("graph renderer failed: {e}")))?
-    .map_err(|e| ApiError::not_found(format!("cannot draw graph: {e}")))?;
+    let png = render_graph(&st.rrd_dir, &host, &def, period, GRAPH_WIDTH, GRAPH_HEIGHT)
+        .await
+        .map_err(|e| match e {
+            RrdError::RrdtoolRun(_) => ApiError::unavailable(format!("cannot draw graph: {e}")),
+            _ => ApiError::not_found(format!("cannot draw graph: {e}")),
+        })?;
     Ok((
         [
             (header::CONTENT_TYPE, "image/png"),
