@@ -16,6 +16,7 @@ mod web_support;
 
 mod flood;
 mod probe;
+mod relay;
 mod scenarios;
 
 use serde_json::{json, Value};

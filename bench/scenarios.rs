@@ -4,6 +4,7 @@ use crate::common::bridge::RunningBridge;
 use crate::common::{free_port, Mosquitto, Xymond};
 use crate::flood::{encode_publish, Publisher};
 use crate::probe::{self, Tap};
+use crate::relay::Relay;
 use crate::{Row, Sizes};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -631,68 +632,82 @@ fn latency_config(env: &Env) -> String {
     s
 }
 
+/// Publishes rounds of the 3 topics `{prefix}/{host}/{a,b,c}` at `rate` per second (at least
+/// `latency_min_rounds`) and returns (rounds measured, latencies in ms of those the tap saw), from the
+/// write of a round's last topic to xymond posting the status that carries its marker.
+fn timed_rounds(env: &Env, tap: &Tap, rate: u32, prefix: &str, seq: &mut u64) -> (usize, Vec<f64>) {
+    let mut p = Publisher::connect(env.port(), "bench-latency").expect("connect");
+    let mut sent: Vec<(String, String, u128)> = Vec::new();
+    let start = Instant::now();
+    let rounds =
+        ((env.sizes.latency_secs * rate as f64).ceil() as u64).max(env.sizes.latency_min_rounds);
+    let mut buf = Vec::with_capacity(256);
+    for i in 0..rounds {
+        let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        *seq += 1;
+        let host = latency_host((*seq as usize) % LATENCY_HOSTS);
+        let marker = format!("bseq-{seq}");
+        buf.clear();
+        for t in ["a", "b", "c"] {
+            encode_publish(&mut buf, &format!("{prefix}/{host}/{t}"), marker.as_bytes());
+        }
+        p.write(&buf).expect("publish");
+        sent.push((host, marker, probe::now_ns()));
+    }
+    p.sync().expect("sync");
+    p.disconnect();
+    std::thread::sleep(Duration::from_millis(500));
+    let seen: std::collections::HashMap<(String, String), u128> = tap
+        .read()
+        .into_iter()
+        .map(|t| ((t.host, t.marker), t.at_ns))
+        .collect();
+    // The first 5 % are warm-up (connection set-up, first allocation of every round).
+    let skip = sent.len() / 20;
+    let lat_ms = sent[skip..]
+        .iter()
+        .filter_map(|(h, m, at)| {
+            let got = seen.get(&(h.clone(), m.clone()))?;
+            Some(got.saturating_sub(*at) as f64 / 1e6)
+        })
+        .collect();
+    (sent.len() - skip, lat_ms)
+}
+
 pub fn latency(env: &Env, rows: &mut Vec<Row>, _: Option<f64>) -> (Value, Option<f64>) {
     let tap = Tap::start(env.xymond.dir(), &env.tmp.path().join("tap-latency.txt"));
     let bridge = RunningBridge::start(&latency_config(env));
     bridge.wait_subscribed(0);
+    // The floor: a blocking relay with no work (bench/relay.rs), on its own topics, so that it and the
+    // bridge never see each other's rounds; each sits idle while the other is measured.
+    let relay = Relay::start(env.port(), env.xymond.addr(), "latr", "relay").expect("relay");
     let mut details = serde_json::Map::new();
     let mut seq: u64 = 0;
     for (rate, p99_target_ms) in [(20u32, 1.0), (200, f64::NAN), (2000, 5.0)] {
-        let mut p = Publisher::connect(env.port(), "bench-latency").expect("connect");
-        let mut sent: Vec<(String, String, u128)> = Vec::new();
-        let start = Instant::now();
-        let rounds = ((env.sizes.latency_secs * rate as f64).ceil() as u64)
-            .max(env.sizes.latency_min_rounds);
-        let mut buf = Vec::with_capacity(256);
-        for i in 0..rounds {
-            let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-            seq += 1;
-            let host = latency_host((seq as usize) % LATENCY_HOSTS);
-            let marker = format!("bseq-{seq}");
-            buf.clear();
-            for t in ["a", "b", "c"] {
-                encode_publish(&mut buf, &format!("lat/{host}/{t}"), marker.as_bytes());
-            }
-            p.write(&buf).expect("publish");
-            sent.push((host, marker, probe::now_ns()));
-        }
-        p.sync().expect("sync");
-        p.disconnect();
-        std::thread::sleep(Duration::from_millis(500));
-        let seen: std::collections::HashMap<(String, String), u128> = tap
-            .read()
-            .into_iter()
-            .map(|t| ((t.host, t.marker), t.at_ns))
-            .collect();
-        // The first 5 % are warm-up (connection set-up, first allocation of every round).
-        let skip = sent.len() / 20;
-        let mut lat_ms: Vec<f64> = sent[skip..]
-            .iter()
-            .filter_map(|(h, m, at)| {
-                let got = seen.get(&(h.clone(), m.clone()))?;
-                Some(got.saturating_sub(*at) as f64 / 1e6)
-            })
-            .collect();
-        let measured = sent.len() - skip;
+        let (measured, mut lat_ms) = timed_rounds(env, &tap, rate, "lat", &mut seq);
+        let (floor_measured, mut floor_ms) = timed_rounds(env, &tap, rate, "latr", &mut seq);
         let delivered = lat_ms.len();
         let p50 = probe::quantile(&mut lat_ms, 0.5);
         let p99 = probe::quantile(&mut lat_ms, 0.99);
         let max = probe::quantile(&mut lat_ms, 1.0);
+        let floor_p50 = probe::quantile(&mut floor_ms, 0.5);
+        let floor_p99 = probe::quantile(&mut floor_ms, 0.99);
         let target = if p99_target_ms.is_nan() {
             String::new()
         } else {
             format!("p99 <= {p99_target_ms} ms")
         };
+        let floor = |q: &str, v: f64| Some((format!("{q} of a blocking relay doing no work"), v));
         rows.push(Row {
             scenario: 3,
             metric: format!("latency p50 at {rate} rounds/s"),
             value: p50,
             unit: "ms",
-            baseline: None,
+            baseline: floor("p50", floor_p50),
             target: String::new(),
             met: None,
         });
@@ -701,16 +716,19 @@ pub fn latency(env: &Env, rows: &mut Vec<Row>, _: Option<f64>) -> (Value, Option
             metric: format!("latency p99 at {rate} rounds/s"),
             value: p99,
             unit: "ms",
-            baseline: None,
+            baseline: floor("p99", floor_p99),
             target,
             met: (!p99_target_ms.is_nan()).then_some(p99 <= p99_target_ms),
         });
         details.insert(
             format!("{rate}_per_s"),
             json!({"rounds": measured, "delivered": delivered, "p50_ms": p50, "p99_ms": p99, "max_ms": max,
-                   "note": "rounds not delivered were superseded in the outbox by a newer round of the same host.test"}),
+                   "note": "rounds not delivered were superseded in the outbox by a newer round of the same host.test",
+                   "relay": {"rounds": floor_measured, "delivered": floor_ms.len(), "p50_ms": floor_p50,
+                             "p99_ms": floor_p99, "max_ms": probe::quantile(&mut floor_ms, 1.0)}}),
         );
     }
+    drop(relay);
     bridge.stop();
     (Value::Object(details), None)
 }
