@@ -15,7 +15,8 @@
 //! # Layout
 //! - `config`: TOML schema and validation (errors name file, line and key).
 //! - `mqtt`: rumqttc event loops, reconnect/backoff/resubscribe, ingest into the store.
-//! - `store`: latest topic values and broker states (read by the collector and the web layer).
+//! - `store`: latest topic values and broker states (read by the collector and the web layer); the
+//!   configured exact topics are registered in it at start-up, which numbers the collector's routes.
 //! - `collect`: rounds per test (continuous and periodic modes), timers, wall-clock alignment.
 //! - `status`: status text for topics and broker-stats tests.
 //! - `xymon`: wire format, sanitising of untrusted text, the outbox and the sender.
@@ -117,7 +118,9 @@ async fn run_bridge(
         .iter()
         .filter_map(|t| Some((t.get_ref().clone(), broker_id(&t.get_ref().broker)?)))
         .collect();
-    let collect::Routing { wanted, routes } = collect::routing(&tests, brokers.len());
+    // Registers the configured exact topics in the store, before any ingest task starts.
+    let collect::Routing { wanted, routes } =
+        collect::routing(&tests, brokers.len(), &shared.store);
 
     let mut connections = Vec::new();
     let mut loops = Vec::new();

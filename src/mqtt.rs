@@ -1,17 +1,18 @@
 //! MQTT ingest: one task per broker owns its rumqttc event loop.
 //!
 //! Fed by the broker; writes every message into the `Store` and forwards the ones some test wants to the
-//! collector as `Sample`s over a bounded channel. Connection handling: capped exponential backoff between
+//! collector as `Sample`s over a bounded channel. The store's lookup tells whether a topic is one of the
+//! configured exact topics (registered at start-up, with the collector's route); only otherwise are the
+//! rule filters of `Wanted` tried. Connection handling: capped exponential backoff between
 //! attempts, the permanent subscriptions re-issued on every ConnAck (a clean session forgets them,
 //! rumqtt#250), and one log line per connect and per disconnect. Nothing here waits on xymond or on disk.
 
 use crate::backoff::Backoff;
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
-use crate::store::{BrokerId, Incoming, Rejected, Store};
+use crate::store::{BrokerId, Incoming, Rejected, RouteId, Store};
 use bytes::Bytes;
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
@@ -28,74 +29,83 @@ pub struct Sample {
     pub broker: BrokerId,
     /// The shared name from the config for exact topics (no copy per message).
     pub topic: Arc<str>,
-    /// The collector's route for an exact topic; `None` for a topic only a rule filter matched.
+    /// The collector's route for an exact (registered) topic; `None` for a topic only a rule filter
+    /// matched.
     pub route: Option<RouteId>,
     pub payload: Bytes,
     pub retained: bool,
     pub at: SystemTime,
 }
 
-/// Index of an exact topic in the collector's per-broker route table (`collect::Routing`).
-pub type RouteId = u32;
-
-/// One exact topic some test wants.
-#[derive(Debug, Clone, Copy)]
-pub struct Want {
-    pub route: RouteId,
-    /// The highest QoS any test asks for on this topic.
-    pub qos: QoS,
-}
-
-/// The forward decision of one broker: which topics the collector wants, and what to subscribe to.
+/// The forward decision of one broker beyond its exact topics, and what to subscribe to.
 ///
-/// Hot path: one hash lookup for the exact topics of `topics` tests, which also yields the shared topic
-/// name and the collector's route; only when that misses, the rule filters are tried in turn. Rules are
-/// few (one per `[[test]]`), and a filter match walks the topic's levels once without allocating, so a
-/// message no test wants costs a lookup plus a few comparisons.
+/// The exact topics of `topics` tests (and of exact rules) are registered in the store, whose one lookup
+/// per message finds them; only when it does not are the rule filters tried in turn. Rules are few (one
+/// per `[[test]]`), and a filter match walks the topic's levels once without allocating, so a message no
+/// test wants costs a lookup plus a few comparisons.
 #[derive(Debug, Clone, Default)]
 pub struct Wanted {
-    /// Exact topics. The key is the one shared copy of the name (see `config::TopicName::shared`).
-    pub exact: HashMap<Arc<str>, Want>,
     pub filters: Vec<crate::rules::filter::TopicFilter>,
-    /// The rule filters' subscriptions (the exact topics subscribe from `exact`).
+    /// The rule filters' subscriptions.
     pub filter_subscriptions: Vec<(String, QoS)>,
-}
-
-/// What `Wanted::lookup` found for a topic.
-pub enum Forward<'a> {
-    /// An exact topic: its shared name and route.
-    Exact(&'a Arc<str>, Want),
-    /// Only a rule filter matches.
-    Filter,
+    /// The subscription QoS of each registered exact topic, by `RouteId` (the highest any test asks for);
+    /// the names are the store's (`Store::registered_names`).
+    pub exact_qos: Vec<QoS>,
 }
 
 impl Wanted {
-    pub fn lookup(&self, topic: &str) -> Option<Forward<'_>> {
-        if let Some((name, want)) = self.exact.get_key_value(topic) {
-            return Some(Forward::Exact(name, *want));
+    /// Whether a rule filter matches a topic that is not registered.
+    pub fn matches_filter(&self, topic: &str) -> bool {
+        self.filters.iter().any(|f| f.matches(topic))
+    }
+
+    /// Subscribes to the registered exact topic `route` at `qos` at least.
+    pub fn want_exact(&mut self, route: RouteId, qos: QoS) {
+        let i = route as usize;
+        if self.exact_qos.len() <= i {
+            // Routes are numbered densely by the store, so this adds exactly `route`.
+            self.exact_qos.resize(i + 1, qos);
         }
-        self.filters
-            .iter()
-            .any(|f| f.matches(topic))
-            .then_some(Forward::Filter)
+        if let Some(q) = self.exact_qos.get_mut(i) {
+            if (qos as u8) > (*q as u8) {
+                *q = qos;
+            }
+        }
     }
 
     /// Number of permanent subscriptions: rule filters and exact topics.
     pub fn subscription_count(&self) -> usize {
-        self.filter_subscriptions.len() + self.exact.len()
+        self.filter_subscriptions.len() + self.exact_qos.len()
     }
 
-    /// Permanent subscriptions `start..start + max`: rule filters first, then exact topics in the map's
-    /// order (which does not change, the map is built once).
-    pub fn subscriptions(&self, start: usize, max: usize) -> Vec<rumqttc::SubscribeFilter> {
-        self.filter_subscriptions
+    /// Permanent subscriptions `start..start + max`: rule filters first, then the exact topics in route
+    /// order (the store's registration order, fixed at start-up).
+    pub fn subscriptions(
+        &self,
+        store: &Store,
+        broker: BrokerId,
+        start: usize,
+        max: usize,
+    ) -> Vec<rumqttc::SubscribeFilter> {
+        let mut out: Vec<_> = self
+            .filter_subscriptions
             .iter()
-            .map(|(f, q)| (f.as_str(), *q))
-            .chain(self.exact.iter().map(|(t, w)| (&**t, w.qos)))
             .skip(start)
             .take(max)
-            .map(|(t, q)| rumqttc::SubscribeFilter::new(t.to_string(), q))
-            .collect()
+            .map(|(f, q)| rumqttc::SubscribeFilter::new(f.clone(), *q))
+            .collect();
+        let from = start.saturating_sub(self.filter_subscriptions.len());
+        let room = max - out.len();
+        if room > 0 && from < self.exact_qos.len() {
+            let names = store.registered_names(broker, from, room);
+            out.extend(
+                names
+                    .iter()
+                    .zip(&self.exact_qos[from..])
+                    .map(|(t, q)| rumqttc::SubscribeFilter::new(t.to_string(), *q)),
+            );
+        }
+        out
     }
 }
 
@@ -200,7 +210,7 @@ pub async fn snapshot(
                         at,
                     };
                     let name = topics.iter().find(|t| ***t == *p.topic);
-                    let _ = store.update_named(broker, &incoming, name);
+                    let _ = store.ingest(broker, &incoming, name);
                     if name.is_some() && !fetched.iter().any(|f| f.topic == p.topic) {
                         fetched.push(Fetched {
                             topic: p.topic,
@@ -274,12 +284,12 @@ pub async fn run(mut task: BrokerTask, shared: Shared, cancel: CancellationToken
                 shared.store.set_connected(task.id, true, None);
                 backoff.reset();
                 subscribed = 0;
-                subscribe_next(&task, &mut subscribed);
+                subscribe_next(&task, &shared.store, &mut subscribed);
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 if subscribed < task.wanted.subscription_count() {
                     debug!(broker = %task.name, done = subscribed, "subscription packet acknowledged");
-                    subscribe_next(&task, &mut subscribed);
+                    subscribe_next(&task, &shared.store, &mut subscribed);
                 } else {
                     debug!(broker = %task.name, codes = ?ack.return_codes, "subscribed");
                     shared.store.set_subscribed(task.id);
@@ -324,8 +334,10 @@ pub async fn run(mut task: BrokerTask, shared: Shared, cancel: CancellationToken
 }
 
 /// Sends the next packet of permanent subscriptions, if any are left.
-fn subscribe_next(task: &BrokerTask, sent: &mut usize) {
-    let subs = task.wanted.subscriptions(*sent, SUBSCRIBE_CHUNK);
+fn subscribe_next(task: &BrokerTask, store: &Store, sent: &mut usize) {
+    let subs = task
+        .wanted
+        .subscriptions(store, task.id, *sent, SUBSCRIBE_CHUNK);
     if subs.is_empty() {
         return;
     }
@@ -351,7 +363,6 @@ async fn handle_publish(
     retain: bool,
 ) {
     let at = SystemTime::now();
-    let forward = task.wanted.lookup(&topic);
     let incoming = Incoming {
         topic: &topic,
         payload: &payload,
@@ -367,20 +378,19 @@ async fn handle_publish(
                 "payload larger than limits.max_payload_bytes; keeping the start of it");
         }
     }
-    let name = match &forward {
-        Some(Forward::Exact(name, _)) => Some(*name),
-        _ => None,
-    };
-    if let Err(Rejected::Full) = shared.store.update_named(task.id, &incoming, name) {
+    // The one hash lookup of this message: stores it and, for a configured topic, yields its shared name
+    // and the collector's route.
+    let ingested = shared.store.ingest(task.id, &incoming, None);
+    if let Err(Rejected::Full) = ingested.stored {
         shared.metrics.count_drop("store_full");
         if shared.log_limit.allow("store_full") {
             warn!(broker = %task.name, topic = %topic, "topic store is full (limits.max_topics); new topics are not stored");
         }
     }
-    let (topic, route) = match forward {
+    let (topic, route) = match ingested.registered {
+        Some((name, route)) => (name, Some(route)),
+        None if task.wanted.matches_filter(&topic) => (Arc::from(topic), None),
         None => return,
-        Some(Forward::Exact(name, want)) => (name.clone(), Some(want.route)),
-        Some(Forward::Filter) => (Arc::from(topic), None),
     };
     let sample = Sample {
         broker: task.id,
@@ -401,5 +411,128 @@ fn describe(e: &ConnectionError) -> String {
     match e {
         ConnectionError::Io(io) => io.to_string(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Broker 0 has the exact topic `room/t` registered and a rule filter `sensors/+/env`; broker 1 has
+    /// nothing.
+    fn setup() -> (Store, Wanted, Arc<str>) {
+        let store = Store::new(
+            &[
+                ("a".into(), "mqtt://a".into()),
+                ("b".into(), "mqtt://b".into()),
+            ],
+            100,
+            1024,
+        );
+        let name: Arc<str> = Arc::from("room/t");
+        let mut wanted = Wanted::default();
+        for (topic, qos) in [
+            (Arc::from("other/x"), QoS::AtMostOnce),
+            (name.clone(), QoS::AtLeastOnce),
+            // A second test wanting the same topic at a lower QoS: same route, QoS kept.
+            (Arc::from("room/t"), QoS::AtMostOnce),
+        ] {
+            let route = store.register(0, topic).unwrap();
+            wanted.want_exact(route, qos);
+        }
+        wanted
+            .filters
+            .push(crate::rules::filter::TopicFilter::parse("sensors/{host}/env").unwrap());
+        wanted
+            .filter_subscriptions
+            .push(("sensors/+/env".into(), QoS::AtMostOnce));
+        (store, wanted, name)
+    }
+
+    /// Publishes `topic` on `broker` through `handle_publish`; returns the sample the collector got.
+    async fn publish(
+        store: &Store,
+        wanted: &Wanted,
+        broker: BrokerId,
+        topic: &str,
+    ) -> Option<Sample> {
+        let (tx, mut rx) = mpsc::channel(4);
+        let shared = Shared {
+            store: store.clone(),
+            samples: tx,
+            metrics: Arc::new(Metrics::new()),
+            log_limit: Arc::new(LogLimiter::new(Duration::from_secs(60))),
+        };
+        let origin = Origin {
+            id: broker,
+            name: "t",
+            wanted,
+        };
+        let payload = Bytes::from_static(b"42");
+        handle_publish(
+            origin,
+            &shared,
+            topic.into(),
+            payload,
+            QoS::AtMostOnce,
+            false,
+        )
+        .await;
+        rx.try_recv().ok()
+    }
+
+    /// A configured topic reaches the collector with its route and the registered copy of its name; a
+    /// filter topic without a route; anything else only goes into the store. Broker 1 does not share
+    /// broker 0's topics.
+    #[tokio::test]
+    async fn ingest_hands_the_collector_the_route_and_the_shared_name() {
+        let (store, wanted, name) = setup();
+        let s = publish(&store, &wanted, 0, "room/t")
+            .await
+            .expect("forwarded");
+        assert_eq!(s.route, Some(1));
+        assert!(Arc::ptr_eq(&s.topic, &name));
+        assert_eq!(store.get(0, "room/t").unwrap().payload.as_ref(), b"42");
+
+        let s = publish(&store, &wanted, 0, "sensors/h1/env")
+            .await
+            .expect("forwarded");
+        assert_eq!((&*s.topic, s.route), ("sensors/h1/env", None));
+
+        assert!(publish(&store, &wanted, 0, "nobody/wants").await.is_none());
+        assert!(
+            store.get(0, "nobody/wants").is_some(),
+            "stored all the same"
+        );
+
+        let empty = Wanted::default();
+        assert!(publish(&store, &empty, 1, "room/t").await.is_none());
+        assert!(store.get(1, "room/t").is_some());
+        assert_eq!(store.topic_count(), 4);
+    }
+
+    #[test]
+    fn subscriptions_are_filters_then_registered_topics_at_their_highest_qos() {
+        let (store, wanted, _) = setup();
+        assert_eq!(wanted.subscription_count(), 3);
+        let all: Vec<(String, QoS)> = (0..3)
+            .flat_map(|i| wanted.subscriptions(&store, 0, i, 1))
+            .map(|f| (f.path, f.qos))
+            .collect();
+        assert_eq!(
+            all,
+            [
+                ("sensors/+/env".to_string(), QoS::AtMostOnce),
+                ("other/x".to_string(), QoS::AtMostOnce),
+                ("room/t".to_string(), QoS::AtLeastOnce),
+            ]
+        );
+        assert_eq!(wanted.subscriptions(&store, 0, 1, 500).len(), 2);
+        assert!(wanted.subscriptions(&store, 0, 3, 500).is_empty());
+        assert_eq!(
+            wanted.subscriptions(&store, 1, 0, 500).len(),
+            1,
+            "the names come from the broker given, which has none"
+        );
     }
 }

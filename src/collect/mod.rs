@@ -13,10 +13,10 @@ mod schedule;
 use crate::config::{HostName, Mode, TestConfig, TestKind, TestName, TopicName};
 use crate::metrics::{Metrics, ReasonLabel};
 use crate::mqtt::Sample;
-use crate::mqtt::{self, Connection, Fetched, RouteId};
+use crate::mqtt::{self, Connection, Fetched};
 use crate::rules::RuleState;
 use crate::status::{self, Context, Counters};
-use crate::store::{BrokerId, Store};
+use crate::store::{BrokerId, RouteId, Store};
 use crate::xymon::{Colour, Outbox};
 use round::{Offer, Reading, Round};
 pub use route_table::{Route, RouteTable};
@@ -83,37 +83,39 @@ struct SnapshotDone {
     result: Result<Vec<Fetched>, String>,
 }
 
-/// Where each wanted topic goes: built once at start-up from the tests, shared by ingest (`wanted`) and
-/// the collector (`routes`).
+/// Where each wanted topic goes: built once at start-up from the tests, shared by ingest (`wanted`, and
+/// the exact topics registered in the store) and the collector (`routes`).
 pub struct Routing {
-    /// Per broker: the topics to subscribe to and forward (exact topics and rule filters).
+    /// Per broker: the rule filters to forward, and the subscriptions (filters and exact topics).
     pub wanted: Vec<mqtt::Wanted>,
     /// Per broker, by `RouteId`: the (slot, index of the topic in that slot's test) pairs an exact topic
     /// feeds.
     pub routes: Vec<RouteTable>,
 }
 
-/// Works out, per broker, what to subscribe to for good and which topics go to which test. Periodic
-/// tests are absent: they use short-lived snapshot sessions. Slots are numbered as `Collector::new`
-/// numbers them: the non-rule tests, in config order.
-pub fn routing(tests: &[(TestConfig, BrokerId)], brokers: usize) -> Routing {
+/// Works out, per broker, what to subscribe to for good and which topics go to which test, and registers
+/// every exact topic in `store` (which numbers their routes: see `Store::register`). Periodic tests are
+/// absent: they use short-lived snapshot sessions. Slots are numbered as `Collector::new` numbers them:
+/// the non-rule tests, in config order. Call it once, before ingest starts.
+pub fn routing(tests: &[(TestConfig, BrokerId)], brokers: usize, store: &Store) -> Routing {
     let mut wanted = vec![mqtt::Wanted::default(); brokers];
     let mut routes = vec![RouteTable::default(); brokers];
-    /// The route of `topic` on broker `b`, created on first use; the subscription takes the highest QoS.
+    /// The route of `topic` on broker `b`, registered on first use; the subscription takes the highest
+    /// QoS.
     fn want(
+        store: &Store,
+        b: BrokerId,
         wanted: &mut mqtt::Wanted,
-        routes: &mut RouteTable,
         topic: Arc<str>,
         qos: QoS,
-    ) -> RouteId {
-        let w = wanted.exact.entry(topic).or_insert_with(|| mqtt::Want {
-            route: routes.add_route(),
-            qos,
-        });
-        if (qos as u8) > (w.qos as u8) {
-            w.qos = qos;
-        }
-        w.route
+    ) -> Option<RouteId> {
+        let Some(route) = store.register(b, topic.clone()) else {
+            // Only a topic the store already had from a message; routing runs before ingest.
+            warn!(topic = %topic, "topic not registered; it will not be subscribed");
+            return None;
+        };
+        wanted.want_exact(route, qos);
+        Some(route)
     }
     let mut filters: Vec<Vec<(crate::rules::filter::TopicFilter, QoS)>> = vec![Vec::new(); brokers];
     let mut slot = 0u32;
@@ -123,8 +125,9 @@ pub fn routing(tests: &[(TestConfig, BrokerId)], brokers: usize) -> Routing {
             if let Ok(rule) = crate::rules::Rule::compile(t) {
                 if rule.filter.is_exact() {
                     want(
+                        store,
+                        *b,
                         &mut wanted[*b],
-                        &mut routes[*b],
                         Arc::from(rule.filter.as_str()),
                         t.qos(),
                     );
@@ -136,8 +139,9 @@ pub fn routing(tests: &[(TestConfig, BrokerId)], brokers: usize) -> Routing {
         }
         if t.mode() == Mode::Continuous {
             for (j, topic) in t.topic_list().iter().enumerate() {
-                let r = want(&mut wanted[*b], &mut routes[*b], topic.shared(), t.qos());
-                routes[*b].push(r, (slot, j as u32));
+                if let Some(r) = want(store, *b, &mut wanted[*b], topic.shared(), t.qos()) {
+                    routes[*b].push(r, (slot, j as u32));
+                }
             }
         }
         slot += 1;
@@ -160,6 +164,10 @@ pub fn routing(tests: &[(TestConfig, BrokerId)], brokers: usize) -> Routing {
     for r in &mut routes {
         r.shrink_to_fit();
     }
+    for w in &mut wanted {
+        w.exact_qos.shrink_to_fit();
+    }
+    store.shrink_to_fit();
     Routing { wanted, routes }
 }
 

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::config::Config;
-use crate::mqtt::Forward;
+use crate::store::Incoming;
 use bytes::Bytes;
 use std::path::Path;
 
@@ -47,16 +47,33 @@ fn tests_of(c: &Config) -> Vec<(TestConfig, BrokerId)> {
     c.tests.iter().map(|t| (t.get_ref().clone(), 0)).collect()
 }
 
+/// The store of one broker ("local"), for `routing` to register into.
+fn store() -> Store {
+    Store::new(
+        &[("local".into(), "mqtt://127.0.0.1:1883".into())],
+        100,
+        1024,
+    )
+}
+
+/// What ingest's store lookup finds for `topic` on broker 0 (a message with an empty payload).
+fn ingest(store: &Store, topic: &str) -> Option<(Arc<str>, RouteId)> {
+    let msg = Incoming {
+        topic,
+        payload: b"",
+        qos: 0,
+        retained: false,
+        at: SystemTime::now(),
+    };
+    store.ingest(0, &msg, None).registered
+}
+
 /// A collector for `tests` on one broker ("local") that no snapshot can reach, with its outbox.
 fn collector_for(
     tests: Vec<(TestConfig, BrokerId)>,
     routes: Vec<RouteTable>,
+    store: Store,
 ) -> (Collector, Arc<Outbox>) {
-    let store = Store::new(
-        &[("local".into(), "mqtt://127.0.0.1:1883".into())],
-        100,
-        1024,
-    );
     let connection = Connection {
         host: "127.0.0.1".into(),
         port: 1,
@@ -83,56 +100,71 @@ fn collector_for(
 fn routing_numbers_slots_without_rules_and_shares_names() {
     let c = Config::from_str_named(CONFIG, Path::new("t.toml")).unwrap();
     let tests = tests_of(&c);
-    let Routing { wanted, routes } = routing(&tests, 1);
+    let store = store();
+    let Routing { wanted, routes } = routing(&tests, 1, &store);
     let w = &wanted[0];
 
-    let mut exact: Vec<&str> = w.exact.keys().map(|k| &**k).collect();
+    let mut exact: Vec<String> = store
+        .registered_names(0, 0, 10)
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
     exact.sort_unstable();
     assert_eq!(
         exact,
         ["room1/volts", "shared/clock"],
         "periodic topics are not permanent"
     );
+    assert_eq!(store.topic_count(), 0, "registered topics have no value");
+    let route_of = |t: &str| store.register(0, Arc::from(t)).unwrap();
     assert_eq!(
-        w.exact["shared/clock"].qos,
+        w.exact_qos[route_of("shared/clock") as usize],
         QoS::AtLeastOnce,
         "highest QoS wins"
     );
 
     // room1.power is slot 0 and room2.power slot 1, although the rule comes first in the config.
-    let route = |t: &str| routes[0].get(w.exact[t].route).unwrap().to_vec();
+    let route = |t: &str| routes[0].get(route_of(t)).unwrap().to_vec();
     assert_eq!(route("room1/volts"), [(0, 0)]);
     assert_eq!(route("shared/clock"), [(0, 1), (1, 0)]);
 
-    // Ingest gets the config's own copy of the name, not a new one.
-    let Some(Forward::Exact(name, _)) = w.lookup("room1/volts") else {
-        panic!("exact topic not found");
-    };
+    // Ingest gets the config's own copy of the name, not a new one, and the collector's route.
+    let (name, r) = ingest(&store, "room1/volts").expect("registered");
     let configured = tests[1].0.topics[0].shared();
-    assert!(Arc::ptr_eq(name, &configured));
-    assert!(matches!(w.lookup("sensors/a/env"), Some(Forward::Filter)));
-    assert!(w.lookup("sensors/a/other").is_none());
+    assert!(Arc::ptr_eq(&name, &configured));
+    assert_eq!(r, route_of("room1/volts"));
+    assert!(ingest(&store, "sensors/a/env").is_none());
+    assert!(w.matches_filter("sensors/a/env"));
+    assert!(!w.matches_filter("sensors/a/other"));
 }
 
 #[test]
 fn subscriptions_come_in_chunks_that_cover_everything_once() {
     let c = Config::from_str_named(CONFIG, Path::new("t.toml")).unwrap();
-    let w = &routing(&tests_of(&c), 1).wanted[0];
+    let store = store();
+    let w = &routing(&tests_of(&c), 1, &store).wanted[0];
     assert_eq!(w.subscription_count(), 3);
     let mut all = Vec::new();
     let mut start = 0;
     loop {
-        let chunk = w.subscriptions(start, 2);
+        let chunk = w.subscriptions(&store, 0, start, 2);
         if chunk.is_empty() {
             break;
         }
         assert!(chunk.len() <= 2);
         start += chunk.len();
-        all.extend(chunk.into_iter().map(|f| f.path));
+        all.extend(chunk.into_iter().map(|f| (f.path, f.qos)));
     }
-    assert_eq!(all[0], "sensors/+/env", "rule filters first");
-    all.sort_unstable();
-    assert_eq!(all, ["room1/volts", "sensors/+/env", "shared/clock"]);
+    assert_eq!(all[0].0, "sensors/+/env", "rule filters first");
+    all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        all,
+        [
+            ("room1/volts".to_string(), QoS::AtMostOnce),
+            ("sensors/+/env".to_string(), QoS::AtMostOnce),
+            ("shared/clock".to_string(), QoS::AtLeastOnce),
+        ]
+    );
 }
 
 /// Before routing numbered slots itself, a rule ahead of a `topics` test sent that test's samples to the
@@ -141,18 +173,19 @@ fn subscriptions_come_in_chunks_that_cover_everything_once() {
 async fn a_round_after_a_rule_completes_into_its_own_status() {
     let c = Config::from_str_named(CONFIG, Path::new("t.toml")).unwrap();
     let tests = tests_of(&c);
-    let Routing { wanted, routes } = routing(&tests, 1);
-    let (collector, outbox) = collector_for(tests, routes);
+    let store = store();
+    let Routing { routes, .. } = routing(&tests, 1, &store);
+    let (collector, outbox) = collector_for(tests, routes, store.clone());
     let (tx, rx) = mpsc::channel(16);
     let run = tokio::spawn(collector.run(rx, CancellationToken::new()));
     for (topic, payload) in [("room1/volts", "230"), ("shared/clock", "12:00")] {
-        let Some(Forward::Exact(name, want)) = wanted[0].lookup(topic) else {
+        let Some((name, route)) = ingest(&store, topic) else {
             panic!("{topic} not wanted");
         };
         tx.send(Sample {
             broker: 0,
-            topic: name.clone(),
-            route: Some(want.route),
+            topic: name,
+            route: Some(route),
             payload: Bytes::from(payload),
             retained: false,
             at: SystemTime::now(),
@@ -226,15 +259,20 @@ topics = ["shared/clock"]
 fn exact_rules_share_routes_with_topics_tests_and_slots_share_the_config_lists() {
     let c = Config::from_str_named(EXACT_RULES, Path::new("t.toml")).unwrap();
     let tests = tests_of(&c);
-    let Routing { wanted, routes } = routing(&tests, 1);
-    let w = &wanted[0];
-    let route = |t: &str| routes[0].get(w.exact[t].route).unwrap().to_vec();
-    assert_eq!(route("shared/clock"), [(0, 1), (1, 0)]);
-    assert_eq!(route("room1/volts"), [(0, 0)]);
-    assert!(route("solo/temp").is_empty(), "only a rule wants it");
-    assert_eq!(w.exact.len(), 3);
+    let store = store();
+    let Routing { wanted, routes } = routing(&tests, 1, &store);
+    let route_of = |t: &str| store.register(0, Arc::from(t)).unwrap();
+    let route = |t: &str| routes[0].get(route_of(t)).map(|r| r.to_vec());
+    assert_eq!(route("shared/clock").unwrap(), [(0, 1), (1, 0)]);
+    assert_eq!(route("room1/volts").unwrap(), [(0, 0)]);
+    assert!(
+        route("solo/temp").is_none_or(|r| r.is_empty()),
+        "only a rule wants it"
+    );
+    assert_eq!(wanted[0].exact_qos.len(), 3);
+    assert_eq!(store.registered_names(0, 0, 10).len(), 3);
 
-    let (collector, _) = collector_for(tests.clone(), routes);
+    let (collector, _) = collector_for(tests.clone(), routes, store);
     // The slots hold the config's own lists (issue 6, memory), not copies.
     assert_eq!(collector.slots.len(), 2);
     for (slot, (cfg, _)) in collector.slots.iter().zip(&tests[2..]) {

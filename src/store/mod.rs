@@ -1,16 +1,26 @@
 //! The topic store: the latest value of every topic seen, per broker, and each broker's connection state.
 //!
-//! Fed by the MQTT ingest tasks (`update`, `set_connected`); read by the collector (last known values for
-//! periodic and broker-stats tests) and by the web layer. One `std::sync::Mutex`, never held across an
-//! `.await`, so the lock is held only for a hash lookup and a small copy.
+//! Filled at start-up with the configured exact topics (`register`, by `collect::routing`), which stay
+//! invisible until a message arrives on them; fed by the MQTT ingest tasks (`ingest`, `set_connected`),
+//! whose one lookup per message also yields a configured topic's shared name and the collector's route;
+//! read by the collector (last known values for periodic and broker-stats tests) and by the web layer.
+//! One `std::sync::Mutex`, never held across an `.await`, so the lock is held only for a hash lookup and
+//! a small copy (the hash is computed before taking it). The per-broker table is in `table`.
+
+mod table;
 
 use bytes::Bytes;
-use std::collections::HashMap;
+use std::hash::RandomState;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
+use table::{Message, Named, Stamp, Table};
 
 /// Index of a broker in the config's `[[broker]]` list.
 pub type BrokerId = usize;
+
+/// A registered topic's index in its broker's table, handed out by `Store::register`; the collector's
+/// `RouteTable` uses the same index for the topic's route.
+pub type RouteId = u32;
 
 /// The latest message on one topic.
 #[derive(Debug, Clone)]
@@ -45,65 +55,28 @@ pub struct BrokerState {
     pub last_error: Option<String>,
 }
 
-/// Why `update` did not store a message.
+/// Why `ingest` did not store a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejected {
-    /// A new topic while the store holds `max_topics` already.
+    /// A new topic (or a registered one's first value) while the store holds `max_topics` topics with a
+    /// value already.
     Full,
 }
 
-/// What the store keeps per topic: `TopicValue` packed for 100k-topic sites (48 bytes plus the payload,
-/// against 88 plus the payload for `TopicValue` itself; `get` unpacks).
-struct Entry {
-    payload: Box<[u8]>,
-    /// As published; u32 is plenty, MQTT's own limit is 256 MiB.
-    size: u32,
-    qos: u8,
-    retained: bool,
-    count: u64,
-    received_at: Stamp,
-    changed_at: Stamp,
-}
-
-/// A `SystemTime` in 8 bytes: nanoseconds since the Unix epoch (until the year 2554; earlier clocks, which
-/// a sane host never has, read as the epoch).
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Stamp(u64);
-
-impl From<SystemTime> for Stamp {
-    fn from(t: SystemTime) -> Stamp {
-        let nanos = t
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        Stamp(u64::try_from(nanos).unwrap_or(u64::MAX))
-    }
-}
-
-impl From<Stamp> for SystemTime {
-    fn from(s: Stamp) -> SystemTime {
-        SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(s.0)
-    }
-}
-
-impl Entry {
-    fn value(&self) -> TopicValue {
-        TopicValue {
-            payload: Bytes::copy_from_slice(&self.payload),
-            size: self.size as usize,
-            received_at: self.received_at.into(),
-            changed_at: self.changed_at.into(),
-            qos: self.qos,
-            retained: self.retained,
-            count: self.count,
-        }
-    }
+/// What `Store::ingest` did with a message.
+#[derive(Debug)]
+pub struct Ingested {
+    /// Whether the payload changed, or why the message was not stored.
+    pub stored: Result<bool, Rejected>,
+    /// A registered topic's shared name and route, for the collector; there even when the value was
+    /// rejected, as a message the collector wants is forwarded all the same.
+    pub registered: Option<(Arc<str>, RouteId)>,
 }
 
 struct Inner {
-    /// Keyed by the shared topic name when ingest has one (`update_named`), so a configured topic's name
-    /// is not held twice.
-    topics: Vec<HashMap<Arc<str>, Entry>>,
+    /// Per broker.
+    topics: Vec<Table>,
+    /// Topics with a value, all brokers together (what `max_topics` bounds).
     total: usize,
     brokers: Vec<BrokerState>,
 }
@@ -112,6 +85,8 @@ struct Inner {
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Mutex<Inner>>,
+    /// The tables' hash keys, outside the mutex so that a topic is hashed before the lock is taken.
+    hasher: RandomState,
     max_topics: usize,
     max_payload: usize,
     changes: tokio::sync::broadcast::Sender<Change>,
@@ -141,7 +116,7 @@ impl Store {
     /// `brokers` are (name, url) in config order; their index is the `BrokerId`.
     pub fn new(brokers: &[(String, String)], max_topics: usize, max_payload: usize) -> Self {
         let inner = Inner {
-            topics: brokers.iter().map(|_| HashMap::new()).collect(),
+            topics: brokers.iter().map(|_| Table::default()).collect(),
             total: 0,
             brokers: brokers
                 .iter()
@@ -159,6 +134,7 @@ impl Store {
         };
         Store {
             inner: Arc::new(Mutex::new(inner)),
+            hasher: RandomState::new(),
             max_topics,
             max_payload,
             changes: tokio::sync::broadcast::channel(CHANGE_CAPACITY).0,
@@ -181,39 +157,72 @@ impl Store {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Registers one of `broker`'s configured exact topics, keyed by the shared copy of its name: a slot
+    /// without a value, which no reader sees until a message arrives. Returns its route id (the same one
+    /// when the name is registered already); `None` for an unknown broker, or a topic that came in a
+    /// message before it was registered, which cannot happen when registering is done before ingest
+    /// starts, as `collect::routing` does.
+    pub fn register(&self, broker: BrokerId, name: Arc<str>) -> Option<RouteId> {
+        self.lock()
+            .topics
+            .get_mut(broker)?
+            .register(&self.hasher, name)
+    }
+
+    /// Frees the spare room registering left; for after start-up.
+    pub fn shrink_to_fit(&self) {
+        for t in &mut self.lock().topics {
+            t.shrink_to_fit(&self.hasher);
+        }
+    }
+
+    /// The names of `broker`'s registered topics `start..start + max`, in route order (for the
+    /// SUBSCRIBE packets).
+    pub fn registered_names(&self, broker: BrokerId, start: usize, max: usize) -> Vec<Arc<str>> {
+        self.lock()
+            .topics
+            .get(broker)
+            .map(|t| t.registered_names(start, max))
+            .unwrap_or_default()
+    }
+
     /// Records a message. Returns whether the payload changed.
     pub fn update(&self, broker: BrokerId, msg: &Incoming<'_>) -> Result<bool, Rejected> {
-        self.update_named(broker, msg, None)
+        self.ingest(broker, msg, None).stored
     }
 
-    /// `update`, with the shared copy of the topic's name when the caller has one (ingest does for every
-    /// configured topic), used as the key of a new topic.
-    pub fn update_named(
+    /// Records a message, and says whether its topic is registered. `name` is a shared copy of the
+    /// topic's name if the caller has one (a periodic snapshot does), used as the key when the topic is
+    /// new and not registered.
+    pub fn ingest(
         &self,
         broker: BrokerId,
         msg: &Incoming<'_>,
         name: Option<&Arc<str>>,
-    ) -> Result<bool, Rejected> {
-        let result = self.update_locked(broker, msg, name);
-        if let Ok((_, key)) = &result {
-            self.notify(|| Change::Topic {
-                broker,
-                topic: key.clone().unwrap_or_else(|| Arc::from(msg.topic)),
-            });
+    ) -> Ingested {
+        let (ingested, key) = self.ingest_locked(broker, msg, name);
+        if let Some(key) = key {
+            self.notify(|| Change::Topic { broker, topic: key });
         }
-        result.map(|(changed, _)| changed)
+        ingested
     }
 
-    /// Returns whether the payload changed, and the key when watchers want it.
-    fn update_locked(
+    /// `ingest` under the lock. Also returns the key to send watchers, when the value was stored and
+    /// someone watches.
+    fn ingest_locked(
         &self,
         broker: BrokerId,
         msg: &Incoming<'_>,
         name: Option<&Arc<str>>,
-    ) -> Result<(bool, Option<Arc<str>>), Rejected> {
-        let kept = &msg.payload[..msg.payload.len().min(self.max_payload)];
-        let size = u32::try_from(msg.payload.len()).unwrap_or(u32::MAX);
-        let at = Stamp::from(msg.at);
+    ) -> (Ingested, Option<Arc<str>>) {
+        let m = Message {
+            kept: &msg.payload[..msg.payload.len().min(self.max_payload)],
+            size: u32::try_from(msg.payload.len()).unwrap_or(u32::MAX),
+            qos: msg.qos,
+            retained: msg.retained,
+            at: Stamp::from(msg.at),
+        };
+        let hash = table::hash(&self.hasher, msg.topic);
         let watched = self.changes.receiver_count() > 0;
         let mut guard = self.lock();
         let inner = &mut *guard;
@@ -221,48 +230,67 @@ impl Store {
             b.messages += 1;
             b.last_message = Some(msg.at);
         }
-        let Some(map) = inner.topics.get_mut(broker) else {
-            return Ok((false, None));
+        let rejected = |registered| Ingested {
+            stored: Err(Rejected::Full),
+            registered,
         };
-        if let Some(v) = map.get_mut(msg.topic) {
-            let changed = *v.payload != *kept;
-            if changed {
-                v.payload = kept.into();
-                v.changed_at = at;
+        let Some(table) = inner.topics.get_mut(broker) else {
+            return (
+                Ingested {
+                    stored: Ok(false),
+                    registered: None,
+                },
+                None,
+            );
+        };
+        if let Some((named, route)) = table.find_mut(hash, msg.topic) {
+            let registered = route.map(|r| (named.name.clone(), r));
+            if !named.entry.has_value() {
+                // A registered topic's first value: it counts from now on.
+                if inner.total >= self.max_topics {
+                    return (rejected(registered), None);
+                }
+                inner.total += 1;
             }
-            v.size = size;
-            v.received_at = at;
-            v.qos = msg.qos;
-            v.retained = msg.retained;
-            v.count += 1;
-            // Only while someone watches (the web's live view): a second lookup for the shared key.
-            let key = watched
-                .then(|| map.get_key_value(msg.topic).map(|(k, _)| k.clone()))
-                .flatten();
-            return Ok((changed, key));
+            let changed = named.entry.record(&m);
+            let key = watched.then(|| named.name.clone());
+            let stored = Ok(changed);
+            return (Ingested { stored, registered }, key);
         }
         if inner.total >= self.max_topics {
-            return Err(Rejected::Full);
+            return (rejected(None), None);
+        }
+        let key = name.cloned().unwrap_or_else(|| Arc::from(msg.topic));
+        let mut named = Named {
+            name: key,
+            entry: table::Entry::empty(),
+        };
+        named.entry.record(&m);
+        let key = watched.then(|| named.name.clone());
+        if !table.insert_seen(&self.hasher, hash, named) {
+            return (rejected(None), None);
         }
         inner.total += 1;
-        let key = name.cloned().unwrap_or_else(|| Arc::from(msg.topic));
-        map.insert(
-            key.clone(),
-            Entry {
-                payload: kept.into(),
-                size,
-                qos: msg.qos,
-                retained: msg.retained,
-                count: 1,
-                received_at: at,
-                changed_at: at,
+        let stored = Ok(true);
+        (
+            Ingested {
+                stored,
+                registered: None,
             },
-        );
-        Ok((true, Some(key)))
+            key,
+        )
     }
 
+    /// The topic's latest value; `None` if nothing was published on it (registered or not).
     pub fn get(&self, broker: BrokerId, topic: &str) -> Option<TopicValue> {
-        self.lock().topics.get(broker)?.get(topic).map(Entry::value)
+        let hash = table::hash(&self.hasher, topic);
+        self.lock()
+            .topics
+            .get(broker)?
+            .find(hash, topic)?
+            .0
+            .entry
+            .value()
     }
 
     /// Every (broker id, topic, value) for which `keep` says yes, sorted by broker then topic.
@@ -275,9 +303,9 @@ impl Store {
             .topics
             .iter()
             .enumerate()
-            .flat_map(|(b, map)| map.iter().map(move |(t, v)| (b, t, v)))
-            .filter(|(b, t, _)| keep(*b, t))
-            .map(|(b, t, v)| (b, t.to_string(), v.value()))
+            .flat_map(|(b, table)| table.values().map(move |n| (b, n)))
+            .filter(|(b, n)| keep(*b, &n.name))
+            .filter_map(|(b, n)| Some((b, n.name.to_string(), n.entry.value()?)))
             .collect();
         drop(guard);
         out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
@@ -289,6 +317,7 @@ impl Store {
         self.max_payload
     }
 
+    /// Topics with a value (registered topics count from their first message).
     pub fn topic_count(&self) -> usize {
         self.lock().total
     }
@@ -408,7 +437,7 @@ mod tests {
         let name: Arc<str> = Arc::from("room/t");
         let mut m = msg("room/t", b"1");
         m.at = SystemTime::UNIX_EPOCH + std::time::Duration::new(1_790_000_000, 123_456_789);
-        s.update_named(0, &m, Some(&name)).unwrap();
+        s.ingest(0, &m, Some(&name)).stored.unwrap();
         let Ok(Change::Topic { topic, .. }) = rx.try_recv() else {
             panic!("no change");
         };
@@ -422,6 +451,93 @@ mod tests {
         };
         assert!(Arc::ptr_eq(&topic, &name));
         assert_eq!(s.get(0, "room/t").unwrap().count, 2);
+    }
+
+    /// A configured topic registered at start-up is nowhere until its first message: not in `get`,
+    /// `select` or `topic_count`, and no watcher hears of it.
+    #[test]
+    fn a_registered_topic_is_invisible_until_published() {
+        let s = store(10, 10);
+        let mut rx = s.subscribe();
+        let name: Arc<str> = Arc::from("room/t");
+        assert_eq!(s.register(0, name.clone()), Some(0));
+        assert!(s.get(0, "room/t").is_none());
+        assert!(s.select(|_, _| true).is_empty());
+        assert_eq!(s.topic_count(), 0);
+        assert!(rx.try_recv().is_err());
+
+        let got = s.ingest(0, &msg("room/t", b"1"), None);
+        assert_eq!(got.stored, Ok(true));
+        let (shared, route) = got.registered.expect("registered");
+        assert!(
+            Arc::ptr_eq(&shared, &name),
+            "the registered copy, not a new one"
+        );
+        assert_eq!(route, 0);
+        let Ok(Change::Topic { topic, .. }) = rx.try_recv() else {
+            panic!("no change");
+        };
+        assert!(Arc::ptr_eq(&topic, &name));
+        let v = s.get(0, "room/t").expect("visible once published");
+        assert_eq!((v.payload.as_ref(), v.count), (&b"1"[..], 1));
+        assert_eq!(s.select(|_, _| true).len(), 1);
+        assert_eq!(s.topic_count(), 1);
+        assert_eq!(s.ingest(0, &msg("room/t", b"1"), None).stored, Ok(false));
+    }
+
+    /// Each broker has its own registered topics and route ids; the same name on another broker is a
+    /// topic of its own.
+    #[test]
+    fn registered_topics_are_per_broker() {
+        let s = store(10, 10);
+        assert_eq!(s.register(0, Arc::from("a")), Some(0));
+        assert_eq!(s.register(0, Arc::from("b")), Some(1));
+        assert_eq!(s.register(0, Arc::from("a")), Some(0), "once per name");
+        assert_eq!(s.register(1, Arc::from("b")), Some(0));
+        assert_eq!(s.register(2, Arc::from("b")), None, "no such broker");
+        s.shrink_to_fit();
+
+        let route = |b, t| s.ingest(b, &msg(t, b"1"), None).registered.map(|r| r.1);
+        assert_eq!(route(0, "b"), Some(1));
+        assert_eq!(route(1, "b"), Some(0));
+        assert_eq!(route(1, "a"), None, "registered on broker 0 only");
+        assert!(s.get(1, "a").is_some(), "but stored like any topic");
+        assert!(s.get(0, "a").is_none());
+
+        let names = |b| -> Vec<String> {
+            s.registered_names(b, 0, 10)
+                .iter()
+                .map(|n| n.to_string())
+                .collect()
+        };
+        assert_eq!(names(0), ["a", "b"]);
+        assert_eq!(names(1), ["b"]);
+        assert_eq!(s.registered_names(0, 1, 10).len(), 1);
+    }
+
+    /// `max_topics` counts topics with a value: registered topics count from their first message, and
+    /// topics only a filter brought are bounded as before. A registered topic over the bound still
+    /// reports its route, so the collector gets the message.
+    #[test]
+    fn max_topics_counts_values_not_registrations() {
+        let s = store(2, 10);
+        for t in ["r1", "r2", "r3"] {
+            s.register(0, Arc::from(t));
+        }
+        assert_eq!(s.update(0, &msg("f1", b"1")), Ok(true));
+        assert_eq!(s.update(0, &msg("r1", b"1")), Ok(true));
+        assert_eq!(s.topic_count(), 2);
+        let got = s.ingest(0, &msg("r2", b"1"), None);
+        assert_eq!(got.stored, Err(Rejected::Full));
+        assert_eq!(got.registered.map(|r| r.1), Some(1));
+        assert!(s.get(0, "r2").is_none());
+        assert_eq!(s.update(0, &msg("f2", b"1")), Err(Rejected::Full));
+        assert_eq!(
+            s.update(0, &msg("r1", b"2")),
+            Ok(true),
+            "known topics update"
+        );
+        assert_eq!(s.topic_count(), 2);
     }
 
     #[test]
