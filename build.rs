@@ -9,18 +9,26 @@
 //!
 //! How: the `rrd-sys` crate asks for `-lrrd`. A search directory of our own that holds only a link to
 //! `librrd.a` comes first on the linker's path, so `-lrrd` resolves to the archive there.
-//! `XYMON_MQTT_LIBRRD=shared` keeps the shared library (for a system without `librrd.a`).
+//! `XYMON_MQTT_LIBRRD=shared` keeps the shared library (for a system without `librrd.a`). A build with
+//! `-C link-dead-code` (some coverage tools) would pull in librrd's graph objects and fail to link
+//! statically; use `shared` there.
 
 use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=XYMON_MQTT_LIBRRD");
-    if std::env::var("XYMON_MQTT_LIBRRD").as_deref() == Ok("shared") {
-        return;
+    println!("cargo::rustc-check-cfg=cfg(librrd_static)");
+    match std::env::var("XYMON_MQTT_LIBRRD").as_deref() {
+        Ok("shared") => return,
+        Ok("static") | Err(_) => {}
+        Ok(other) => {
+            panic!("XYMON_MQTT_LIBRRD={other:?}: use \"static\" (the default) or \"shared\"")
+        }
     }
-    let libdir = pkg_config::get_variable("librrd", "libdir")
-        .expect("pkg-config cannot find librrd: install librrd-dev (packaging/install-deps.sh)");
+    let libdir = pkg_config::get_variable("librrd", "libdir").unwrap_or_else(|e| {
+        panic!("pkg-config cannot find librrd: install librrd-dev (packaging/install-deps.sh): {e}")
+    });
     let archive = PathBuf::from(libdir).join("librrd.a");
     assert!(
         archive.is_file(),
@@ -34,8 +42,11 @@ fn main() {
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(&archive, &link).expect("link librrd.a into OUT_DIR");
     println!("cargo:rerun-if-changed={}", archive.display());
+    // Our search path comes before the system's (where rrd-sys's pkg-config lookup found librrd.so), so the
+    // linker's `-lrrd` finds the archive here first. The unit test `rrd::linking` checks the outcome.
     println!("cargo:rustc-link-search=native={}", dir.display());
     // librrd's update objects use glib (GList, GTree, GRegex); the archive does not say so itself.
     // The runtime library by its soname: librrd8 depends on it, and this needs no libglib2.0-dev.
     println!("cargo:rustc-link-lib=dylib:+verbatim=libglib-2.0.so.0");
+    println!("cargo:rustc-cfg=librrd_static");
 }

@@ -690,6 +690,10 @@ pub fn latency(env: &Env, rows: &mut Vec<Row>, _: Option<f64>) -> (Value, Option
     for (rate, p99_target_ms) in [(20u32, 1.0), (200, f64::NAN), (2000, 5.0)] {
         let (measured, mut lat_ms) = timed_rounds(env, &tap, rate, "lat", &mut seq);
         let (floor_measured, mut floor_ms) = timed_rounds(env, &tap, rate, "latr", &mut seq);
+        assert!(
+            !floor_ms.is_empty(),
+            "scenario 3: the relay delivered none of its {floor_measured} rounds at {rate}/s"
+        );
         let delivered = lat_ms.len();
         let p50 = probe::quantile(&mut lat_ms, 0.5);
         let p99 = probe::quantile(&mut lat_ms, 0.99);

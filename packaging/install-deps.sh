@@ -10,7 +10,7 @@ set -euo pipefail
 PACKAGES=(
     mosquitto mosquitto-clients    # MQTT broker and CLI clients for the integration tests
     xymon                          # xymond and the xymon CLI for the integration tests
-    rrdtool librrd-dev             # librrd for the RRD writer
+    rrdtool librrd-dev             # librrd.a for the RRD writer (build.rs); rrdtool draws the dashboard graphs
     libclang-dev pkg-config        # bindgen / pkg-config for librrd
     build-essential ca-certificates curl
     chromium chromium-driver       # headless browser test of the web UI (tests/web_e2e.rs)

@@ -1,5 +1,6 @@
-//! The repo's graphs.d definitions render from writer-made files three ways: our
-//! render_graph (librrd), `rrdtool graph` with the same lines, and Xymon's showgraph.cgi.
+//! The repo's graphs.d definitions render from writer-made files three ways: our render_graph (the rrd
+//! crate's arguments for an `rrdtool graph` child), `rrdtool graph` with the graphs.d lines passed through
+//! as showgraph does, and Xymon's showgraph.cgi.
 
 mod common;
 mod rrd_support;
@@ -26,7 +27,7 @@ fn draw<T>(f: impl std::future::Future<Output = T>) -> T {
 }
 
 #[test]
-fn graphs_render_via_librrd_rrdtool_and_showgraph() {
+fn graphs_render_via_render_graph_rrdtool_and_showgraph() {
     let t = tempfile::tempdir().unwrap();
     let x = XymonEnv::new(t.path());
     let (w, h) = filled_writer(&x.rrd, 12);
@@ -48,7 +49,7 @@ fn graphs_render_via_librrd_rrdtool_and_showgraph() {
             let png = draw(render_graph(&x.rrd, HOST, g, period, 576, 120)).unwrap();
             assert!(is_png(&png), "{} {period:?}: {} bytes", g.name, png.len());
         }
-        // A missing host is a clear librrd error, not a panic.
+        // A missing host is a clear rrdtool error, not a panic.
         let missing = draw(render_graph(
             &x.rrd,
             "missing.example.com",

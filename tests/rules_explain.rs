@@ -83,7 +83,8 @@ fn explain_cli() {
 }
 
 /// `rrd = true`: the bridge writes `<rrd_dir>/<host>/<test>.<value>.rrd`, and the graphs.d lines that
-/// `xymon-config` prints render it, through librrd and through Xymon's own showgraph.cgi.
+/// `xymon-config` prints render it, through render_graph (an rrdtool child) and through Xymon's own
+/// showgraph.cgi.
 #[test]
 fn per_value_rrd_renders_with_generated_graphs() {
     let xymond = Xymond::start(&["gh1"]);

@@ -450,8 +450,9 @@ pub async fn render_graph(
     let child = tokio::process::Command::new(RRDTOOL)
         .args(["graph", "-"])
         .args(&args)
-        // The C locale, as librrd in-process had: the same number format whatever the daemon's LANG.
-        .env("LC_ALL", "C")
+        // C number and time formats whatever the daemon's LANG, as in-process librrd had; UTF-8 so that a
+        // label such as "°C" survives librrd's conversion of text to the locale.
+        .env("LC_ALL", "C.UTF-8")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -466,6 +467,10 @@ pub async fn render_graph(
         .await
         .map_err(|_| RrdError::RrdtoolRun(format!("no graph after {RRDTOOL_TIMEOUT:?}; killed")))?
         .map_err(|e| RrdError::RrdtoolRun(e.to_string()))?;
+    if out.status.code().is_none() {
+        // Killed by a signal (out of memory, a crash): the server's trouble, not the request's.
+        return Err(RrdError::RrdtoolRun(format!("rrdtool {}", out.status)));
+    }
     if !out.status.success() || !out.stdout.starts_with(b"\x89PNG") {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let message = stderr.trim().trim_start_matches("ERROR: ");
@@ -514,7 +519,7 @@ fn graph_args(
     };
     rrd::ops::graph::graph_args(Some(ImageFormat::Png), &props, &elements).map_err(|source| {
         RrdError::Librrd {
-            op: "graph",
+            op: "graph arguments",
             path: host_dir.to_path_buf(),
             source,
         }

@@ -1,4 +1,5 @@
-//! RRD files for graphed tests, written through librrd (the `rrd` crate), never `rrdtool`.
+//! RRD files for graphed tests, written through librrd (the `rrd` crate); only the dashboard's graphs are
+//! drawn by an `rrdtool graph` child.
 //!
 //! Fed by the status builder, which submits an [`RrdSample`] (raw counters of one snapshot)
 //! per graphed test to the [`RrdWriter`]; read by Xymon's showgraph.cgi/trends page (files in
@@ -150,7 +151,7 @@ mod tests {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, librrd_static))]
 mod linking {
     /// build.rs links librrd.a: the process maps neither librrd.so nor the graph stack it would bring
     /// (about 8 MB resident in every process). This test binary links the library crate the same way

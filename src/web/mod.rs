@@ -56,7 +56,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
 /// Event streams open at once.
 pub const MAX_EVENT_STREAMS: usize = 64;
-/// Graphs rendered at once (librrd runs one at a time anyway).
+/// Graphs rendered at once: `rrdtool graph` children of about 15 MB and 20 ms each.
 pub const MAX_GRAPH_RENDERS: usize = 2;
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -206,8 +206,8 @@ pub fn router(state: AppState) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ));
-    // The request deadline guards the pages, which may wait for a graph render (librrd, one or two at a
-    // time). The API handlers answer from memory under a short lock and cannot wait on anything, so a timer
+    // The request deadline guards the pages, which may wait for a graph render (an rrdtool child, one or
+    // two at a time). The API handlers answer from memory under a short lock and cannot wait on anything, so a timer
     // per request (about 6 % of the API's CPU per request, benchmark scenario 5) would never fire there.
     let pages = Router::new()
         .route("/", get(pages::overview))

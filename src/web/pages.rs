@@ -414,7 +414,7 @@ pub async fn graphs(State(st): State<AppState>, Path(host): Path<String>) -> Gra
     }
 }
 
-/// `GET /graph/{host}/{graph}/{period}`: a PNG rendered by librrd from graphs.d.
+/// `GET /graph/{host}/{graph}/{period}`: a PNG drawn by an `rrdtool graph` child from graphs.d.
 pub async fn graph_png(
     State(st): State<AppState>,
     Path((host, graph, period)): Path<(String, String, String)>,
