@@ -1,10 +1,9 @@
 //! Routing (who gets which topic) and the collector's sample path, without a broker.
 
 use super::*;
-use crate::config::Config;
+use crate::config::{fixtures, Config};
 use crate::store::Incoming;
 use bytes::Bytes;
-use std::path::Path;
 
 /// A rule before the `topics` tests (slots are numbered without it), two tests sharing a topic at
 /// different QoS, and a periodic test that must not be subscribed permanently.
@@ -98,7 +97,7 @@ fn collector_for(
 
 #[test]
 fn routing_numbers_slots_without_rules_and_shares_names() {
-    let c = Config::from_str_named(CONFIG, Path::new("t.toml")).unwrap();
+    let c = fixtures::config(CONFIG);
     let tests = tests_of(&c);
     let store = store();
     let Routing { wanted, routes } = routing(&tests, 1, &store);
@@ -140,7 +139,7 @@ fn routing_numbers_slots_without_rules_and_shares_names() {
 
 #[test]
 fn subscriptions_come_in_chunks_that_cover_everything_once() {
-    let c = Config::from_str_named(CONFIG, Path::new("t.toml")).unwrap();
+    let c = fixtures::config(CONFIG);
     let store = store();
     let w = &routing(&tests_of(&c), 1, &store).wanted[0];
     assert_eq!(w.subscription_count(), 3);
@@ -171,7 +170,7 @@ fn subscriptions_come_in_chunks_that_cover_everything_once() {
 /// wrong slot (or past the end of the slot list).
 #[tokio::test]
 async fn a_round_after_a_rule_completes_into_its_own_status() {
-    let c = Config::from_str_named(CONFIG, Path::new("t.toml")).unwrap();
+    let c = fixtures::config(CONFIG);
     let tests = tests_of(&c);
     let store = store();
     let Routing { routes, .. } = routing(&tests, 1, &store);
@@ -257,7 +256,7 @@ topics = ["shared/clock"]
 
 #[test]
 fn exact_rules_share_routes_with_topics_tests_and_slots_share_the_config_lists() {
-    let c = Config::from_str_named(EXACT_RULES, Path::new("t.toml")).unwrap();
+    let c = fixtures::config(EXACT_RULES);
     let tests = tests_of(&c);
     let store = store();
     let Routing { wanted, routes } = routing(&tests, 1, &store);

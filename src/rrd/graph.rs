@@ -433,20 +433,15 @@ pub async fn render_graph(
     height: u32,
 ) -> Result<Vec<u8>, RrdError> {
     validate_host(host)?;
-    let host_dir = rrd_dir.join(host);
     let args = graph_args(
         graph,
+        rrd_dir,
         host,
-        &host_dir,
         period,
         width,
         height,
         SystemTime::now(),
     )?;
-    let rrdtool_error = |message: String| RrdError::Rrdtool {
-        path: host_dir.clone(),
-        message,
-    };
     let child = tokio::process::Command::new(RRDTOOL)
         .args(["graph", "-"])
         .args(&args)
@@ -474,26 +469,31 @@ pub async fn render_graph(
     if !out.status.success() || !out.stdout.starts_with(b"\x89PNG") {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let message = stderr.trim().trim_start_matches("ERROR: ");
-        return Err(rrdtool_error(if message.is_empty() {
-            format!("{} without a PNG", out.status)
-        } else {
-            message.chars().take(500).collect()
-        }));
+        return Err(RrdError::Rrdtool {
+            path: rrd_dir.join(host),
+            message: if message.is_empty() {
+                format!("{} without a PNG", out.status)
+            } else {
+                message.chars().take(500).collect()
+            },
+        });
     }
     Ok(out.stdout)
 }
 
-/// The arguments after `rrdtool graph -`, built by the `rrd` crate from the definition.
+/// The arguments after `rrdtool graph -`, built by the `rrd` crate from the definition; relative DEF
+/// files are in `<rrd_dir>/<host>/`.
 fn graph_args(
     graph: &GraphDef,
+    rrd_dir: &Path,
     host: &str,
-    host_dir: &Path,
     period: GraphPeriod,
     width: u32,
     height: u32,
     end: SystemTime,
 ) -> Result<Vec<String>, RrdError> {
-    let elements = to_elements(graph, host_dir)?;
+    let host_dir = rrd_dir.join(host);
+    let elements = to_elements(graph, &host_dir)?;
     let props = GraphProps {
         time_range: TimeRange {
             start: Some(end - Duration::from_secs(period.seconds())),
@@ -575,16 +575,8 @@ mod tests {
         )
         .unwrap()[0];
         let end = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let args = graph_args(
-            g,
-            "h1",
-            Path::new("/r/h1"),
-            GraphPeriod::Days12,
-            576,
-            120,
-            end,
-        )
-        .unwrap();
+        let args =
+            graph_args(g, Path::new("/r"), "h1", GraphPeriod::Days12, 576, 120, end).unwrap();
         let at = |flag: &str| {
             let i = args
                 .iter()

@@ -1,6 +1,5 @@
 use super::*;
-use crate::config::Config;
-use std::path::Path;
+use crate::config::fixtures;
 
 const ISSUE_EXAMPLE: &str = r#"
 [[broker]]
@@ -30,7 +29,7 @@ expire_after = "10m"
 "#;
 
 fn rule() -> Rule {
-    let c = Config::from_str_named(ISSUE_EXAMPLE, Path::new("t.toml")).unwrap();
+    let c = fixtures::config(ISSUE_EXAMPLE);
     assert_eq!(c.tests[0].get_ref().kind, crate::config::TestKind::Rule);
     Rule::compile(c.tests[0].get_ref()).unwrap()
 }
@@ -163,7 +162,7 @@ fn bad_names_and_caps_are_refused() {
         "expire_after = \"10m\"",
         "expire_after = \"10m\"\nmax_instances = 2",
     );
-    let c = Config::from_str_named(&text, Path::new("t.toml")).unwrap();
+    let c = fixtures::config(&text);
     let mut st = RuleState::new(Rule::compile(c.tests[0].get_ref()).unwrap(), Instant::now());
     let wall = SystemTime::now();
     let mut offer = |topic: &str| {
