@@ -28,6 +28,7 @@ async fn start(limits: ConnLimits) -> Server {
         .route("/hello", get(|| async { "hello" }))
         .route("/slow-stream", get(slow_stream));
     let cancel = CancellationToken::new();
+    let app = xymon_mqtt::web::App::new(app);
     let task = tokio::spawn(serve(listener, app, limits, cancel.clone()));
     Server { addr, cancel, task }
 }

@@ -5,7 +5,6 @@ mod rrd_support;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use axum::Router;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -13,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 use xymon_mqtt::config::{HostName, TestKind, TestName, TopicName};
 use xymon_mqtt::store::{Incoming, Store};
-use xymon_mqtt::web::{router, AppState, TestInfo, WebOptions};
+use xymon_mqtt::web::{App, AppState, TestInfo, WebOptions};
 use xymon_mqtt::xymon::{Colour, Outbox, Status};
 use xymon_mqtt::{metrics::Metrics, Shared};
 
@@ -50,7 +49,7 @@ fn publish(s: &Shared, broker: usize, topic: &str, payload: &[u8]) {
         .unwrap();
 }
 
-fn app_with(s: &Shared, token: Option<&str>, rrd_dir: PathBuf) -> Router {
+fn app_with(s: &Shared, token: Option<&str>, rrd_dir: PathBuf) -> App {
     let options = WebOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         limits: xymon_mqtt::web::listener::ConnLimits {
@@ -70,18 +69,18 @@ fn app_with(s: &Shared, token: Option<&str>, rrd_dir: PathBuf) -> Router {
                 .into(),
         }],
     };
-    router(AppState::new(options, s.clone(), CancellationToken::new()).unwrap())
+    xymon_mqtt::web::app(AppState::new(options, s.clone(), CancellationToken::new()).unwrap())
 }
 
-fn app(s: &Shared) -> Router {
+fn app(s: &Shared) -> App {
     app_with(s, None, PathBuf::from("/nonexistent"))
 }
 
-async fn get(app: &Router, uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+async fn get(app: &App, uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
     get_with(app, Request::get(uri).body(Body::empty()).unwrap()).await
 }
 
-async fn get_with(app: &Router, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+async fn get_with(app: &App, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
@@ -95,7 +94,7 @@ async fn get_with(app: &Router, req: Request<Body>) -> (StatusCode, axum::http::
     )
 }
 
-async fn get_json(app: &Router, uri: &str) -> (StatusCode, serde_json::Value) {
+async fn get_json(app: &App, uri: &str) -> (StatusCode, serde_json::Value) {
     let (status, headers, body) = get(app, uri).await;
     assert_eq!(
         headers[header::CONTENT_TYPE],
@@ -373,8 +372,9 @@ async fn token_is_required_when_set() {
     assert_eq!(get_with(&app, req).await.0, StatusCode::OK);
 }
 
-/// The middleware stack covers every response: pages, API, 404s and 401s get the security headers, the
-/// API alone is `no-store`, and a request body over the limit is refused before any handler runs.
+/// The middleware stack covers every response: pages, API, 404s, 401s and 413s get the security headers,
+/// JSON answers alone are `no-store`, and a request body over the limit is refused before any handler
+/// runs.
 #[tokio::test]
 async fn middleware_applies_to_every_response() {
     let s = shared();
@@ -390,6 +390,9 @@ async fn middleware_applies_to_every_response() {
             true,
         ),
         (&open, "/api/v1/topics/nope", StatusCode::NOT_FOUND, true),
+        (&open, "/metrics", StatusCode::OK, true),
+        // Not healthy: no broker is connected in this store.
+        (&open, "/healthz", StatusCode::SERVICE_UNAVAILABLE, true),
         (&open, "/no/such/route", StatusCode::NOT_FOUND, false),
         (&locked, "/", StatusCode::UNAUTHORIZED, false),
         (&locked, "/api/v1/topics", StatusCode::UNAUTHORIZED, false),
@@ -406,9 +409,14 @@ async fn middleware_applies_to_every_response() {
         );
         assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{uri}");
         assert_eq!(headers[header::REFERRER_POLICY], "no-referrer", "{uri}");
+        // `no-store` on the API's routes (JSON and the metrics text) and on every JSON error (401,
+        // unknown route); the pages keep the browser's default.
+        let json = headers[header::CONTENT_TYPE] == "application/json";
         assert_eq!(
-            headers.get(header::CACHE_CONTROL).is_some(),
-            api && code != StatusCode::UNAUTHORIZED,
+            headers
+                .get(header::CACHE_CONTROL)
+                .map(|v| v.to_str().unwrap()),
+            (api || json).then_some("no-store"),
             "{uri}"
         );
     }
@@ -422,7 +430,10 @@ async fn middleware_applies_to_every_response() {
             xymon_mqtt::web::MAX_REQUEST_BYTES + 1
         ]))
         .unwrap();
-    assert_eq!(get_with(&open, big).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    let (code, headers, _) = get_with(&open, big).await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert!(headers.contains_key(header::CONTENT_SECURITY_POLICY));
 }
 
 #[tokio::test]
@@ -486,4 +497,37 @@ async fn graphs_render_from_rrd_files() {
     ] {
         assert_eq!(get(&app, &bad).await.0, StatusCode::NOT_FOUND, "{bad}");
     }
+}
+
+/// The event stream: `text/event-stream`, `no-store` like the rest of the API, and a topic that matches
+/// the filter arrives as a `topic` event holding the API's JSON for it; one that does not, does not.
+#[tokio::test]
+async fn event_stream_headers_and_a_topic_event() {
+    use futures_util::StreamExt as _;
+    let s = shared();
+    let app = app(&s);
+    let req = Request::get("/api/v1/events?filter=sensors/%2B/temperature")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/event-stream");
+    assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-store");
+    publish(&s, 0, "other/topic", b"1");
+    publish(&s, 0, "sensors/a/temperature", b"21.5");
+    let mut body = resp.into_body().into_data_stream();
+    let frame = tokio::time::timeout(Duration::from_secs(10), body.next())
+        .await
+        .expect("an event within 10 s")
+        .expect("the stream is open")
+        .unwrap();
+    let text = String::from_utf8_lossy(&frame);
+    let data = text
+        .strip_prefix("event: topic\ndata: ")
+        .and_then(|t| t.strip_suffix("\n\n"))
+        .unwrap_or_else(|| panic!("not one topic event: {text:?}"));
+    let v: serde_json::Value = serde_json::from_str(data).unwrap();
+    assert_eq!(v["topic"], "sensors/a/temperature");
+    assert_eq!(v["payload"], "21.5");
+    assert!(chrono::DateTime::parse_from_rfc3339(v["received_at"].as_str().unwrap()).is_ok());
 }

@@ -1,8 +1,8 @@
 //! The JSON error body of every API failure (and of unknown routes).
 
+use super::json::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 

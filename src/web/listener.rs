@@ -7,8 +7,10 @@
 //! `header_timeout` (this covers the wait for the next request on a kept-alive connection too), and at
 //! most `max_connections` are served at once; further clients wait in the kernel's accept queue.
 
+use super::App;
 use crate::log_limit::LogLimiter;
-use axum::Router;
+use axum::body::Body;
+use axum::http::Request;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -39,12 +41,7 @@ pub struct ConnLimits {
 
 /// Serves `app` on `listener` until `cancel` fires, then lets open connections finish for
 /// `SHUTDOWN_GRACE`.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    limits: ConnLimits,
-    cancel: CancellationToken,
-) {
+pub async fn serve(listener: TcpListener, app: App, limits: ConnLimits, cancel: CancellationToken) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let log_limit = LogLimiter::new(ACCEPT_ERROR_LOG_EVERY);
     let graceful = GracefulShutdown::new();
@@ -75,8 +72,11 @@ pub async fn serve(
         };
         // Responses are small and written whole; Nagle's delay would only add latency.
         let _ = stream.set_nodelay(true);
-        let conn =
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        // hyper's body becomes axum's here, as `Router` would do it itself.
+        let service = tower::ServiceBuilder::new()
+            .map_request(|req: Request<hyper::body::Incoming>| req.map(Body::new))
+            .service(app.clone());
+        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             // Errors here are the client's (reset, timed-out headers, malformed request).

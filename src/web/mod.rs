@@ -6,6 +6,7 @@
 //! `web/static` are embedded in the binary, so nothing is fetched from elsewhere.
 //!
 //! - `api`: `/api/v1/*` JSON, `/healthz`, `/metrics`; `openapi.json` is generated from its annotations.
+//! - `json`: the JSON response type of the API and of errors.
 //! - `sse`: `/api/v1/events`.
 //! - `pages`: the dashboard, test and topic pages, RRD graphs as PNG.
 //! - `auth`: the optional bearer token.
@@ -19,6 +20,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod json;
 pub mod listener;
 pub mod pages;
 pub mod sse;
@@ -30,20 +32,21 @@ use crate::Shared;
 use anyhow::Context as _;
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tower::util::BoxCloneSyncService;
 use tower::ServiceBuilder;
 use tower_http::body::Limited;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tracing::{info, warn};
 
@@ -191,8 +194,29 @@ impl AppState {
     }
 }
 
+/// The whole application as one service: the routes inside the middleware. Boxed once, so the listener
+/// and the tests hold a plain type.
+pub type App = BoxCloneSyncService<Request<Body>, Response, Infallible>;
+
 /// The whole application: API, pages, static files, with its middleware.
-pub fn router(state: AppState) -> Router {
+pub fn app(state: AppState) -> App {
+    let token = state.token.clone();
+    // The middleware wraps the finished router, not each route: `Router::layer` puts every route in one
+    // more boxed service that is cloned, and whose future is boxed, on every request (about 1,600
+    // instructions per API request under callgrind, `bench/api-profile`). Outermost first.
+    let stack = ServiceBuilder::new()
+        .map_response(with_security_headers)
+        .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BYTES))
+        .map_request(|req: Request<Limited<Body>>| req.map(Body::new))
+        .layer(CompressionLayer::new())
+        .layer(auth::RequireTokenLayer::new(token.as_deref()))
+        .service(routes(state));
+    BoxCloneSyncService::new(stack)
+}
+
+/// The routes, with the deadline only the pages need. (The API's `no-store` comes with its responses,
+/// `json::NO_STORE`.)
+fn routes(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/openapi.json", get(api::openapi))
         .route("/api/v1/topics", get(api::topics))
@@ -201,11 +225,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/brokers", get(api::brokers))
         .route("/api/v1/events", get(sse::events))
         .route("/healthz", get(api::healthz))
-        .route("/metrics", get(api::metrics))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ));
+        .route("/metrics", get(api::metrics));
     // The request deadline guards the pages, which may wait for a graph render (an rrdtool child, one or
     // two at a time). The API handlers answer from memory under a short lock and cannot wait on anything, so a timer
     // per request (about 6 % of the API's CPU per request, benchmark scenario 5) would never fire there.
@@ -228,31 +248,36 @@ pub fn router(state: AppState) -> Router {
     pages
         .merge(api)
         .fallback(error::not_found)
-        // One `layer` call for the whole stack: each `Router::layer` call wraps every route in one more
-        // boxed service that is cloned, and whose future is boxed, on every request; seven calls cost
-        // about a third of the API's CPU per request (benchmark scenario 5). Outermost first; every
-        // route and the fallback get all of it, in the same order as before.
-        .layer(
-            ServiceBuilder::new()
-                .map_response(IntoResponse::into_response)
-                .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BYTES))
-                .map_request(|req: Request<Limited<Body>>| req.map(Body::new))
-                .layer(CompressionLayer::new())
-                .layer(SetResponseHeaderLayer::if_not_present(
-                    header::REFERRER_POLICY,
-                    HeaderValue::from_static("no-referrer"),
-                ))
-                .layer(SetResponseHeaderLayer::if_not_present(
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
-                ))
-                .layer(SetResponseHeaderLayer::if_not_present(
-                    header::CONTENT_SECURITY_POLICY,
-                    HeaderValue::from_static(CSP),
-                ))
-                .layer(auth::RequireTokenLayer::new(state.token.as_deref())),
-        )
         .with_state(state)
+}
+
+/// The headers every response carries, unless its handler set its own: no referrer, no MIME sniffing,
+/// and the Content-Security-Policy. Set in the outermost `map_response`, so the body limit's 413 and the
+/// token check's 401 get them too. One function rather than a `SetResponseHeaderLayer` each: every layer
+/// nests the request and response futures once more, and the three cost about 1,100 instructions per API
+/// request more than this (callgrind, `bench/api-profile`).
+fn with_security_headers(resp: impl IntoResponse) -> Response {
+    // Constants, so `from_static` checks each value's bytes at compile time, not on every response.
+    const HEADERS: [(header::HeaderName, HeaderValue); 3] = [
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ),
+    ];
+    let mut resp = resp.into_response();
+    let headers = resp.headers_mut();
+    for (name, value) in HEADERS {
+        headers.entry(name).or_insert(value);
+    }
+    resp
 }
 
 /// Binds `listen` and serves until `cancel` fires.
@@ -269,7 +294,7 @@ pub async fn serve(
         .with_context(|| format!("cannot listen on web.listen {}", options.listen))?;
     let addr = listener.local_addr()?;
     let limits = options.limits;
-    let app = router(AppState::new(options, shared, cancel.clone())?);
+    let app = app(AppState::new(options, shared, cancel.clone())?);
     info!(%addr, "web UI and API listening");
     Ok(tokio::spawn(listener::serve(listener, app, limits, cancel)))
 }

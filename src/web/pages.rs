@@ -160,7 +160,7 @@ fn row(item: TopicItem) -> TopicRow {
         topic: item.topic,
         shown,
         binary: item.binary,
-        received_at: item.received_at,
+        received_at: item.received_at.to_string(),
         age: human_age(item.age_seconds),
         missing: false,
     }

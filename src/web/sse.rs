@@ -6,14 +6,15 @@
 
 use super::api::{check_filter, filter_matches, BrokerItem, TestItem, TopicItem};
 use super::error::{ApiError, ApiQuery};
+use super::json::NO_STORE;
 use super::AppState;
 use crate::rules::filter::TopicFilter;
 use crate::store::Change;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::stream::{Stream, StreamExt as _};
+use axum::response::IntoResponse;
+use futures_util::stream::StreamExt as _;
 use serde::{Deserialize, Serialize};
-use std::convert::Infallible;
 use std::time::SystemTime;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
@@ -58,7 +59,7 @@ enum Raw {
 pub async fn events(
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<EventsQuery>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let filter = q.filter.as_deref().map(check_filter).transpose()?;
     let permit = st
         .sse_slots
@@ -72,10 +73,14 @@ pub async fn events(
         .filter_map(move |raw| {
             let ev = to_event(&st, filter.as_ref(), raw);
             let _held = &permit;
-            async move { ev.map(Ok) }
+            async move { ev.map(Ok::<_, std::convert::Infallible>) }
         })
         .take_until(cancel.cancelled_owned());
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    // `no-store` like the rest of the API (axum's `no-cache` is overridden).
+    Ok((
+        [NO_STORE],
+        Sse::new(stream).keep_alive(KeepAlive::default()),
+    ))
 }
 
 fn json_event(name: &str, value: &impl Serialize) -> Option<Event> {

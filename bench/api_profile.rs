@@ -1,0 +1,135 @@
+//! Instruction counts per API request, for `valgrind --tool=callgrind` (benchmark scenario 5's profile).
+//!
+//! wrk's req/s on a shared 2-core machine moves by ±10 % from run to run, too much to see a change of a
+//! few per cent in the handler. Instruction counts under callgrind repeat to within a few hundred per
+//! request, so this drives one server with N sequential keep-alive requests from a client thread, and
+//! `bench/api-profile` runs it twice (N and 2N) under callgrind and prints the difference per request for
+//! the server's thread alone. Two servers, as in scenario 5:
+//! - `ours`: the bridge's web layer (`xymon_mqtt::web::serve`, router and middleware) over a store of
+//!   the flood's topics, answering `GET /api/v1/topics/bench/dev0042/value`;
+//! - `trivial`: an axum handler returning "ok" under `axum::serve`.
+//!
+//! Usage: `api_profile ours|trivial REQUESTS`. Everything runs on one current-thread runtime on the main
+//! thread, so callgrind's `--separate-threads=yes` puts the server in the file ending `-01`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, SystemTime};
+use xymon_mqtt::store::Incoming;
+
+/// The flood's topics (bench/scenarios.rs `flood_topics`): the store scenario 5 answers from.
+fn flood_topics() -> impl Iterator<Item = String> {
+    (0..1000).map(|i| format!("bench/dev{i:04}/value"))
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (Some(server), Some(requests)) = (args.next(), args.next().and_then(|n| n.parse().ok()))
+    else {
+        eprintln!("usage: api_profile ours|trivial REQUESTS");
+        std::process::exit(2);
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let path = match server.as_str() {
+        "ours" => {
+            drop(listener);
+            start_ours(&rt, port);
+            "/api/v1/topics/bench/dev0042/value"
+        }
+        "trivial" => {
+            use axum::routing::get;
+            let trivial = axum::Router::new().route("/", get(|| async { "ok" }));
+            listener.set_nonblocking(true).expect("nonblocking");
+            rt.spawn(async move {
+                let l = tokio::net::TcpListener::from_std(listener).expect("listener");
+                axum::serve(l, trivial).await.expect("serve");
+            });
+            "/"
+        }
+        _ => {
+            eprintln!("usage: api_profile ours|trivial REQUESTS");
+            std::process::exit(2);
+        }
+    };
+    let client = std::thread::spawn(move || client(port, path, requests));
+    let bytes = rt.block_on(async move {
+        while !client.is_finished() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        client.join().expect("client")
+    });
+    eprintln!("{server}: {requests} requests, {bytes} response bytes");
+}
+
+/// The bridge's web layer over a store holding every flood topic, as scenario 5 has it.
+fn start_ours(rt: &tokio::runtime::Runtime, port: u16) {
+    let toml = format!(
+        "[web]\nlisten = \"127.0.0.1:{port}\"\n[[broker]]\nname = \"b\"\nurl = \"mqtt://127.0.0.1:1\"\n"
+    );
+    let config = xymon_mqtt::config::Config::from_str_named(&toml, "profile.toml".as_ref())
+        .expect("profile config");
+    let options = xymon_mqtt::web::WebOptions::from_config(&config).expect("web options");
+    let shared = xymon_mqtt::Bridge::new(config).shared;
+    let payload = format!("{:032}", 1);
+    for t in flood_topics() {
+        let _ = shared.store.update(
+            0,
+            &Incoming {
+                topic: &t,
+                payload: payload.as_bytes(),
+                qos: 0,
+                retained: false,
+                at: SystemTime::now(),
+            },
+        );
+    }
+    let cancel = tokio_util::sync::CancellationToken::new();
+    rt.block_on(async {
+        let h = xymon_mqtt::web::serve(options, shared, cancel)
+            .await
+            .expect("web server");
+        drop(h); // the task runs on; the process ends with the client
+    });
+}
+
+/// Sends `requests` GETs on one keep-alive connection, reading each whole response; the bytes read.
+fn client(port: u16, path: &str, requests: usize) -> usize {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    for _ in 0..requests {
+        s.write_all(request.as_bytes()).expect("write");
+        let mut got = 0;
+        loop {
+            let n = s.read(&mut buf[got..]).expect("read");
+            assert!(n > 0, "server closed the connection");
+            got += n;
+            if let Some(end) = response_end(&buf[..got]) {
+                assert!(buf.starts_with(b"HTTP/1.1 200 "), "not a 200");
+                assert_eq!(end, got, "one response at a time");
+                break;
+            }
+        }
+        total += got;
+    }
+    total
+}
+
+/// The length of the response at the start of `buf` once it is complete (headers and Content-Length body).
+fn response_end(buf: &[u8]) -> Option<usize> {
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = std::str::from_utf8(&buf[..head_end]).ok()?;
+    let length: usize = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse().ok())?
+    })?;
+    (buf.len() >= head_end + length).then_some(head_end + length)
+}
