@@ -1034,11 +1034,65 @@ pub fn api(env: &Env, rows: &mut Vec<Row>, _: Option<f64>) -> (Value, Option<f64
         target: ">= 0.7x".into(),
         met: Some(ours_rps >= 0.7 * trivial_rps),
     });
+    let instructions = api_instructions(env);
+    if let Some((ours, trivial)) = instructions {
+        rows.push(Row {
+            scenario: 5,
+            metric: "same, server instructions per request (callgrind)".into(),
+            value: ours as f64,
+            unit: "instr",
+            baseline: Some(("trivial axum handler".into(), trivial as f64)),
+            target: String::new(),
+            met: None,
+        });
+    }
     (
         json!({"wrk": "-t2 -c100", "ours": a, "trivial": b,
+               "instructions_per_request": instructions.map(|(o, t)| json!({"ours": o, "trivial": t})),
                "note": "the bridge's own web router (xymon_mqtt::web) over a store of the flood topics"}),
         None,
     )
+}
+
+/// Scenario 5 in instructions: the server thread's instructions per request under callgrind, for the
+/// bridge's web layer and for the trivial handler (`bench/api_profile.rs`, also run by `bench/api-profile`).
+/// Repeatable to within a few hundred instructions, where req/s on a shared machine is not. `None` when
+/// valgrind or the `api_profile` example is missing (`./run-bench` provides both).
+fn api_instructions(env: &Env) -> Option<(u64, u64)> {
+    let exe = std::env::current_exe().ok()?.with_file_name("api_profile");
+    if !exe.exists() || Command::new("valgrind").arg("--version").output().is_err() {
+        eprintln!(
+            "[bench] scenario 5: no valgrind or api_profile example; instruction counts skipped"
+        );
+        return None;
+    }
+    let n: u64 = if env.sizes.smoke { 200 } else { 2000 };
+    let count = |server: &str, requests: u64| -> Option<u64> {
+        let out = env
+            .tmp
+            .path()
+            .join(format!("callgrind.{server}.{requests}"));
+        let status = Command::new("valgrind")
+            .args(["--tool=callgrind", "--separate-threads=yes"])
+            .arg(format!("--callgrind-out-file={}", out.display()))
+            .arg(&exe)
+            .args([server, &requests.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()?;
+        // The server runs on the main thread: callgrind's file for thread 1.
+        let text = std::fs::read_to_string(format!("{}-01", out.display())).ok()?;
+        let total = text
+            .lines()
+            .find_map(|l| l.strip_prefix("summary: "))?
+            .trim()
+            .parse()
+            .ok();
+        status.success().then_some(total).flatten()
+    };
+    let per_request = |server: &str| Some((count(server, 2 * n)? - count(server, n)?) / n);
+    Some((per_request("ours")?, per_request("trivial")?))
 }
 
 // ---------------------------------------------------------------------------------------------------------
