@@ -14,7 +14,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 use xymon_mqtt::store::Incoming;
 
 /// The flood's topics (bench/scenarios.rs `flood_topics`): the store scenario 5 answers from.
@@ -33,6 +33,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // `ours` binds through `web::serve`, so its port is picked here, released and bound again there;
+    // another process could take it in between, which only fails this run.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("address").port();
     let path = match server.as_str() {
@@ -56,13 +58,13 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let client = std::thread::spawn(move || client(port, path, requests));
-    let bytes = rt.block_on(async move {
-        while !client.is_finished() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        client.join().expect("client")
+    // The client reports on a channel: the server thread waits without a timer of its own, whose wake-ups
+    // would grow with the run's length and not cancel out between N and 2N.
+    let (done, finished) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(client(port, path, requests));
     });
+    let bytes = rt.block_on(finished).expect("client finished");
     eprintln!("{server}: {requests} requests, {bytes} response bytes");
 }
 

@@ -1072,26 +1072,30 @@ fn api_instructions(env: &Env) -> Option<(u64, u64)> {
             .tmp
             .path()
             .join(format!("callgrind.{server}.{requests}"));
-        let status = Command::new("valgrind")
+        let output = Command::new("valgrind")
             .args(["--tool=callgrind", "--separate-threads=yes"])
             .arg(format!("--callgrind-out-file={}", out.display()))
             .arg(&exe)
             .args([server, &requests.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
+            .output()
             .ok()?;
+        if !output.status.success() {
+            eprintln!(
+                "[bench] scenario 5: api_profile {server} {requests} failed under callgrind:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            return None;
+        }
         // The server runs on the main thread: callgrind's file for thread 1.
         let text = std::fs::read_to_string(format!("{}-01", out.display())).ok()?;
-        let total = text
-            .lines()
+        text.lines()
             .find_map(|l| l.strip_prefix("summary: "))?
             .trim()
             .parse()
-            .ok();
-        status.success().then_some(total).flatten()
+            .ok()
     };
-    let per_request = |server: &str| Some((count(server, 2 * n)? - count(server, n)?) / n);
+    let per_request =
+        |server: &str| Some(count(server, 2 * n)?.checked_sub(count(server, n)?)? / n);
     Some((per_request("ours")?, per_request("trivial")?))
 }
 

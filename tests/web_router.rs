@@ -531,3 +531,48 @@ async fn event_stream_headers_and_a_topic_event() {
     assert_eq!(v["payload"], "21.5");
     assert!(chrono::DateTime::parse_from_rfc3339(v["received_at"].as_str().unwrap()).is_ok());
 }
+
+/// Other methods than GET get a JSON 405 with `Allow`, `no-store` and the security headers; HEAD answers
+/// like GET without a body; an invalid event-stream filter is a JSON 400, `no-store`.
+#[tokio::test]
+async fn other_methods_head_and_bad_event_filter() {
+    let s = shared();
+    publish(&s, 0, "sensors/a/temperature", b"21.5");
+    let app = app(&s);
+    for uri in [
+        "/api/v1/topics",
+        "/api/v1/topics/sensors/a/temperature",
+        "/",
+    ] {
+        let req = Request::post(uri).body(Body::empty()).unwrap();
+        let (code, headers, body) = get_with(&app, req).await;
+        assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED, "{uri}");
+        assert!(
+            headers[header::ALLOW].to_str().unwrap().contains("GET"),
+            "{uri}"
+        );
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json", "{uri}");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store", "{uri}");
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{uri}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(v["error"].as_str().unwrap().contains("GET"), "{body}");
+    }
+    let uri = "/api/v1/topics/sensors/a/temperature";
+    let (get_code, get_headers, get_body) = get(&app, uri).await;
+    let req = Request::head(uri).body(Body::empty()).unwrap();
+    let (code, headers, body) = get_with(&app, req).await;
+    assert_eq!((code, get_code), (StatusCode::OK, StatusCode::OK));
+    assert!(body.is_empty(), "{body}");
+    assert_eq!(headers[header::CONTENT_LENGTH], get_body.len().to_string());
+    for name in [
+        header::CONTENT_TYPE,
+        header::CACHE_CONTROL,
+        header::CONTENT_SECURITY_POLICY,
+    ] {
+        assert_eq!(headers[&name], get_headers[&name], "{name}");
+    }
+    let (code, headers, body) = get(&app, "/api/v1/events?filter=a/%23/b").await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    assert!(body.contains("error"), "{body}");
+}

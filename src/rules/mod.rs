@@ -436,7 +436,11 @@ pub fn sensor_time(
                 .filter(|v| v.is_finite() && *v >= 0.0)
                 .ok_or("negative timestamp")?;
             let secs = if v > 1e11 { v / 1000.0 } else { v };
-            Ok(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs))
+            // A huge number (`1e300`) fits neither a Duration nor a SystemTime: an error, not a panic.
+            Duration::try_from_secs_f64(secs)
+                .ok()
+                .and_then(|d| SystemTime::UNIX_EPOCH.checked_add(d))
+                .ok_or_else(|| format!("timestamp {v} is out of range"))
         }
         serde_json::Value::String(s) => chrono::DateTime::parse_from_rfc3339(&s)
             .map(|d| SystemTime::from(d.with_timezone(&chrono::Utc)))

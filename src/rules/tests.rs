@@ -192,4 +192,17 @@ fn sensor_timestamps() {
     assert_eq!(t(r#"{"ts": "2023-11-14T22:13:20Z"}"#), Ok(want));
     assert!(t(r#"{"ts": "yesterday"}"#).is_err());
     assert!(t(r#"{"x": 1}"#).is_err());
+    // Hostile numbers are errors, not panics (Duration::from_secs_f64 panics on these).
+    for huge in [
+        r#"{"ts": 1e300}"#,
+        r#"{"ts": 1.7976931348623157e308}"#,
+        r#"{"ts": 1e25}"#,
+    ] {
+        assert_eq!(
+            t(huge).map_err(|e| e.contains("out of range")),
+            Err(true),
+            "{huge}"
+        );
+    }
+    assert!(t(r#"{"ts": -1}"#).is_err());
 }

@@ -324,10 +324,12 @@ pub struct TestItem {
     /// The full status message as sent to xymond.
     pub status: String,
     /// When this status was made (RFC 3339).
-    pub updated_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
     /// When xymond last took a status of this test (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub delivered_at: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub delivered_at: Option<Timestamp>,
     pub delivery: Delivery,
 }
 
@@ -343,8 +345,8 @@ impl From<&TestDelivery> for TestItem {
             test: t.test.clone(),
             colour: t.colour.as_str().to_string(),
             status: t.message.to_string(),
-            updated_at: rfc3339(t.updated_at),
-            delivered_at: t.delivered_at.map(rfc3339),
+            updated_at: Timestamp(t.updated_at),
+            delivered_at: t.delivered_at.map(Timestamp),
             delivery: Delivery {
                 state: state.into(),
                 reason,
@@ -381,10 +383,12 @@ pub struct BrokerItem {
     pub subscribed: bool,
     /// When `connected` last changed (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub since: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub since: Option<Timestamp>,
     /// When the last message arrived (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_message: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_message: Option<Timestamp>,
     /// Messages received from this broker.
     pub messages: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -398,8 +402,8 @@ impl From<&BrokerState> for BrokerItem {
             url: b.url.clone(),
             connected: b.connected,
             subscribed: b.subscribed,
-            since: b.since.map(rfc3339),
-            last_message: b.last_message.map(rfc3339),
+            since: b.since.map(Timestamp),
+            last_message: b.last_message.map(Timestamp),
             messages: b.messages,
             last_error: b.last_error.clone(),
         }

@@ -54,6 +54,15 @@ pub async fn not_found() -> ApiError {
     ApiError::not_found("no such page")
 }
 
+/// A known route with a method other than GET (or HEAD): a JSON 405, so it is `no-store` like every
+/// JSON answer; axum still adds the `Allow` header.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed: every route answers GET and HEAD only",
+    )
+}
+
 /// `Query<T>` whose rejection is the JSON error body.
 pub struct ApiQuery<T>(pub T);
 

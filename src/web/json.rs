@@ -2,9 +2,9 @@
 //!
 //! The same response as `axum::Json` (`application/json`, a 500 in plain text if serialization fails),
 //! plus `Cache-Control: no-store`: a JSON answer is live data (and may sit behind the token), so no
-//! browser or proxy keeps it. Every `/api/v1` route answers with this type, except the event stream and
-//! `/metrics`, which set the same header themselves; a per-route layer would cost a boxed service per
-//! request.
+//! browser or proxy keeps it. The API's routes (`/api/v1/*`, `/healthz`) and every JSON error (404, 405,
+//! 401) answer with this type; the event stream and `/metrics` set the same header themselves. A
+//! per-route layer would cost a boxed service per request.
 //!
 //! The body is written into a `Vec` rather than axum's `BytesMut` writer. serde_json makes about 80
 //! small writes for one topic; through the writer each was a `BufMut::put_slice` call and a `memcpy`

@@ -1,6 +1,7 @@
 //! The web listener: accepts TCP connections and serves each one with hyper's HTTP/1.
 //!
-//! Fed by `web::serve` (the bound listener and the router); hands each request to the router. This
+//! Fed by `web::serve` (the bound listener and the app, router and middleware); hands each request to the
+//! app. This
 //! replaces `axum::serve`, which gives hyper no timer (so hyper's header-read timeout never fires) and
 //! accepts without bound: a client sending its headers one byte at a time, or not at all, held a
 //! connection and its task for ever. Here every connection must deliver its request headers within

@@ -248,6 +248,7 @@ fn routes(state: AppState) -> Router {
     pages
         .merge(api)
         .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
 }
 
