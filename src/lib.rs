@@ -44,7 +44,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// Samples queued between ingest and the collector. The collector is pure in-memory work, so this only
 /// absorbs bursts; when it is full ingest waits (the broker buffers), it never drops.
@@ -221,10 +221,10 @@ async fn run_bridge(
         None => collector,
     };
     // The collector stops when ingest has stopped and the channel is drained, not on the token.
-    let collector = tokio::spawn(collector.run(sample_rx, CancellationToken::new()));
+    let mut collector = tokio::spawn(collector.run(sample_rx, CancellationToken::new()));
 
     let sender_stop = CancellationToken::new();
-    let sender = tokio::spawn(xymon::run(
+    let mut sender = tokio::spawn(xymon::run(
         xymon::SenderConfig {
             addr: config.xymon.server.clone(),
             timeout: config.xymon.timeout,
@@ -242,11 +242,49 @@ async fn run_bridge(
     // Every stage has what it needs; the parsed config (for 100k topics, megabytes) is not kept.
     drop(config);
 
-    cancel.cancelled().await;
+    // Until the stop signal, no stage ends: ingest retries its broker for ever, the collector runs while
+    // ingest does, the sender until told to stop. One that ends anyway has panicked (a bug). The bridge
+    // then stops with an error rather than run on half-working (web up, every test going purple), so
+    // that systemd restarts it (`Restart=on-failure`). After the signal, ingest and then the collector
+    // end by design, which is not a failure.
+    let (mut collector_done, mut sender_done) = (false, false);
+    let ended = |stage: &'static str, r: Result<(), tokio::task::JoinError>| {
+        if cancel.is_cancelled() {
+            if let Err(e) = r {
+                warn!(stage, error = %e, "ended abnormally while stopping");
+            }
+            None
+        } else {
+            Some((stage, r.err()))
+        }
+    };
+    let failed = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => None,
+        r = &mut collector => {
+            collector_done = true;
+            ended("the collector", r)
+        }
+        r = &mut sender => {
+            sender_done = true;
+            ended("the Xymon sender", r)
+        }
+        Some(r) = ingest.join_next() => ended("MQTT ingest", r),
+    };
+    if let Some((stage, e)) = &failed {
+        let error = e.as_ref().map(ToString::to_string).unwrap_or_default();
+        error!(
+            stage,
+            error, "a stage of the bridge stopped; stopping the bridge"
+        );
+        cancel.cancel();
+    }
     info!("shutting down");
     while ingest.join_next().await.is_some() {}
-    if let Err(e) = collector.await {
-        warn!(error = %e, "collector ended abnormally");
+    if !collector_done {
+        if let Err(e) = collector.await {
+            warn!(error = %e, "collector ended abnormally");
+        }
     }
     // The collector held the last RrdWriter handle: the worker now drains its queue and exits.
     if let Some(thread) = rrd_thread {
@@ -256,13 +294,18 @@ async fn run_bridge(
         }
     }
     sender_stop.cancel();
-    if let Err(e) = sender.await {
-        warn!(error = %e, "sender ended abnormally");
+    if !sender_done {
+        if let Err(e) = sender.await {
+            warn!(error = %e, "sender ended abnormally");
+        }
     }
     if let Some(web) = web {
         if tokio::time::timeout(DRAIN_DEADLINE, web).await.is_err() {
             warn!("web server did not stop in time");
         }
+    }
+    if let Some((stage, _)) = failed {
+        anyhow::bail!("{stage} stopped unexpectedly (see the log above); the bridge stopped");
     }
     info!("stopped");
     Ok(())

@@ -33,11 +33,20 @@ fn safe_topic(topic: &str) -> String {
     untrusted(topic, 256, INDENT)
 }
 
-/// `2026-11-22 07:30:00`, local time, as the seed's ISO date.
+/// `2026-11-22 07:30:00`, local time, as the seed's ISO date. A time chrono cannot hold (past year
+/// 262,142; `From<SystemTime>` would panic) is written as such rather than taking the collector down.
 pub fn timestamp(t: SystemTime) -> String {
-    chrono::DateTime::<chrono::Local>::from(t)
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
+    let secs = match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).ok(),
+        Err(e) => i64::try_from(e.duration().as_secs()).ok().map(|s| -s),
+    };
+    match secs.and_then(|s| chrono::DateTime::from_timestamp(s, 0)) {
+        Some(utc) => utc
+            .with_timezone(&chrono::Local)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string(),
+        None => "(time out of range)".into(),
+    }
 }
 
 /// Whole seconds, humanised: `0s`, `42s`, `5m 3s`.

@@ -423,6 +423,9 @@ impl Instance {
     }
 }
 
+/// 9999-12-31T23:59:59Z, the latest sensor time taken.
+const LATEST_SENSOR_SECS: f64 = 253_402_300_799.0;
+
 /// Reads the sensor's timestamp: Unix seconds (or milliseconds when > 10^11), or RFC 3339 text.
 pub fn sensor_time(
     payload: &Payload<'_>,
@@ -436,11 +439,12 @@ pub fn sensor_time(
                 .filter(|v| v.is_finite() && *v >= 0.0)
                 .ok_or("negative timestamp")?;
             let secs = if v > 1e11 { v / 1000.0 } else { v };
-            // A huge number (`1e300`) fits neither a Duration nor a SystemTime: an error, not a panic.
-            Duration::try_from_secs_f64(secs)
-                .ok()
-                .and_then(|d| SystemTime::UNIX_EPOCH.checked_add(d))
-                .ok_or_else(|| format!("timestamp {v} is out of range"))
+            // Years 1970 to 9999, as RFC 3339 text allows: a huge number (`1e300`) fits no Duration, and
+            // one past chrono's year 262,142 (`1e16` ms) would make every date formatter panic.
+            if secs > LATEST_SENSOR_SECS {
+                return Err(format!("timestamp {v} is out of range"));
+            }
+            Ok(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs))
         }
         serde_json::Value::String(s) => chrono::DateTime::parse_from_rfc3339(&s)
             .map(|d| SystemTime::from(d.with_timezone(&chrono::Utc)))

@@ -197,6 +197,9 @@ fn sensor_timestamps() {
         r#"{"ts": 1e300}"#,
         r#"{"ts": 1.7976931348623157e308}"#,
         r#"{"ts": 1e25}"#,
+        // Milliseconds past chrono's year 262,142: a SystemTime, but no formatter can write it.
+        r#"{"ts": 1e16}"#,
+        r#"{"ts": 253402300800000}"#,
     ] {
         assert_eq!(
             t(huge).map_err(|e| e.contains("out of range")),
@@ -205,4 +208,7 @@ fn sensor_timestamps() {
         );
     }
     assert!(t(r#"{"ts": -1}"#).is_err());
+    // The last second of 9999 is taken (in milliseconds: above 10^11 a number is milliseconds).
+    let last = SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+    assert_eq!(t(r#"{"ts": 253402300799000}"#), Ok(last));
 }

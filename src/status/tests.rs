@@ -281,3 +281,21 @@ fn broker_down_is_red_for_stats_yellow_for_topics_and_the_error_cannot_split_the
     assert_eq!(stats.colour, Colour::Red);
     assert_eq!(stats.body, "\n&red Cannot reach MQTT broker local\n");
 }
+
+#[test]
+fn timestamps_outside_chronos_range_do_not_panic() {
+    let at = |secs: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+    // The same text as chrono's own conversion, in local time.
+    let t = at(1_796_050_088);
+    let want = chrono::DateTime::<chrono::Local>::from(t)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    assert_eq!(timestamp(t), want);
+    assert!(timestamp(at(253_402_300_799)).starts_with("9999-12-3"));
+    // Past year 262,142 chrono's `From<SystemTime>` panics; here it is named.
+    assert_eq!(timestamp(at(10_000_000_000_000)), "(time out of range)");
+    assert_eq!(timestamp(at(u64::MAX >> 2)), "(time out of range)");
+    // Before 1970 is a date like any other.
+    let before = SystemTime::UNIX_EPOCH - Duration::from_secs(86_400 * 365);
+    assert!(timestamp(before).starts_with("1969-"));
+}
