@@ -4,6 +4,7 @@
 //! stage the part it needs. Every error names the file, the line and the key (`ConfigError`), because the
 //! person reading it is an administrator with an editor open, not a developer with a debugger.
 
+mod duration;
 mod error;
 mod names;
 
@@ -26,6 +27,9 @@ pub const EXAMPLE: &str = include_str!("../../xymon-mqtt.example.toml");
 const DEFAULT_XYMON_SERVER: &str = "127.0.0.1:1984";
 /// Debian's XYMONRRDS.
 const DEFAULT_RRD_DIR: &str = "/var/lib/xymon/rrd";
+/// Most `[web] max_connections`: far above what a dashboard needs, and within what tokio's semaphore
+/// takes (it panics above `usize::MAX >> 3`).
+const MAX_WEB_CONNECTIONS: usize = 65_536;
 /// Default dashboard address: loopback only, so nothing is exposed until the administrator says so.
 const DEFAULT_WEB_LISTEN: &str = "127.0.0.1:8585";
 
@@ -56,7 +60,7 @@ pub struct XymonConfig {
     /// A directory of RRD layout files (`*.toml`) that replace or extend the built-in `rrd-defs/`.
     pub rrd_defs: Option<PathBuf>,
     /// Connect + write + read timeout for one delivery to xymond.
-    #[serde(default = "default_send_timeout", with = "humantime_serde")]
+    #[serde(default = "default_send_timeout", with = "duration")]
     pub timeout: Duration,
     /// Most status messages batched into one `combo` (the stock client's MAXMSGSPERCOMBO).
     #[serde(default = "default_combo_max")]
@@ -88,7 +92,7 @@ pub struct WebConfig {
     pub token_file: Option<PathBuf>,
     /// A client must send a request's headers within this time or its connection is closed, so that slow
     /// or stalled clients (slowloris) cannot hold connections open.
-    #[serde(default = "default_header_timeout", with = "humantime_serde")]
+    #[serde(default = "default_header_timeout", with = "duration")]
     pub header_timeout: Duration,
     /// Connections served at once; further ones wait in the kernel's accept queue until one closes.
     #[serde(default = "default_max_connections")]
@@ -161,10 +165,10 @@ pub struct BrokerConfig {
     pub password_file: Option<PathBuf>,
     /// Defaults to `xymon-mqtt-<name>-<pid>`.
     pub client_id: Option<String>,
-    #[serde(default = "default_keep_alive", with = "humantime_serde")]
+    #[serde(default = "default_keep_alive", with = "duration")]
     pub keep_alive: Duration,
     /// Cap of the reconnect backoff (it starts at 1 s and doubles).
-    #[serde(default = "default_reconnect_max", with = "humantime_serde")]
+    #[serde(default = "default_reconnect_max", with = "duration")]
     pub reconnect_max: Duration,
 }
 
@@ -228,7 +232,7 @@ pub struct ValueConfig {
     #[serde(default)]
     pub rrd: bool,
     /// Overrides the test's `expire_after` for this value.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "duration")]
     pub expire_after: Option<Duration>,
 }
 
@@ -255,13 +259,13 @@ pub struct TestConfig {
     /// Defaults to continuous for `topics`, and is always periodic for `broker-stats`.
     pub mode: Option<Mode>,
     /// Periodic: the period. Continuous: how often the sensors publish (only used for the lifetime).
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "duration")]
     pub interval: Option<Duration>,
     /// How long a round may take to collect all topics.
-    #[serde(default = "default_window", with = "humantime_serde")]
+    #[serde(default = "default_window", with = "duration")]
     pub window: Duration,
     /// How long xymond keeps the status before it turns purple; derived from `interval` when omitted.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "duration")]
     pub lifetime: Option<Duration>,
     /// Shared by every clone of this test (the collector's slot, the web's test list): at 100k topics
     /// each copy of the list would be 1.6 MB.
@@ -273,7 +277,7 @@ pub struct TestConfig {
     /// Rule tests: an MQTT filter with named captures, `sensors/{host}/env`.
     pub topic: Option<String>,
     /// Rule tests: a value older than this is stale (per concrete topic). None: never stale by age.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "duration")]
     pub expire_after: Option<Duration>,
     /// Rule tests: the colour of a stale value (`clear` for sensors that may sleep). Default yellow.
     pub stale_colour: Option<ColourName>,
@@ -408,12 +412,12 @@ impl Config {
                 "must be longer than 0".into(),
             ));
         }
-        if self.web.max_connections == 0 {
+        if !(1..=MAX_WEB_CONNECTIONS).contains(&self.web.max_connections) {
             return Err(ConfigError::at_line(
                 path,
                 text,
                 "web.max_connections",
-                "must be at least 1".into(),
+                format!("must be at least 1 and at most {MAX_WEB_CONNECTIONS}"),
             ));
         }
         let mut names = HashSet::new();
@@ -429,11 +433,13 @@ impl Config {
             if let Err(msg) = parse_broker_url(&b.get_ref().url) {
                 return Err(err(b.span(), key("url"), msg));
             }
-            if b.get_ref().keep_alive < Duration::from_secs(1) {
+            // MQTT sends it as 16-bit seconds (rumqttc would cut a longer one with `as u16`).
+            let keep_alive = b.get_ref().keep_alive;
+            if keep_alive < Duration::from_secs(1) || keep_alive > Duration::from_secs(65_535) {
                 return Err(err(
                     b.span(),
                     key("keep_alive"),
-                    "must be at least 1s".into(),
+                    "must be at least 1s and at most 65535s (MQTT's 16-bit field)".into(),
                 ));
             }
         }
