@@ -93,14 +93,15 @@ impl Bridge {
     /// Runs the bridge until `cancel` fires, then shuts down in order and returns.
     ///
     /// # Errors
-    /// Start-up problems only (an unreadable password file); everything after start-up is logged and
-    /// retried.
+    /// Start-up problems (an unreadable password file), and a stage that stops on its own before
+    /// `cancel` (a panic: the rest is then shut down in order). Everything else after start-up is logged
+    /// and retried.
     pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
         run_bridge(self.config, self.shared, cancel).await
     }
 }
 
-/// Runs a bridge for `config` until `cancel` fires.
+/// Runs a bridge for `config` until `cancel` fires (or a stage fails; see `Bridge::run`).
 pub async fn run(config: Config, cancel: CancellationToken) -> anyhow::Result<()> {
     Bridge::new(config).run(cancel).await
 }
@@ -169,7 +170,9 @@ async fn run_bridge(
         };
         ingest.spawn(mqtt::run(task, ingest_shared, ingest_stop.clone()));
     }
-    drop(sample_tx);
+    // Held until the stop: the collector ends when the channel closes, which would otherwise happen at
+    // once with no broker configured (and read as the collector failing, below).
+    let sample_tx_held = sample_tx;
 
     // RRDs are written for broker-stats tests and for rule values with `rrd = true`; without either,
     // rrd_dir is not even checked.
@@ -258,9 +261,12 @@ async fn run_bridge(
             Some((stage, r.err()))
         }
     };
+    // Ingest before the collector: a panicking ingest task also closes its end of the channel, and
+    // the collector ending after it is the consequence, not the cause.
     let failed = tokio::select! {
         biased;
         _ = cancel.cancelled() => None,
+        Some(r) = ingest.join_next() => ended("MQTT ingest", r),
         r = &mut collector => {
             collector_done = true;
             ended("the collector", r)
@@ -269,8 +275,8 @@ async fn run_bridge(
             sender_done = true;
             ended("the Xymon sender", r)
         }
-        Some(r) = ingest.join_next() => ended("MQTT ingest", r),
     };
+    drop(sample_tx_held);
     if let Some((stage, e)) = &failed {
         let error = e.as_ref().map(ToString::to_string).unwrap_or_default();
         error!(
@@ -280,7 +286,11 @@ async fn run_bridge(
         cancel.cancel();
     }
     info!("shutting down");
-    while ingest.join_next().await.is_some() {}
+    while let Some(r) = ingest.join_next().await {
+        if let Err(e) = r {
+            warn!(error = %e, "MQTT ingest ended abnormally");
+        }
+    }
     if !collector_done {
         if let Err(e) = collector.await {
             warn!(error = %e, "collector ended abnormally");

@@ -36,9 +36,15 @@ fn safe_topic(topic: &str) -> String {
 /// `2026-11-22 07:30:00`, local time, as the seed's ISO date. A time chrono cannot hold (past year
 /// 262,142; `From<SystemTime>` would panic) is written as such rather than taking the collector down.
 pub fn timestamp(t: SystemTime) -> String {
+    // Whole seconds, rounded down (before 1970 too, as chrono's own conversion does).
     let secs = match t.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_secs()).ok(),
-        Err(e) => i64::try_from(e.duration().as_secs()).ok().map(|s| -s),
+        Err(e) => {
+            let d = e.duration();
+            i64::try_from(d.as_secs())
+                .ok()
+                .map(|s| -s - i64::from(d.subsec_nanos() > 0))
+        }
     };
     match secs.and_then(|s| chrono::DateTime::from_timestamp(s, 0)) {
         Some(utc) => utc

@@ -467,3 +467,14 @@ fn shutdown_delivers_what_was_received_and_returns() {
         s.body
     );
 }
+
+/// With no broker configured (a valid config; the web UI and /healthz say so) the bridge runs until it is
+/// stopped: nothing feeds the collector, and that is not a stage failing (the bridge returns Ok).
+#[test]
+fn runs_with_no_broker_until_stopped() {
+    let xymond = Xymond::start(&[]);
+    let bridge = RunningBridge::start(&config(&xymond, &[], ""));
+    std::thread::sleep(Duration::from_secs(2));
+    let took = bridge.stop();
+    assert!(took < Duration::from_secs(10), "stop took {took:?}");
+}

@@ -53,6 +53,28 @@ fn defaults_parse() {
     );
 }
 
+/// The largest values the limits allow are taken (the cases above check the first ones refused).
+#[test]
+fn limits_take_their_largest_values() {
+    let text = "[[broker]]\nname = \"local\"\nurl = \"mqtt://127.0.0.1:1883\"\nkeep_alive = \"65535s\"\nreconnect_max = \"1year\"\n\
+         [web]\nmax_connections = 65536\n\
+         [[test]]\nhost = \"h\"\ntest = \"t\"\nbroker = \"local\"\nmode = \"periodic\"\ninterval = \"1year\"\ntopics = [\"a\"]\n";
+    let c = parse(text).unwrap();
+    let year = Duration::from_secs(31_557_600);
+    assert_eq!(
+        c.brokers[0].get_ref().keep_alive,
+        Duration::from_secs(65_535)
+    );
+    assert_eq!(c.brokers[0].get_ref().reconnect_max, year);
+    assert_eq!(c.web.max_connections, 65_536);
+    assert_eq!(c.tests[0].get_ref().interval(), year);
+    // Derived from the interval: 2 years and 5 minutes, rounded to minutes, without overflow.
+    assert_eq!(
+        c.tests[0].get_ref().lifetime(),
+        Duration::from_secs((2 * 31_557_600 + 300_u64).div_ceil(60) * 60)
+    );
+}
+
 #[test]
 fn lifetime_rounds_up_to_minutes() {
     let text = format!(

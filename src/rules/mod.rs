@@ -442,7 +442,7 @@ pub fn sensor_time(
             // Years 1970 to 9999, as RFC 3339 text allows: a huge number (`1e300`) fits no Duration, and
             // one past chrono's year 262,142 (`1e16` ms) would make every date formatter panic.
             if secs > LATEST_SENSOR_SECS {
-                return Err(format!("timestamp {v} is out of range"));
+                return Err(format!("timestamp {v:e} is out of range"));
             }
             Ok(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs))
         }
