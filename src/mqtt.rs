@@ -27,7 +27,8 @@ const REQUEST_CAPACITY: usize = 256;
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub broker: BrokerId,
-    /// The shared name from the config for exact topics (no copy per message).
+    /// A shared copy of the name, never one per message: the config's for exact topics, the store's for
+    /// topics a rule filter matched.
     pub topic: Arc<str>,
     /// The collector's route for an exact (registered) topic; `None` for a topic only a rule filter
     /// matched.
@@ -389,7 +390,10 @@ async fn handle_publish(
     }
     let (topic, route) = match ingested.registered {
         Some((name, route)) => (name, Some(route)),
-        None if task.wanted.matches_filter(&topic) => (Arc::from(topic), None),
+        // The store's copy of the name; a copy of our own only when the store refused a new topic.
+        None if task.wanted.matches_filter(&topic) => {
+            (ingested.name.unwrap_or_else(|| Arc::from(topic)), None)
+        }
         None => return,
     };
     let sample = Sample {
@@ -498,6 +502,11 @@ mod tests {
             .await
             .expect("forwarded");
         assert_eq!((&*s.topic, s.route), ("sensors/h1/env", None));
+        // A filter topic's samples share the store's copy of the name: no copy per message.
+        let again = publish(&store, &wanted, 0, "sensors/h1/env")
+            .await
+            .expect("forwarded");
+        assert!(Arc::ptr_eq(&s.topic, &again.topic));
 
         assert!(publish(&store, &wanted, 0, "nobody/wants").await.is_none());
         assert!(

@@ -71,6 +71,9 @@ pub struct Ingested {
     /// A registered topic's shared name and route, for the collector; there even when the value was
     /// rejected, as a message the collector wants is forwarded all the same.
     pub registered: Option<(Arc<str>, RouteId)>,
+    /// The store's copy of the name of a topic that is not registered, when the store holds it: a rule
+    /// filter's sample shares it instead of copying the name for every message.
+    pub name: Option<Arc<str>>,
 }
 
 struct Inner {
@@ -233,12 +236,14 @@ impl Store {
         let rejected = |registered| Ingested {
             stored: Err(Rejected::Full),
             registered,
+            name: None,
         };
         let Some(table) = inner.topics.get_mut(broker) else {
             return (
                 Ingested {
                     stored: Ok(false),
                     registered: None,
+                    name: None,
                 },
                 None,
             );
@@ -254,8 +259,16 @@ impl Store {
             }
             let changed = named.entry.record(&m);
             let key = watched.then(|| named.name.clone());
+            let name = route.is_none().then(|| named.name.clone());
             let stored = Ok(changed);
-            return (Ingested { stored, registered }, key);
+            return (
+                Ingested {
+                    stored,
+                    registered,
+                    name,
+                },
+                key,
+            );
         }
         if inner.total >= self.max_topics {
             return (rejected(None), None);
@@ -267,6 +280,7 @@ impl Store {
         };
         named.entry.record(&m);
         let key = watched.then(|| named.name.clone());
+        let name = Some(named.name.clone());
         if !table.insert_seen(&self.hasher, hash, named) {
             return (rejected(None), None);
         }
@@ -276,6 +290,7 @@ impl Store {
             Ingested {
                 stored,
                 registered: None,
+                name,
             },
             key,
         )
@@ -453,6 +468,22 @@ mod tests {
         assert_eq!(s.get(0, "room/t").unwrap().count, 2);
     }
 
+    /// An unregistered topic's ingest hands back the store's own copy of its name, the same one every
+    /// time (a rule filter's samples share it); a new topic the store refuses has none.
+    #[test]
+    fn an_unregistered_topic_hands_back_the_stores_name() {
+        let s = store(1, 10);
+        let first = s.ingest(0, &msg("a/b", b"1"), None);
+        assert!(first.registered.is_none());
+        let name = first.name.expect("the store's copy");
+        assert_eq!(&*name, "a/b");
+        let again = s.ingest(0, &msg("a/b", b"2"), None).name.expect("again");
+        assert!(Arc::ptr_eq(&name, &again));
+        let refused = s.ingest(0, &msg("c/d", b"1"), None);
+        assert_eq!(refused.stored, Err(Rejected::Full));
+        assert!(refused.name.is_none());
+    }
+
     /// A configured topic registered at start-up is nowhere until its first message: not in `get`,
     /// `select` or `topic_count`, and no watcher hears of it.
     #[test]
@@ -468,6 +499,10 @@ mod tests {
 
         let got = s.ingest(0, &msg("room/t", b"1"), None);
         assert_eq!(got.stored, Ok(true));
+        assert!(
+            got.name.is_none(),
+            "a registered topic's name is in `registered`"
+        );
         let (shared, route) = got.registered.expect("registered");
         assert!(
             Arc::ptr_eq(&shared, &name),
