@@ -54,6 +54,11 @@ const SAMPLE_CAPACITY: usize = 4096;
 /// full queue means the disk is stuck (updates are then counted and skipped, never waited for).
 const RRD_QUEUE_CAPACITY: usize = 1024;
 
+/// 9999-12-31T23:59:59Z in Unix seconds: the last second that a four-digit RFC 3339 year, and humantime,
+/// can write. Later sensor times are refused (`rules::sensor_time`); a later clock is shown as this
+/// (`web::api::Timestamp`).
+pub const LATEST_WRITABLE_SECS: u64 = 253_402_300_799;
+
 /// How long shutdown may take to deliver pending statuses before giving up.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 

@@ -423,9 +423,6 @@ impl Instance {
     }
 }
 
-/// 9999-12-31T23:59:59Z, the latest sensor time taken.
-const LATEST_SENSOR_SECS: f64 = 253_402_300_799.0;
-
 /// Reads the sensor's timestamp: Unix seconds (or milliseconds when > 10^11), or RFC 3339 text.
 pub fn sensor_time(
     payload: &Payload<'_>,
@@ -441,7 +438,7 @@ pub fn sensor_time(
             let secs = if v > 1e11 { v / 1000.0 } else { v };
             // Years 1970 to 9999, as RFC 3339 text allows: a huge number (`1e300`) fits no Duration, and
             // one past chrono's year 262,142 (`1e16` ms) would make every date formatter panic.
-            if secs > LATEST_SENSOR_SECS {
+            if secs > crate::LATEST_WRITABLE_SECS as f64 {
                 return Err(format!("timestamp {v:e} is out of range"));
             }
             Ok(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs))

@@ -51,7 +51,8 @@ impl std::fmt::Display for Timestamp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // humantime writes years 1970 to 9999 only (before, it panics; after, it fails): a clock outside
         // them is shown at the nearest end.
-        let latest = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(253_402_300_799);
+        let latest =
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(crate::LATEST_WRITABLE_SECS);
         let t = self.0.clamp(SystemTime::UNIX_EPOCH, latest);
         humantime::format_rfc3339_millis(t).fmt(f)
     }
