@@ -1,34 +1,75 @@
-//! Instruction counts per API request, for `valgrind --tool=callgrind` (benchmark scenario 5's profile).
+//! Instruction counts per API request under callgrind (benchmark scenario 5's profile).
 //!
 //! wrk's req/s on a shared 2-core machine moves by ±10 % from run to run, too much to see a change of a
 //! few per cent in the handler. Instruction counts under callgrind repeat to within a few hundred per
-//! request, so this drives one server with N sequential keep-alive requests from a client thread, and
-//! `bench/api-profile` runs it twice (N and 2N) under callgrind and prints the difference per request for
-//! the server's thread alone. Two servers, as in scenario 5:
-//! - `ours`: the bridge's web layer (`xymon_mqtt::web::serve`, router and middleware) over a store of
-//!   the flood's topics, answering `GET /api/v1/topics/bench/dev0042/value`;
-//! - `trivial`: an axum handler returning "ok" under `axum::serve`.
-//!
-//! Usage: `api_profile ours|trivial REQUESTS`. Everything runs on one current-thread runtime on the main
-//! thread, so callgrind's `--separate-threads=yes` puts the server in the file ending `-01`.
+//! request. Two modes:
+//! - `api_profile serve ours|trivial REQUESTS`: one server and a client thread sending REQUESTS
+//!   sequential keep-alive GETs. `ours` is the bridge's web layer (`xymon_mqtt::web::serve`, router and
+//!   middleware) over a store of the flood's topics, answering `GET /api/v1/topics/bench/dev0042/value`;
+//!   `trivial` is an axum handler returning "ok" under `axum::serve`. Everything runs on one
+//!   current-thread runtime on the main thread, so callgrind's `--separate-threads=yes` puts the server
+//!   in the file ending `-01`.
+//! - `api_profile measure [REQUESTS [DIR]]`: runs `serve` for both servers under callgrind with REQUESTS
+//!   (default 2000) and twice that, and prints the server thread's instructions per request; the files
+//!   stay in DIR (default `target/api-profile`). `bench/api-profile` builds and runs this; scenario 5
+//!   of the harness calls the same code (`api_setup::instructions_per_request`).
+
+#[path = "api_setup.rs"]
+mod api_setup;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::SystemTime;
-use xymon_mqtt::store::Incoming;
+use std::path::PathBuf;
 
-/// The flood's topics (bench/scenarios.rs `flood_topics`): the store scenario 5 answers from.
-fn flood_topics() -> impl Iterator<Item = String> {
-    (0..1000).map(|i| format!("bench/dev{i:04}/value"))
-}
+const USAGE: &str =
+    "usage: api_profile serve ours|trivial REQUESTS | api_profile measure [REQUESTS [DIR]]";
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let (Some(server), Some(requests)) = (args.next(), args.next().and_then(|n| n.parse().ok()))
-    else {
-        eprintln!("usage: api_profile ours|trivial REQUESTS");
-        std::process::exit(2);
-    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args[..] {
+        ["serve", server, requests] => match requests.parse() {
+            Ok(requests) => serve(server, requests),
+            Err(_) => usage(),
+        },
+        ["measure", ref rest @ ..] if rest.len() <= 2 => {
+            let n = rest
+                .first()
+                .map_or(Ok(2000), |n| n.parse())
+                .unwrap_or_else(|_| usage());
+            let dir = PathBuf::from(rest.get(1).copied().unwrap_or("target/api-profile"));
+            measure(n, &dir);
+        }
+        _ => usage(),
+    }
+}
+
+fn usage() -> ! {
+    eprintln!("{USAGE}");
+    std::process::exit(2);
+}
+
+fn measure(n: u64, dir: &std::path::Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).expect("output directory");
+    let driver = std::env::current_exe().expect("current_exe");
+    match api_setup::instructions_per_request(&driver, dir, n) {
+        Ok((ours, trivial)) => {
+            for (server, count) in [("trivial", trivial), ("ours", ours)] {
+                println!(
+                    "{server}: {count} instructions per request (server thread; {n} and {} requests)",
+                    2 * n
+                );
+            }
+        }
+        Err(e) => {
+            eprintln!("api_profile: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn serve(server: &str, requests: usize) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -37,7 +78,7 @@ fn main() {
     // another process could take it in between, which only fails this run.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("address").port();
-    let path = match server.as_str() {
+    let path = match server {
         "ours" => {
             drop(listener);
             start_ours(&rt, port);
@@ -53,10 +94,7 @@ fn main() {
             });
             "/"
         }
-        _ => {
-            eprintln!("usage: api_profile ours|trivial REQUESTS");
-            std::process::exit(2);
-        }
+        _ => usage(),
     };
     // The client reports on a channel: the server thread waits without a timer of its own, whose wake-ups
     // would grow with the run's length and not cancel out between N and 2N.
@@ -70,26 +108,7 @@ fn main() {
 
 /// The bridge's web layer over a store holding every flood topic, as scenario 5 has it.
 fn start_ours(rt: &tokio::runtime::Runtime, port: u16) {
-    let toml = format!(
-        "[web]\nlisten = \"127.0.0.1:{port}\"\n[[broker]]\nname = \"b\"\nurl = \"mqtt://127.0.0.1:1\"\n"
-    );
-    let config = xymon_mqtt::config::Config::from_str_named(&toml, "profile.toml".as_ref())
-        .expect("profile config");
-    let options = xymon_mqtt::web::WebOptions::from_config(&config).expect("web options");
-    let shared = xymon_mqtt::Bridge::new(config).shared;
-    let payload = format!("{:032}", 1);
-    for t in flood_topics() {
-        let _ = shared.store.update(
-            0,
-            &Incoming {
-                topic: &t,
-                payload: payload.as_bytes(),
-                qos: 0,
-                retained: false,
-                at: SystemTime::now(),
-            },
-        );
-    }
+    let (options, shared) = api_setup::web_over_flood_store(port, "mqtt://127.0.0.1:1");
     let cancel = tokio_util::sync::CancellationToken::new();
     rt.block_on(async {
         let h = xymon_mqtt::web::serve(options, shared, cancel)

@@ -14,6 +14,7 @@ mod common;
 #[path = "../tests/web_support/mod.rs"]
 mod web_support;
 
+mod api_setup;
 mod flood;
 mod probe;
 mod relay;

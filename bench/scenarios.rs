@@ -1,5 +1,6 @@
 //! The eight scenarios of issue 6. Each returns its details (JSON) and appends its rows to the table.
 
+use crate::api_setup::{flood_topics, FLOOD_TOPICS};
 use crate::common::bridge::RunningBridge;
 use crate::common::{free_port, Mosquitto, Xymond};
 use crate::flood::{encode_publish, Publisher};
@@ -16,7 +17,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use xymon_mqtt::metrics::{Metrics, ReasonLabel};
 
 /// Topics of the ingest flood, and how the ingest config groups them into tests.
-const FLOOD_TOPICS: usize = 1_000;
 const FLOOD_TOPICS_PER_TEST: usize = 10;
 /// Hosts of the delivery scenario (all in the private hosts.cfg).
 const DELIVERY_HOSTS: usize = 1_000;
@@ -109,12 +109,6 @@ fn closed_port() -> u16 {
 // ---------------------------------------------------------------------------------------------------------
 // Scenario 1: ingest
 // ---------------------------------------------------------------------------------------------------------
-
-pub fn flood_topics() -> Vec<String> {
-    (0..FLOOD_TOPICS)
-        .map(|i| format!("bench/dev{i:04}/value"))
-        .collect()
-}
 
 /// The bridge config of the ingest scenarios: every flood topic is in a continuous test (10 per test), so
 /// every message is stored, matched and collected, and every 10 messages complete a round and build a
@@ -956,32 +950,10 @@ pub fn idle(env: &Env, rows: &mut Vec<Row>, _: Option<f64>) -> (Value, Option<f6
 pub fn api(env: &Env, rows: &mut Vec<Row>, _: Option<f64>) -> (Value, Option<f64>) {
     use axum::routing::get;
     use axum::Router;
-    use xymon_mqtt::store::Incoming;
 
     // The real web layer (router, middleware and all) over a store filled with the flood's topics.
     let (p_ours, p_trivial) = (free_port(), free_port());
-    let toml = format!(
-        "[web]\nlisten = \"127.0.0.1:{p_ours}\"\n[[broker]]\nname = \"b\"\nurl = \"{}\"\n",
-        env.mosq.url()
-    );
-    let config =
-        xymon_mqtt::config::Config::from_str_named(&toml, std::path::Path::new("bench.toml"))
-            .expect("bench config");
-    let options = xymon_mqtt::web::WebOptions::from_config(&config).expect("web options");
-    let shared = xymon_mqtt::Bridge::new(config).shared;
-    for t in flood_topics() {
-        let payload = format!("{:032}", 1);
-        let _ = shared.store.update(
-            0,
-            &Incoming {
-                topic: &t,
-                payload: payload.as_bytes(),
-                qos: 0,
-                retained: false,
-                at: SystemTime::now(),
-            },
-        );
-    }
+    let (options, shared) = crate::api_setup::web_over_flood_store(p_ours, &env.mosq.url());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -1054,49 +1026,21 @@ pub fn api(env: &Env, rows: &mut Vec<Row>, _: Option<f64>) -> (Value, Option<f64
     )
 }
 
-/// Scenario 5 in instructions: the server thread's instructions per request under callgrind, for the
-/// bridge's web layer and for the trivial handler (`bench/api_profile.rs`, also run by `bench/api-profile`).
-/// Repeatable to within a few hundred instructions, where req/s on a shared machine is not. `None` when
-/// valgrind or the `api_profile` example is missing (`./run-bench` provides both).
+/// Scenario 5 in instructions (`api_setup::instructions_per_request`, the code `bench/api-profile` runs):
+/// repeatable to within a few hundred instructions, where req/s on a shared machine is not. `None` when
+/// valgrind or the `api_profile` example is missing (`./run-bench` provides both), or a run failed.
 fn api_instructions(env: &Env) -> Option<(u64, u64)> {
-    let exe = std::env::current_exe().ok()?.with_file_name("api_profile");
-    if !exe.exists() || Command::new("valgrind").arg("--version").output().is_err() {
+    let driver = std::env::current_exe().ok()?.with_file_name("api_profile");
+    if !driver.exists() || Command::new("valgrind").arg("--version").output().is_err() {
         eprintln!(
             "[bench] scenario 5: no valgrind or api_profile example; instruction counts skipped"
         );
         return None;
     }
-    let n: u64 = if env.sizes.smoke { 200 } else { 2000 };
-    let count = |server: &str, requests: u64| -> Option<u64> {
-        let out = env
-            .tmp
-            .path()
-            .join(format!("callgrind.{server}.{requests}"));
-        let output = Command::new("valgrind")
-            .args(["--tool=callgrind", "--separate-threads=yes"])
-            .arg(format!("--callgrind-out-file={}", out.display()))
-            .arg(&exe)
-            .args([server, &requests.to_string()])
-            .output()
-            .ok()?;
-        if !output.status.success() {
-            eprintln!(
-                "[bench] scenario 5: api_profile {server} {requests} failed under callgrind:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            return None;
-        }
-        // The server runs on the main thread: callgrind's file for thread 1.
-        let text = std::fs::read_to_string(format!("{}-01", out.display())).ok()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("summary: "))?
-            .trim()
-            .parse()
-            .ok()
-    };
-    let per_request =
-        |server: &str| Some(count(server, 2 * n)?.checked_sub(count(server, n)?)? / n);
-    Some((per_request("ours")?, per_request("trivial")?))
+    let n = if env.sizes.smoke { 200 } else { 2000 };
+    crate::api_setup::instructions_per_request(&driver, env.tmp.path(), n)
+        .map_err(|e| eprintln!("[bench] scenario 5: {e}"))
+        .ok()
 }
 
 // ---------------------------------------------------------------------------------------------------------
