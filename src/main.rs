@@ -1,11 +1,13 @@
 //! The `xymon-mqtt` command: parse arguments, set up logging and signals, run the bridge.
 
 use clap::{Parser, Subcommand};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 use tracing::error;
-use xymon_mqtt::config::{Config, EXAMPLE};
+use xymon_mqtt::cli;
+use xymon_mqtt::config::EXAMPLE;
+use xymon_mqtt::plan::Plan;
 
 /// MQTT → Xymon bridge: subscribes to MQTT brokers and sends Xymon status messages to xymond.
 ///
@@ -69,48 +71,35 @@ fn main() -> ExitCode {
         eprintln!("xymon-mqtt: --config FILE is required (xymon-mqtt print-example-config prints an example)");
         return ExitCode::from(2);
     };
-    let config = match load(&path) {
-        Ok(c) => c,
-        Err(code) => return code,
+    let plan = match cli::load(&path) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("xymon-mqtt: {e}");
+            return ExitCode::from(2);
+        }
     };
     match command {
         Command::Explain { topic, payload } => {
+            let now = std::time::SystemTime::now();
             print!(
                 "{}",
-                xymon_mqtt::rules::explain::explain(
-                    &config,
-                    &topic,
-                    payload.as_bytes(),
-                    std::time::SystemTime::now()
-                )
+                cli::explain::explain(&plan, &topic, payload.as_bytes(), now)
             );
             ExitCode::SUCCESS
         }
         Command::XymonConfig => {
-            print!("{}", xymon_mqtt::rules::xymon_config::generate(&config));
+            print!("{}", cli::xymon_config::generate(&plan));
             ExitCode::SUCCESS
         }
         Command::Check => {
-            println!(
-                "{}: OK ({} brokers, {} tests)",
-                path.display(),
-                config.brokers.len(),
-                config.tests.len()
-            );
+            println!("{}", cli::check_summary(&path, &plan));
             ExitCode::SUCCESS
         }
-        _ => run(config),
+        _ => run(plan),
     }
 }
 
-fn load(path: &Path) -> Result<Config, ExitCode> {
-    Config::from_file(path).map_err(|e| {
-        eprintln!("xymon-mqtt: {e}");
-        ExitCode::from(2)
-    })
-}
-
-fn run(config: Config) -> ExitCode {
+fn run(plan: Plan) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -124,7 +113,7 @@ fn run(config: Config) -> ExitCode {
     runtime.block_on(async {
         let cancel = CancellationToken::new();
         tokio::spawn(stop_on_signal(cancel.clone()));
-        match xymon_mqtt::run(config, cancel).await {
+        match xymon_mqtt::bridge::run(plan, cancel).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 error!("{e:#}");

@@ -2,27 +2,11 @@
 //!
 //! Pure state, driven by the collector with explicit times, so every case is a plain unit test. A round is
 //! opened by the first topic (continuous mode) or by the clock (periodic mode), and ends when every topic
-//! has arrived or when its window closes, whichever comes first (the seed's watchdog, without threads).
+//! has arrived or when its window closes, whichever comes first (submqttm.py's watchdog, without threads).
 
-use bytes::Bytes;
+pub use crate::status::{Changed, Closed, Reading};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
-
-/// One topic's value within a round.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reading {
-    pub payload: Bytes,
-    pub retained: bool,
-    pub at: SystemTime,
-}
-
-/// A topic that came twice in one round with different values (the seed reports this as yellow).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Changed {
-    pub topic: usize,
-    pub first: Bytes,
-    pub then: Bytes,
-}
 
 #[derive(Debug)]
 pub struct Round {
@@ -45,30 +29,6 @@ pub enum Offer {
     Repeat,
     /// A different value for a topic already in this round: noted (shown as yellow), latest value kept.
     Changed,
-}
-
-/// A closed round.
-#[derive(Debug)]
-pub struct Closed {
-    pub opened_at: SystemTime,
-    /// How long the round took (up to the last topic, or the whole window when incomplete).
-    pub took: Duration,
-    pub window: Duration,
-    pub values: Vec<Option<Reading>>,
-    pub changed: Vec<Changed>,
-}
-
-impl Closed {
-    pub fn missing(&self) -> impl Iterator<Item = usize> + '_ {
-        self.values
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.is_none())
-            .map(|(i, _)| i)
-    }
-    pub fn is_complete(&self) -> bool {
-        self.values.iter().all(Option::is_some)
-    }
 }
 
 impl Round {
@@ -115,6 +75,7 @@ impl Round {
         }
     }
 
+    #[cfg(test)]
     pub fn is_complete(&self) -> bool {
         self.arrived == self.values.len()
     }
@@ -134,6 +95,7 @@ impl Round {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn reading(v: &str) -> Reading {
         Reading {

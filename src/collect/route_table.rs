@@ -1,18 +1,16 @@
 //! The collector's route table of one broker: for each exact topic (by `RouteId`, the topic's index in
-//! the store, registered by `collect::routing` and carried in every `Sample` by ingest), the (slot, topic
-//! index) pairs it feeds.
+//! the plan's routing and in the store, carried in every `Sample` by ingest), the (slot, topic index)
+//! pairs it feeds.
 //!
-//! Built once at start-up by `collect::routing`; read by the collector for every sample. Almost every topic
-//! feeds exactly one test, so the first pair of each route sits in a flat array (8 bytes per topic) and
-//! only the rare further pairs in a side map. A `SmallVec` per route cost 24 bytes per topic: 1.6 MB more
-//! at 100,000 topics (issue 6, memory).
+//! Built once at start-up from the plan's routing; read by the collector for every sample. Almost every
+//! topic feeds exactly one test, so the first pair of each route sits in a flat array (8 bytes per topic)
+//! and only the rare further pairs in a side map. A `SmallVec` per route cost 24 bytes per topic: 1.6 MB
+//! more at 100,000 topics.
 
-use crate::store::RouteId;
+use crate::names::RouteId;
+use crate::plan::{Dest, ExactTopic};
 use smallvec::SmallVec;
 use std::collections::HashMap;
-
-/// (slot, index of the topic in that slot's test).
-pub type Dest = (u32, u32);
 
 /// The destinations of one route, copied out so the collector can update its slots while it walks them;
 /// inline (no allocation) for a topic that feeds one test.
@@ -28,6 +26,20 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
+    /// The routes of one broker's exact topics, numbered as the plan numbers them.
+    pub fn new(exact: &[ExactTopic]) -> RouteTable {
+        let mut table = RouteTable {
+            first: vec![NOWHERE; exact.len()],
+            more: HashMap::new(),
+        };
+        for (route, topic) in exact.iter().enumerate() {
+            for &dest in &topic.feeds {
+                table.push(route as RouteId, dest);
+            }
+        }
+        table
+    }
+
     /// Adds a destination to `route`, creating it (and the routes numbered before it, without
     /// destinations) if it is new. Routes are the store's dense numbering of the registered topics.
     pub fn push(&mut self, route: RouteId, dest: Dest) {
@@ -54,11 +66,6 @@ impl RouteTable {
             }
         }
         Some(all)
-    }
-
-    /// Frees the spare room of the array (grown by doubling: at 100k topics up to a quarter of it).
-    pub fn shrink_to_fit(&mut self) {
-        self.first.shrink_to_fit();
     }
 }
 

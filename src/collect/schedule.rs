@@ -46,7 +46,7 @@ impl Timers {
 }
 
 /// Time from `now` to the next whole multiple of `period` since the Unix epoch, skipping one that is less
-/// than 1.5 s away (the seed's `Wait(Period, 0)`).
+/// than 1.5 s away (submqttm.py's `Wait(Period, 0)`).
 pub fn until_next_aligned(now: SystemTime, period: Duration) -> Duration {
     let period_ms = period.as_millis().max(1);
     let now_ms = now

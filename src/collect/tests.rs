@@ -1,9 +1,13 @@
 //! Routing (who gets which topic) and the collector's sample path, without a broker.
 
 use super::*;
-use crate::config::{fixtures, Config};
+use crate::colour::Colour;
+use crate::config::fixtures;
+use crate::mqtt::Wanted;
+use crate::plan::Plan;
 use crate::store::Incoming;
 use bytes::Bytes;
+use rumqttc::QoS;
 
 /// A rule before the `topics` tests (slots are numbered without it), two tests sharing a topic at
 /// different QoS, and a periodic test that must not be subscribed permanently.
@@ -42,17 +46,33 @@ mode = "periodic"
 topics = ["room3/slow"]
 "#;
 
-fn tests_of(c: &Config) -> Vec<(TestConfig, BrokerId)> {
-    c.tests.iter().map(|t| (t.get_ref().clone(), 0)).collect()
+/// A config's plan, its store (the exact topics registered) and each broker's subscriptions and routes,
+/// as the bridge builds them at start-up.
+struct Routed {
+    config: crate::config::Config,
+    plan: Plan,
+    store: Store,
+    wanted: Vec<Wanted>,
+    routes: Vec<RouteTable>,
 }
 
-/// The store of one broker ("local"), for `routing` to register into.
-fn store() -> Store {
-    Store::new(
-        &[("local".into(), "mqtt://127.0.0.1:1883".into())],
-        100,
-        1024,
-    )
+fn routed(text: &str) -> Routed {
+    let config = fixtures::config(text);
+    let plan = Plan::compile(&config).expect("plan");
+    let store = Store::for_plan(&plan);
+    let wanted = plan.routing.iter().map(Wanted::new).collect();
+    let routes = plan
+        .routing
+        .iter()
+        .map(|r| RouteTable::new(&r.exact))
+        .collect();
+    Routed {
+        config,
+        plan,
+        store,
+        wanted,
+        routes,
+    }
 }
 
 /// What ingest's store lookup finds for `topic` on broker 0 (a message with an empty payload).
@@ -67,40 +87,30 @@ fn ingest(store: &Store, topic: &str) -> Option<(Arc<str>, RouteId)> {
     store.ingest(0, &msg, None).registered
 }
 
-/// A collector for `tests` on one broker ("local") that no snapshot can reach, with its outbox.
-fn collector_for(
-    tests: Vec<(TestConfig, BrokerId)>,
-    routes: Vec<RouteTable>,
-    store: Store,
-) -> (Collector, Arc<Outbox>) {
-    let connection = Connection {
-        host: "127.0.0.1".into(),
-        port: 1,
-        client_id: "t".into(),
-        keep_alive: Duration::from_secs(30),
-        credentials: None,
-        max_packet_bytes: 1 << 20,
-    };
+/// A collector for the plan's tests on one broker ("local") that no snapshot can reach (nothing serves
+/// its snapshot requests), with its outbox.
+fn collector_for(r: Routed) -> (Collector, Arc<Outbox>) {
     let outbox = Arc::new(Outbox::new());
-    let collector = Collector::new(
-        tests,
-        routes,
-        vec![connection],
-        store,
-        outbox.clone(),
-        Arc::new(Metrics::new()),
-        512,
-        None,
-    );
+    let (snapshots, _) = mpsc::channel(1);
+    let sinks = Sinks {
+        outbox: outbox.clone(),
+        metrics: Arc::new(Metrics::new()),
+        rrd: None,
+        snapshots,
+    };
+    let collector = Collector::new(r.plan.tests, r.plan.rules, r.routes, r.store, sinks, 512);
     (collector, outbox)
 }
 
 #[test]
 fn routing_numbers_slots_without_rules_and_shares_names() {
-    let c = fixtures::config(CONFIG);
-    let tests = tests_of(&c);
-    let store = store();
-    let Routing { wanted, routes } = routing(&tests, 1, &store);
+    let Routed {
+        config: c,
+        store,
+        wanted,
+        routes,
+        ..
+    } = routed(CONFIG);
     let w = &wanted[0];
 
     let mut exact: Vec<String> = store
@@ -129,7 +139,7 @@ fn routing_numbers_slots_without_rules_and_shares_names() {
 
     // Ingest gets the config's own copy of the name, not a new one, and the collector's route.
     let (name, r) = ingest(&store, "room1/volts").expect("registered");
-    let configured = tests[1].0.topics[0].shared();
+    let configured = c.tests[1].get_ref().topics[0].shared();
     assert!(Arc::ptr_eq(&name, &configured));
     assert_eq!(r, route_of("room1/volts"));
     assert!(ingest(&store, "sensors/a/env").is_none());
@@ -139,9 +149,8 @@ fn routing_numbers_slots_without_rules_and_shares_names() {
 
 #[test]
 fn subscriptions_come_in_chunks_that_cover_everything_once() {
-    let c = fixtures::config(CONFIG);
-    let store = store();
-    let w = &routing(&tests_of(&c), 1, &store).wanted[0];
+    let Routed { store, wanted, .. } = routed(CONFIG);
+    let w = &wanted[0];
     assert_eq!(w.subscription_count(), 3);
     let mut all = Vec::new();
     let mut start = 0;
@@ -170,13 +179,11 @@ fn subscriptions_come_in_chunks_that_cover_everything_once() {
 /// wrong slot (or past the end of the slot list).
 #[tokio::test]
 async fn a_round_after_a_rule_completes_into_its_own_status() {
-    let c = fixtures::config(CONFIG);
-    let tests = tests_of(&c);
-    let store = store();
-    let Routing { routes, .. } = routing(&tests, 1, &store);
-    let (collector, outbox) = collector_for(tests, routes, store.clone());
+    let r = routed(CONFIG);
+    let store = r.store.clone();
+    let (collector, outbox) = collector_for(r);
     let (tx, rx) = mpsc::channel(16);
-    let run = tokio::spawn(collector.run(rx, CancellationToken::new()));
+    let run = tokio::spawn(collector.run(rx));
     for (topic, payload) in [("room1/volts", "230"), ("shared/clock", "12:00")] {
         let Some((name, route)) = ingest(&store, topic) else {
             panic!("{topic} not wanted");
@@ -256,10 +263,8 @@ topics = ["shared/clock"]
 
 #[test]
 fn exact_rules_share_routes_with_topics_tests_and_slots_share_the_config_lists() {
-    let c = fixtures::config(EXACT_RULES);
-    let tests = tests_of(&c);
-    let store = store();
-    let Routing { wanted, routes } = routing(&tests, 1, &store);
+    let r = routed(EXACT_RULES);
+    let (store, wanted, routes) = (&r.store, &r.wanted, &r.routes);
     let route_of = |t: &str| store.register(0, Arc::from(t)).unwrap();
     let route = |t: &str| routes[0].get(route_of(t)).map(|r| r.to_vec());
     assert_eq!(route("shared/clock").unwrap(), [(0, 1), (1, 0)]);
@@ -271,10 +276,11 @@ fn exact_rules_share_routes_with_topics_tests_and_slots_share_the_config_lists()
     assert_eq!(wanted[0].exact_qos.len(), 3);
     assert_eq!(store.registered_names(0, 0, 10).len(), 3);
 
-    let (collector, _) = collector_for(tests.clone(), routes, store);
-    // The slots hold the config's own lists (issue 6, memory), not copies.
+    let config = r.config.clone();
+    let (collector, _) = collector_for(r);
+    // The slots hold the config's own lists (memory), not copies.
     assert_eq!(collector.slots.len(), 2);
-    for (slot, (cfg, _)) in collector.slots.iter().zip(&tests[2..]) {
-        assert!(Arc::ptr_eq(&slot.topics, &cfg.topics));
+    for (slot, cfg) in collector.slots.iter().zip(&config.tests[2..]) {
+        assert!(Arc::ptr_eq(&slot.topics, &cfg.get_ref().topics));
     }
 }

@@ -9,9 +9,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use std::time::Duration;
 
-/// The longest duration any key takes: a year (humantime's, 365.25 days, so it prints as `1year`), far
-/// above any sensible interval, lifetime or timeout.
-pub const MAX: Duration = Duration::from_secs(31_557_600);
+use crate::limits::MAX_DURATION as MAX;
 
 /// A `Duration` or an `Option<Duration>`: the longest value it holds.
 pub trait Longest {

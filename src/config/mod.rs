@@ -1,16 +1,22 @@
 //! The TOML configuration: schema, defaults, loading and validation.
 //!
-//! Fed by `main` (the file named by `--config`); read once at start-up by `lib::run`, which hands each
-//! stage the part it needs. Every error names the file, the line and the key (`ConfigError`), because the
-//! person reading it is an administrator with an editor open, not a developer with a debugger.
+//! Fed by the CLI (the file named by `--config`); read once by `plan::Plan::compile`, which resolves
+//! and compiles it for the stages. Every error names the file, the line and the key (`ConfigError`),
+//! because the person reading it is an administrator with an editor open, not a developer with a
+//! debugger; the plan's own errors (a rule that does not compile, an unreadable password file) are
+//! located through `Config::error_at` the same way.
 
+mod broker_url;
 mod duration;
 mod error;
-mod names;
+mod templates;
 
+pub use broker_url::BrokerUrl;
 pub use error::ConfigError;
-pub use names::{HostName, TestName, TopicName};
 
+use crate::names::{HostName, TestName, TopicName};
+
+use crate::colour::Colour;
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -36,6 +42,9 @@ const DEFAULT_WEB_LISTEN: &str = "127.0.0.1:8585";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The file and text this config was read from, for errors found after parsing.
+    #[serde(skip)]
+    pub origin: Origin,
     #[serde(default)]
     pub xymon: XymonConfig,
     #[serde(default)]
@@ -46,6 +55,14 @@ pub struct Config {
     pub brokers: Vec<Spanned<BrokerConfig>>,
     #[serde(default, rename = "test")]
     pub tests: Vec<Spanned<TestConfig>>,
+}
+
+/// Where a config came from: its file name and its text, so that a problem found later (by the plan)
+/// names the file, the line and the key like a parse error does.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub path: PathBuf,
+    pub text: Arc<str>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -159,7 +176,7 @@ pub struct BrokerConfig {
     /// The name tests use in `broker = "..."`.
     pub name: String,
     /// `mqtt://host[:port]` (port defaults to 1883).
-    pub url: String,
+    pub url: BrokerUrl,
     pub username: Option<String>,
     /// A file holding the password (first line), so the secret stays out of the config file.
     pub password_file: Option<PathBuf>,
@@ -175,12 +192,12 @@ pub struct BrokerConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum TestKind {
-    /// A fixed list of topics, shown with their values (the seed's generic XymonTest).
+    /// A fixed list of topics, shown with their values (submqttm.py's generic XymonTest).
     #[default]
     Topics,
-    /// The seed's `mqtt` test: the broker's own `$SYS` counters, totals and rates.
+    /// submqttm.py's `mqtt` test: the broker's own `$SYS` counters, totals and rates.
     BrokerStats,
-    /// A topic filter with captures and `[[test.value]]`s: one Xymon test per captured host (issue 5).
+    /// A topic filter with captures and `[[test.value]]`s: one Xymon test per captured host.
     /// Chosen automatically when `topic` is set; see `crate::rules`.
     Rule,
 }
@@ -195,13 +212,13 @@ pub enum ColourName {
     Red,
 }
 
-impl From<ColourName> for crate::xymon::Colour {
+impl From<ColourName> for Colour {
     fn from(c: ColourName) -> Self {
         match c {
-            ColourName::Clear => crate::xymon::Colour::Clear,
-            ColourName::Green => crate::xymon::Colour::Green,
-            ColourName::Yellow => crate::xymon::Colour::Yellow,
-            ColourName::Red => crate::xymon::Colour::Red,
+            ColourName::Clear => Colour::Clear,
+            ColourName::Green => Colour::Green,
+            ColourName::Yellow => Colour::Yellow,
+            ColourName::Red => Colour::Red,
         }
     }
 }
@@ -249,9 +266,9 @@ pub enum Mode {
 #[serde(deny_unknown_fields)]
 pub struct TestConfig {
     /// A rule test may use captures of `topic` here (`{host}`); other tests must not.
-    #[serde(deserialize_with = "names::host_or_template")]
+    #[serde(deserialize_with = "templates::host_or_template")]
     pub host: HostName,
-    #[serde(deserialize_with = "names::test_or_template")]
+    #[serde(deserialize_with = "templates::test_or_template")]
     pub test: TestName,
     pub broker: String,
     #[serde(default)]
@@ -296,7 +313,7 @@ pub struct TestConfig {
     pub values: Vec<ValueConfig>,
 }
 
-/// The `$SYS` topics the `broker-stats` kind reads (mosquitto's names, as in the seed).
+/// The `$SYS` topics the `broker-stats` kind reads (mosquitto's names, as submqttm.py reads them).
 pub const BROKER_STATS_TOPICS: [&str; 5] = [
     "$SYS/broker/bytes/received",
     "$SYS/broker/bytes/sent",
@@ -381,7 +398,7 @@ impl Config {
                 .replace(".$__serde_spanned_private_value", "");
             ConfigError::from_toml(path, text, key, e.into_inner())
         })?;
-        // `topic = ...` makes a rule test (issue 5); `kind` need not say so.
+        // `topic = ...` makes a rule test; `kind` need not say so.
         for t in &mut config.tests {
             let tc = t.get_mut();
             if tc.topic.is_some() && tc.kind == TestKind::Topics && tc.topics.is_empty() {
@@ -389,7 +406,33 @@ impl Config {
             }
         }
         config.validate(path, text)?;
+        config.origin = Origin {
+            path: path.to_path_buf(),
+            text: Arc::from(text),
+        };
         Ok(config)
+    }
+
+    /// An error about the table at `span` (a `[[broker]]` or `[[test]]`, by its `Spanned` span), at the
+    /// line of `key` inside it. For a key under a test's `[[test.value]]` (`value[J].name`), the line is
+    /// found in the J-th value table after the test's header.
+    pub fn error_at(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &str,
+        message: String,
+    ) -> ConfigError {
+        let text = &self.origin.text;
+        let span = match key
+            .split_once("value[")
+            .and_then(|(_, r)| r.split_once(']'))
+        {
+            Some((j, _)) => {
+                value_table_span(text, span.start, j.parse().unwrap_or(0)).unwrap_or(span)
+            }
+            None => span,
+        };
+        ConfigError::at_key(&self.origin.path, text, span, key.to_string(), message)
     }
 
     fn validate(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
@@ -429,9 +472,6 @@ impl Config {
                     key("name"),
                     format!("broker name {:?} is used twice", b.get_ref().name),
                 ));
-            }
-            if let Err(msg) = parse_broker_url(&b.get_ref().url) {
-                return Err(err(b.span(), key("url"), msg));
             }
             // MQTT sends it as 16-bit seconds (rumqttc would cut a longer one with `as u16`).
             let keep_alive = b.get_ref().keep_alive;
@@ -484,14 +524,6 @@ impl Config {
                         ),
                     ));
                 }
-            } else if let Err((k, msg)) = crate::rules::Rule::compile(tc) {
-                // `value[J].key` lives under the J-th `[[test.value]]` header after this test's header.
-                let span = match k.strip_prefix("value[").and_then(|r| r.split_once(']')) {
-                    Some((j, _)) => value_table_span(text, t.span().start, j.parse().unwrap_or(0))
-                        .unwrap_or(t.span()),
-                    None => t.span(),
-                };
-                return Err(err(span, key(&k), msg));
             }
             if !columns.insert((tc.host.clone(), tc.test.clone())) {
                 return Err(err(
@@ -574,26 +606,6 @@ fn value_table_span(text: &str, from: usize, j: usize) -> Option<std::ops::Range
         offset += line.len();
     }
     None
-}
-
-/// Splits `mqtt://host[:port]` into host and port.
-pub fn parse_broker_url(raw: &str) -> Result<(String, u16), String> {
-    let url = url::Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
-    if url.scheme() != "mqtt" && url.scheme() != "tcp" {
-        return Err(format!(
-            "scheme {:?} is not supported; use mqtt://host:port",
-            url.scheme()
-        ));
-    }
-    let host = url
-        .host_str()
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| format!("{raw:?} has no host"))?;
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    Ok((host, url.port().unwrap_or(1883)))
 }
 
 fn default_xymon_server() -> String {

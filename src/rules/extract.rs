@@ -144,7 +144,7 @@ fn finite(v: Option<f64>, text: &str) -> Result<f64, String> {
         Some(v) if v.is_finite() => Ok(v),
         _ => Err(format!(
             "{:?} is not a number",
-            crate::rules::short(text, 40)
+            crate::text::short(text, 40)
         )),
     }
 }

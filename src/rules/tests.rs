@@ -1,5 +1,9 @@
+use super::extract::Payload;
 use super::*;
+use crate::colour::Colour;
 use crate::config::fixtures;
+use std::time::SystemTime;
+use tokio::time::Instant;
 
 const ISSUE_EXAMPLE: &str = r#"
 [[broker]]

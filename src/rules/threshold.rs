@@ -14,7 +14,7 @@
 //!   hysteresis is its tool for that). A new instance starts green (as collectd starts OKAY), so with
 //!   `hits = 3` a single red sample at start-up does not turn the column red.
 
-use crate::xymon::Colour;
+use crate::colour::Colour;
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq)]

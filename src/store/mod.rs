@@ -1,7 +1,7 @@
 //! The topic store: the latest value of every topic seen, per broker, and each broker's connection state.
 //!
-//! Filled at start-up with the configured exact topics (`register`, by `collect::routing`), which stay
-//! invisible until a message arrives on them; fed by the MQTT ingest tasks (`ingest`, `set_connected`),
+//! Filled at start-up with the configured exact topics (`Store::for_plan`, in the plan's routing order),
+//! which stay invisible until a message arrives on them; fed by the MQTT ingest tasks (`ingest`, `set_connected`),
 //! whose one lookup per message also yields a configured topic's shared name and the collector's route;
 //! read by the collector (last known values for periodic and broker-stats tests) and by the web layer.
 //! One `std::sync::Mutex`, never held across an `.await`, so the lock is held only for a hash lookup and
@@ -9,18 +9,14 @@
 
 mod table;
 
+use crate::plan::Plan;
 use bytes::Bytes;
 use std::hash::RandomState;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 use table::{Message, Named, Stamp, Table};
 
-/// Index of a broker in the config's `[[broker]]` list.
-pub type BrokerId = usize;
-
-/// A registered topic's index in its broker's table, handed out by `Store::register`; the collector's
-/// `RouteTable` uses the same index for the topic's route.
-pub type RouteId = u32;
+pub use crate::names::{BrokerId, RouteId};
 
 /// The latest message on one topic.
 #[derive(Debug, Clone)]
@@ -116,6 +112,29 @@ pub struct Incoming<'a> {
 }
 
 impl Store {
+    /// A store for the plan's brokers, with every exact topic of the plan's routing registered in
+    /// routing order, so that a topic's `RouteId` is its index there.
+    pub fn for_plan(plan: &Plan) -> Store {
+        let brokers: Vec<(String, String)> = plan
+            .brokers
+            .iter()
+            .map(|b| (b.name.clone(), b.url.to_string()))
+            .collect();
+        let store = Store::new(
+            &brokers,
+            plan.limits.max_topics,
+            plan.limits.max_payload_bytes,
+        );
+        for (broker, routing) in plan.routing.iter().enumerate() {
+            for topic in &routing.exact {
+                // A fresh store holds no values yet, so every name registers, in order.
+                let _ = store.register(broker, topic.name.clone());
+            }
+        }
+        store.shrink_to_fit();
+        store
+    }
+
     /// `brokers` are (name, url) in config order; their index is the `BrokerId`.
     pub fn new(brokers: &[(String, String)], max_topics: usize, max_payload: usize) -> Self {
         let inner = Inner {
@@ -164,7 +183,7 @@ impl Store {
     /// without a value, which no reader sees until a message arrives. Returns its route id (the same one
     /// when the name is registered already); `None` for an unknown broker, or a topic that came in a
     /// message before it was registered, which cannot happen when registering is done before ingest
-    /// starts, as `collect::routing` does.
+    /// starts, as `Store::for_plan` does.
     pub fn register(&self, broker: BrokerId, name: Arc<str>) -> Option<RouteId> {
         self.lock()
             .topics

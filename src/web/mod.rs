@@ -1,11 +1,14 @@
-//! The web UI and the REST API (issue 4), served by the bridge itself with axum.
+//! The web UI and the REST API, served by the bridge itself with axum.
 //!
-//! Reads `Shared` (the store, the outbox, the metrics) and never writes it. Live updates come from the
+//! Reads the store, the outbox and the metrics (`Sources`) and the plan's `WebPlan`, and never writes
+//! them. Live updates come from the
 //! store's and the outbox's change notifications (`sse`). Pages are askama templates from
 //! `web/templates` (escaping on by default: no untrusted string is ever marked safe); static assets from
 //! `web/static` are embedded in the binary, so nothing is fetched from elsewhere.
 //!
-//! - `api`: `/api/v1/*` JSON, `/healthz`, `/metrics`; `openapi.json` is generated from its annotations.
+//! - `api`: `/api/v1/*` JSON, `/healthz`, `/metrics`.
+//! - `openapi`: `openapi.json`, generated from the annotations of `api` and `sse`.
+//! - `items`: the JSON shapes `api`, `sse` and `pages` share.
 //! - `json`: the JSON response type of the API and of errors.
 //! - `sse`: `/api/v1/events`.
 //! - `pages`: the dashboard, test and topic pages, RRD graphs as PNG.
@@ -20,15 +23,19 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod items;
 pub mod json;
 pub mod listener;
+pub mod openapi;
 pub mod pages;
 pub mod sse;
 
-use crate::config::{Config, TestKind, TopicName};
+use crate::metrics::Metrics;
+use crate::names::BrokerId;
+use crate::plan::{first_line, TestInfo, WebPlan};
 use crate::rrd::graph::{parse_graphs_cfg, GraphDef};
-use crate::store::BrokerId;
-use crate::Shared;
+use crate::store::Store;
+use crate::xymon::Outbox;
 use anyhow::Context as _;
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, StatusCode};
@@ -64,18 +71,6 @@ pub const MAX_GRAPH_RENDERS: usize = 2;
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// A configured test as the pages show it.
-#[derive(Debug, Clone)]
-pub struct TestInfo {
-    pub host: String,
-    pub test: String,
-    pub broker: BrokerId,
-    pub kind: TestKind,
-    /// A `topics` test's list is the config's, shared with the collector, not copied (broker-stats: its own
-    /// list of the five `$SYS` names).
-    pub topics: Arc<[TopicName]>,
-}
-
 /// What the web layer needs from the config, resolved at start-up.
 #[derive(Debug, Clone)]
 pub struct WebOptions {
@@ -92,13 +87,14 @@ impl WebOptions {
     ///
     /// # Errors
     /// An unreadable or empty token file.
-    pub fn from_config(config: &Config) -> anyhow::Result<WebOptions> {
-        let token = match &config.web.token_file {
+    pub fn from_plan(web: &WebPlan) -> anyhow::Result<WebOptions> {
+        let token = match &web.token_file {
             None => None,
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read web.token_file {}", path.display()))?;
-                let token = text.lines().next().unwrap_or("").trim().to_string();
+                let token = first_line(path)
+                    .map_err(|e| anyhow::anyhow!("web.token_file: {e}"))?
+                    .trim()
+                    .to_string();
                 anyhow::ensure!(
                     !token.is_empty(),
                     "web.token_file {} is empty",
@@ -107,41 +103,32 @@ impl WebOptions {
                 Some(token)
             }
         };
-        let brokers: Vec<String> = config
-            .brokers
-            .iter()
-            .map(|b| b.get_ref().name.clone())
-            .collect();
-        let tests = config
-            .tests
-            .iter()
-            .filter_map(|t| {
-                let t = t.get_ref();
-                Some(TestInfo {
-                    host: t.host.to_string(),
-                    test: t.test.to_string(),
-                    broker: brokers.iter().position(|b| *b == t.broker)?,
-                    kind: t.kind,
-                    topics: t.topic_list(),
-                })
-            })
-            .collect();
         Ok(WebOptions {
-            listen: config.web.listen,
+            listen: web.listen,
             limits: listener::ConnLimits {
-                header_timeout: config.web.header_timeout,
-                max_connections: config.web.max_connections,
+                header_timeout: web.header_timeout,
+                max_connections: web.max_connections,
             },
             token,
-            rrd_dir: config.xymon.rrd_dir.clone(),
-            brokers,
-            tests,
+            rrd_dir: web.rrd_dir.clone(),
+            brokers: web.brokers.clone(),
+            tests: web.tests.clone(),
         })
     }
 }
 
+/// What the web layer reads: the bridge's live state.
+#[derive(Clone)]
+pub struct Sources {
+    pub store: Store,
+    pub outbox: Arc<Outbox>,
+    pub metrics: Arc<Metrics>,
+}
+
 pub struct Inner {
-    pub shared: Shared,
+    pub store: Store,
+    pub outbox: Arc<Outbox>,
+    pub metrics: Arc<Metrics>,
     pub token: Option<String>,
     pub rrd_dir: PathBuf,
     pub broker_names: Vec<String>,
@@ -168,12 +155,14 @@ impl AppState {
     /// The embedded graph definitions do not parse (a build problem, caught by the tests).
     pub fn new(
         options: WebOptions,
-        shared: Shared,
+        sources: Sources,
         cancel: CancellationToken,
     ) -> anyhow::Result<AppState> {
         let graphs = parse_graphs_cfg("graphs.d/mqtt.cfg", GRAPHS_CFG)?;
         Ok(AppState(Arc::new(Inner {
-            shared,
+            store: sources.store,
+            outbox: sources.outbox,
+            metrics: sources.metrics,
             token: options.token,
             rrd_dir: options.rrd_dir,
             broker_names: options.brokers,
@@ -218,7 +207,7 @@ pub fn app(state: AppState) -> App {
 /// `json::NO_STORE`.)
 fn routes(state: AppState) -> Router {
     let api = Router::new()
-        .route("/api/v1/openapi.json", get(api::openapi))
+        .route("/api/v1/openapi.json", get(openapi::openapi))
         .route("/api/v1/topics", get(api::topics))
         .route("/api/v1/topics/{*topic}", get(api::topic))
         .route("/api/v1/tests", get(api::tests))
@@ -287,7 +276,7 @@ fn with_security_headers(resp: impl IntoResponse) -> Response {
 /// The address cannot be bound.
 pub async fn serve(
     options: WebOptions,
-    shared: Shared,
+    sources: Sources,
     cancel: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(options.listen)
@@ -295,24 +284,24 @@ pub async fn serve(
         .with_context(|| format!("cannot listen on web.listen {}", options.listen))?;
     let addr = listener.local_addr()?;
     let limits = options.limits;
-    let app = app(AppState::new(options, shared, cancel.clone())?);
+    let app = app(AppState::new(options, sources, cancel.clone())?);
     info!(%addr, "web UI and API listening");
     Ok(tokio::spawn(listener::serve(listener, app, limits, cancel)))
 }
 
-/// Starts the web server for `config` if enabled. A web problem (busy port, unreadable token file) is
-/// logged and the bridge runs on without it: delivering statuses to Xymon matters more than the
+/// Starts the web server for the plan's `web` if enabled. A web problem (busy port, unreadable token
+/// file) is logged and the bridge runs on without it: delivering statuses to Xymon matters more than the
 /// dashboard.
 pub async fn start(
-    config: &Config,
-    shared: Shared,
+    web: &WebPlan,
+    sources: Sources,
     cancel: CancellationToken,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    if !config.web.enabled {
+    if !web.enabled {
         return None;
     }
-    let started = match WebOptions::from_config(config) {
-        Ok(options) => serve(options, shared, cancel).await,
+    let started = match WebOptions::from_plan(web) {
+        Ok(options) => serve(options, sources, cancel).await,
         Err(e) => Err(e),
     };
     match started {
@@ -328,11 +317,12 @@ pub async fn start(
 mod tests {
     use super::*;
     use crate::config::fixtures;
+    use crate::plan::Plan;
 
     #[test]
     fn test_list_shares_the_config_topic_lists() {
         let config = fixtures::config(fixtures::TOPICS_AND_BROKER_STATS);
-        let options = WebOptions::from_config(&config).unwrap();
+        let options = WebOptions::from_plan(&Plan::compile(&config).unwrap().web).unwrap();
         let topics = &config.tests[0].get_ref().topics;
         assert!(Arc::ptr_eq(&options.tests[0].topics, topics));
         let names: Vec<&str> = options.tests[1].topics.iter().map(|t| &**t).collect();

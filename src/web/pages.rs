@@ -3,8 +3,8 @@
 //! Every untrusted string (topic, payload, broker error, status text) reaches a template as a plain
 //! `String` and is escaped there; nothing here builds HTML by hand.
 
-use super::api::{check_filter, filter_matches, rfc3339, BrokerItem, TopicItem};
 use super::error::ApiError;
+use super::items::{check_filter, filter_matches, rfc3339, BrokerItem, TopicItem};
 use super::AppState;
 use crate::rrd::graph::GraphDef;
 use crate::rrd::{render_graph, GraphPeriod, RrdError};
@@ -70,8 +70,7 @@ fn delivery_title(colour: &str, d: &DeliveryState) -> String {
 }
 
 fn broker_views(st: &AppState) -> Vec<BrokerView> {
-    st.shared
-        .store
+    st.store
         .brokers()
         .iter()
         .map(|b| BrokerView {
@@ -98,7 +97,7 @@ pub async fn overview(State(st): State<AppState>) -> OverviewPage {
             cell(&t.host, &t.test, "clear", "no status yet".into()),
         );
     }
-    for t in st.shared.outbox.tests() {
+    for t in st.outbox.tests() {
         columns.insert(t.test.clone());
         let title = delivery_title(t.colour.as_str(), &t.delivery);
         let c = cell(&t.host, &t.test, t.colour.as_str(), title);
@@ -120,7 +119,7 @@ pub async fn overview(State(st): State<AppState>) -> OverviewPage {
         columns,
         hosts,
         brokers: broker_views(&st),
-        pending: st.shared.outbox.pending(),
+        pending: st.outbox.pending(),
     }
 }
 
@@ -237,7 +236,6 @@ pub async fn test(
 ) -> Result<TestPage, ApiError> {
     let key = format!("{host}.{test}");
     let status = st
-        .shared
         .outbox
         .tests()
         .into_iter()
@@ -251,7 +249,7 @@ pub async fn test(
         .map(|c| {
             c.topics
                 .iter()
-                .map(|topic| match st.shared.store.get(c.broker, topic) {
+                .map(|topic| match st.store.get(c.broker, topic) {
                     Some(v) => row(TopicItem::new(
                         st.broker_name(c.broker),
                         topic,
@@ -327,10 +325,7 @@ pub async fn topics(State(st): State<AppState>, Query(q): Query<TopicsQuery>) ->
     let (rows, more, error) = match check_filter(&filter) {
         Err(e) => (Vec::new(), 0, e.message),
         Ok(parsed) => {
-            let mut all = st
-                .shared
-                .store
-                .select(|_, t| filter_matches(Some(&parsed), t));
+            let mut all = st.store.select(|_, t| filter_matches(Some(&parsed), t));
             let more = all.len().saturating_sub(MAX_TOPIC_ROWS);
             all.truncate(MAX_TOPIC_ROWS);
             let now = SystemTime::now();

@@ -4,11 +4,11 @@
 //! value, so a burst of updates to one topic costs the watchers, never ingest. A watcher that falls behind
 //! gets a `lagged` event and skips ahead. Streams end when the bridge shuts down.
 
-use super::api::{check_filter, filter_matches, BrokerItem, TestItem, TopicItem};
 use super::error::{ApiError, ApiQuery};
+use super::items::{check_filter, filter_matches, BrokerItem, TestItem, TopicItem};
 use super::json::NO_STORE;
 use super::AppState;
-use crate::rules::filter::TopicFilter;
+use crate::filter::TopicFilter;
 use crate::store::Change;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -66,8 +66,8 @@ pub async fn events(
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::unavailable("too many event streams open"))?;
-    let store = BroadcastStream::new(st.shared.store.subscribe()).map(Raw::Store);
-    let tests = BroadcastStream::new(st.shared.outbox.subscribe()).map(Raw::Test);
+    let store = BroadcastStream::new(st.store.subscribe()).map(Raw::Store);
+    let tests = BroadcastStream::new(st.outbox.subscribe()).map(Raw::Test);
     let cancel = st.cancel.clone();
     let stream = futures_util::stream::select(store, tests)
         .filter_map(move |raw| {
@@ -94,7 +94,7 @@ fn to_event(st: &AppState, filter: Option<&TopicFilter>, raw: Raw) -> Option<Eve
             if !filter_matches(filter, &topic) {
                 return None;
             }
-            let v = st.shared.store.get(broker, &topic)?;
+            let v = st.store.get(broker, &topic)?;
             let item = TopicItem::new(
                 st.broker_name(broker),
                 &topic,
@@ -105,12 +105,11 @@ fn to_event(st: &AppState, filter: Option<&TopicFilter>, raw: Raw) -> Option<Eve
             json_event("topic", &item)
         }
         Raw::Store(Ok(Change::Broker(id))) => {
-            let b = st.shared.store.brokers().into_iter().nth(id)?;
+            let b = st.store.brokers().into_iter().nth(id)?;
             json_event("broker", &BrokerItem::from(&b))
         }
         Raw::Test(Ok(key)) => {
             let t = st
-                .shared
                 .outbox
                 .tests()
                 .into_iter()

@@ -3,45 +3,13 @@
 //! Built by `status` (the status builder); serialised here for the sender, which batches several into a
 //! `combo`. The format is xymon-server.md §1.3: `status+LIFETIME host,with,commas.test colour text\nbody`.
 
-use crate::config::{HostName, TestName};
-use std::fmt;
+use crate::colour::Colour;
+use crate::names::{HostName, TestName};
 use std::time::Duration;
 
 /// Keep a status well under xymond's MAXMSG_STATUS (256 KiB), past which the copy sent to the worker
 /// channels (history, RRD, alerts) is truncated.
 pub const MAX_STATUS_BYTES: usize = 200 * 1024;
-
-/// The colours a sender may use. Purple is deliberately absent: xymond ignores it (and leaves an empty
-/// record behind), and purple means "the sender went silent", which is xymond's call, not ours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Colour {
-    Clear,
-    Green,
-    Yellow,
-    Red,
-}
-
-impl Colour {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Colour::Clear => "clear",
-            Colour::Green => "green",
-            Colour::Yellow => "yellow",
-            Colour::Red => "red",
-        }
-    }
-    /// The worse of two colours (red > yellow > green > clear).
-    pub fn worst(self, other: Colour) -> Colour {
-        self.max(other)
-    }
-}
-
-impl fmt::Display for Colour {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// One status for one host.test.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +35,7 @@ impl Status {
     /// would mean 90 minutes), rounded up, at least 1.
     pub fn to_wire(&self) -> String {
         let minutes = self.lifetime.as_secs().div_ceil(60).max(1);
-        let summary = super::sanitize::line1(&self.summary);
+        let summary = crate::text::line1(&self.summary);
         let mut msg = format!(
             "status+{minutes} {}.{} {} {summary}\n",
             self.host.wire(),

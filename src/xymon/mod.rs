@@ -8,9 +8,8 @@
 
 pub mod message;
 pub mod outbox;
-pub mod sanitize;
 
-pub use message::{Colour, Status};
+pub use message::Status;
 pub use outbox::{DeliveryState, Outbox, TestDelivery};
 
 use crate::backoff::Backoff;

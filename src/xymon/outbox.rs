@@ -5,7 +5,8 @@
 //! each host.test matters, so the outbox holds at most one per key and memory is bounded by the number of
 //! configured (or discovered) tests.
 
-use super::message::{Colour, Status};
+use super::message::Status;
+use crate::colour::Colour;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -174,7 +175,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{HostName, TestName};
+    use crate::names::{HostName, TestName};
     use std::time::Duration;
 
     fn status(host: &str, colour: Colour, text: &str) -> Status {

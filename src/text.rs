@@ -1,12 +1,26 @@
-//! Making untrusted MQTT text safe to put into a Xymon status.
+//! Untrusted text: making MQTT topics and payloads safe to put into a Xymon status, and cutting text
+//! for messages about it.
 //!
-//! Fed by the status builder with topics and payloads; its output goes into status bodies, which xymond
-//! stores and svcstatus.cgi prints raw into HTML (xymon-server.md §2). So we:
+//! Imports nothing of the crate. Used by the rule engine (payload text it keeps), the status builders
+//! (every topic and payload) and the CLI's `explain`. Status bodies are stored by xymond and printed raw
+//! into HTML by svcstatus.cgi (docs/xymon-protocol.md §2). So `untrusted`:
 //! - drop NUL and other control characters (a NUL would end xymond's C string), normalise CR LF;
 //! - HTML-escape (`&`, `<`, `>`, `"`, `'`), which also defuses `&red` icons and `<!--` markers;
 //! - indent every continuation line, so no untrusted line can begin with `status` (a new message inside a
 //!   combo) or `Status message received from` (which rewrites the sender);
 //! - bound the length, with a note saying how much was cut.
+
+/// Cuts `s` to `n` characters, marking the cut with `…` (for log lines and messages about untrusted text;
+/// escaping is `untrusted`'s).
+pub fn short(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n).collect();
+        t.push('…');
+        t
+    }
+}
 
 /// Cleans `raw` and cuts it to at most `max_chars` characters of content. The result is one or more lines;
 /// lines after the first are prefixed with `indent`, empty ones included.

@@ -1,4 +1,4 @@
-//! MQTT ingest: one task per broker owns its rumqttc event loop.
+//! MQTT ingest: one task per broker owns its rumqttc event loop; snapshot sessions on request.
 //!
 //! Fed by the broker; writes every message into the `Store` and forwards the ones some test wants to the
 //! collector as `Sample`s over a bounded channel. The store's lookup tells whether a topic is one of the
@@ -6,114 +6,32 @@
 //! rule filters of `Wanted` tried. Connection handling: capped exponential backoff between
 //! attempts, the permanent subscriptions re-issued on every ConnAck (a clean session forgets them,
 //! rumqtt#250), and one log line per connect and per disconnect. Nothing here waits on xymond or on disk.
+//!
+//! - `connection`: client options for a broker.
+//! - `subscriptions`: what a session subscribes to and forwards (`Wanted`).
+//! - `snapshot`: short-lived sessions that fetch retained values for the collector's periodic tests.
+
+mod connection;
+pub mod snapshot;
+mod subscriptions;
+
+pub use connection::{connect, Connection};
+pub use subscriptions::{Wanted, SUBSCRIBE_CHUNK};
 
 use crate::backoff::Backoff;
+use crate::collect::Sample;
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
-use crate::store::{BrokerId, Incoming, Rejected, RouteId, Store};
+use crate::names::BrokerId;
+use crate::store::{Incoming, Rejected, Store};
 use bytes::Bytes;
-use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS};
+use connection::describe;
+use rumqttc::{AsyncClient, Event, EventLoop, Packet, QoS};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-
-/// Requests (subscribe, unsubscribe, disconnect) that may wait for the event loop; the collector's periodic
-/// subscriptions go through here.
-const REQUEST_CAPACITY: usize = 256;
-
-/// A message a test is interested in, on its way to the collector.
-#[derive(Debug, Clone)]
-pub struct Sample {
-    pub broker: BrokerId,
-    /// A shared copy of the name, never one per message: the config's for exact topics, the store's for
-    /// topics a rule filter matched.
-    pub topic: Arc<str>,
-    /// The collector's route for an exact (registered) topic; `None` for a topic only a rule filter
-    /// matched.
-    pub route: Option<RouteId>,
-    pub payload: Bytes,
-    pub retained: bool,
-    pub at: SystemTime,
-}
-
-/// The forward decision of one broker beyond its exact topics, and what to subscribe to.
-///
-/// The exact topics of `topics` tests (and of exact rules) are registered in the store, whose one lookup
-/// per message finds them; only when it does not are the rule filters tried in turn. Rules are few (one
-/// per `[[test]]`), and a filter match walks the topic's levels once without allocating, so a message no
-/// test wants costs a lookup plus a few comparisons.
-#[derive(Debug, Clone, Default)]
-pub struct Wanted {
-    pub filters: Vec<crate::rules::filter::TopicFilter>,
-    /// The rule filters' subscriptions.
-    pub filter_subscriptions: Vec<(String, QoS)>,
-    /// The subscription QoS of each registered exact topic, by `RouteId` (the highest any test asks for);
-    /// the names are the store's (`Store::registered_names`).
-    pub exact_qos: Vec<QoS>,
-}
-
-impl Wanted {
-    /// Whether a rule filter matches a topic that is not registered.
-    pub fn matches_filter(&self, topic: &str) -> bool {
-        self.filters.iter().any(|f| f.matches(topic))
-    }
-
-    /// Subscribes to the registered exact topic `route` at `qos` at least.
-    pub fn want_exact(&mut self, route: RouteId, qos: QoS) {
-        let i = route as usize;
-        if self.exact_qos.len() <= i {
-            // Routes are numbered densely by the store, so this adds exactly `route`.
-            self.exact_qos.resize(i + 1, qos);
-        }
-        if let Some(q) = self.exact_qos.get_mut(i) {
-            if (qos as u8) > (*q as u8) {
-                *q = qos;
-            }
-        }
-    }
-
-    /// Number of permanent subscriptions: rule filters and exact topics.
-    pub fn subscription_count(&self) -> usize {
-        self.filter_subscriptions.len() + self.exact_qos.len()
-    }
-
-    /// Permanent subscriptions `start..start + max`: rule filters first, then the exact topics in route
-    /// order (the store's registration order, fixed at start-up).
-    pub fn subscriptions(
-        &self,
-        store: &Store,
-        broker: BrokerId,
-        start: usize,
-        max: usize,
-    ) -> Vec<rumqttc::SubscribeFilter> {
-        let mut out: Vec<_> = self
-            .filter_subscriptions
-            .iter()
-            .skip(start)
-            .take(max)
-            .map(|(f, q)| rumqttc::SubscribeFilter::new(f.clone(), *q))
-            .collect();
-        let from = start.saturating_sub(self.filter_subscriptions.len());
-        let room = max - out.len();
-        if room > 0 && from < self.exact_qos.len() {
-            let names = store.registered_names(broker, from, room);
-            out.extend(
-                names
-                    .iter()
-                    .zip(&self.exact_qos[from..])
-                    .map(|(t, q)| rumqttc::SubscribeFilter::new(t.to_string(), *q)),
-            );
-        }
-        out
-    }
-}
-
-/// Filters per SUBSCRIBE packet. Sites with 100k topics would otherwise send one packet of megabytes,
-/// which brokers with a packet size limit refuse, and which costs that much memory at every connect.
-/// The next packet goes out when the previous one is acknowledged.
-pub const SUBSCRIBE_CHUNK: usize = 500;
 
 /// What one broker task needs.
 pub struct BrokerTask {
@@ -125,118 +43,6 @@ pub struct BrokerTask {
     /// ConnAck.
     pub wanted: Arc<Wanted>,
     pub reconnect_max: Duration,
-}
-
-/// Connection settings for one broker.
-#[derive(Clone)]
-pub struct Connection {
-    pub host: String,
-    pub port: u16,
-    pub client_id: String,
-    pub keep_alive: Duration,
-    pub credentials: Option<(String, String)>,
-    pub max_packet_bytes: usize,
-}
-
-/// Creates the client handle and the event loop; nothing connects until the loop is polled.
-pub fn connect(c: Connection) -> (AsyncClient, EventLoop) {
-    let mut opts = MqttOptions::new(c.client_id, c.host, c.port);
-    opts.set_keep_alive(c.keep_alive);
-    opts.set_clean_session(true);
-    opts.set_max_packet_size(c.max_packet_bytes, c.max_packet_bytes);
-    if let Some((user, pass)) = c.credentials {
-        opts.set_credentials(user, pass);
-    }
-    AsyncClient::new(opts, REQUEST_CAPACITY)
-}
-
-/// One value fetched by a periodic snapshot.
-#[derive(Debug, Clone)]
-pub struct Fetched {
-    pub topic: String,
-    pub payload: Bytes,
-    pub retained: bool,
-    pub at: SystemTime,
-}
-
-/// How long a snapshot session may take to connect before the broker counts as unreachable.
-const SNAPSHOT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A periodic snapshot, done the way the seed does it: a short-lived session that subscribes, takes the
-/// retained values the broker replays, and disconnects. The broker sends us CONNACK, SUBACK and one
-/// PUBLISH per topic, no more, so its `$SYS` message counters are disturbed no more than by the seed, and
-/// far less than by a permanent `$SYS` subscription (which gets every change every `sys_interval`).
-///
-/// Returns the first value of each topic that arrived within `window` after the subscription, or the
-/// reason the broker could not be reached. Values also go into the store.
-pub async fn snapshot(
-    mut conn: Connection,
-    topics: Vec<Arc<str>>,
-    qos: QoS,
-    window: Duration,
-    broker: BrokerId,
-    store: Store,
-) -> Result<Vec<Fetched>, String> {
-    conn.client_id.push_str("-snapshot");
-    let (client, mut eventloop) = connect(conn);
-    let connected = tokio::time::timeout(SNAPSHOT_CONNECT_TIMEOUT, async {
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
-                Ok(_) => {}
-                Err(e) => return Err(describe(&e)),
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| Err(format!("no CONNACK within {SNAPSHOT_CONNECT_TIMEOUT:?}")));
-    connected?;
-    let filters = topics
-        .iter()
-        .map(|t| rumqttc::SubscribeFilter::new(t.to_string(), qos));
-    client
-        .try_subscribe_many(filters)
-        .map_err(|e| e.to_string())?;
-    let mut fetched: Vec<Fetched> = Vec::with_capacity(topics.len());
-    let _ = tokio::time::timeout(window, async {
-        while fetched.len() < topics.len() {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let at = SystemTime::now();
-                    let incoming = Incoming {
-                        topic: &p.topic,
-                        payload: &p.payload,
-                        qos: p.qos as u8,
-                        retained: p.retain,
-                        at,
-                    };
-                    let name = topics.iter().find(|t| ***t == *p.topic);
-                    let _ = store.ingest(broker, &incoming, name);
-                    if name.is_some() && !fetched.iter().any(|f| f.topic == p.topic) {
-                        fetched.push(Fetched {
-                            topic: p.topic,
-                            payload: p.payload,
-                            retained: p.retain,
-                            at,
-                        });
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-    })
-    .await;
-    let _ = client.try_disconnect();
-    let _ = tokio::time::timeout(Duration::from_millis(200), async {
-        while let Ok(ev) = eventloop.poll().await {
-            if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
-                break;
-            }
-        }
-    })
-    .await;
-    Ok(fetched)
 }
 
 /// Shared pieces every broker task uses.
@@ -411,13 +217,6 @@ async fn handle_publish(
     }
 }
 
-fn describe(e: &ConnectionError) -> String {
-    match e {
-        ConnectionError::Io(io) => io.to_string(),
-        other => other.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,7 +245,7 @@ mod tests {
         }
         wanted
             .filters
-            .push(crate::rules::filter::TopicFilter::parse("sensors/{host}/env").unwrap());
+            .push(crate::filter::TopicFilter::parse("sensors/{host}/env").unwrap());
         wanted
             .filter_subscriptions
             .push(("sensors/+/env".into(), QoS::AtMostOnce));

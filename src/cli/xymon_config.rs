@@ -1,13 +1,13 @@
 //! `xymon-mqtt xymon-config --config F`: the graphs.d and xymonserver.d lines for per-value RRDs.
 //!
 //! Files are `<rrd_dir>/<host>/<test>.<value>.rrd` with one GAUGE DS `value` (rrd-defs/value.toml).
-//! Following xymon-server.md §5.3-5.5 (Xymon bug #31 in Debian 4.3.30): the column must be in TEST2RRD,
+//! Following docs/xymon-protocol.md §5.3-5.5 (Xymon bug #31 in Debian 4.3.30): the column must be in TEST2RRD,
 //! mapped to itself, which must not be an xymond_rrd handler (then xymond_rrd never writes for it), and
 //! listed in GRAPHS; `GRAPHS_<test>` lists one graph per value, `[<test>-<value>]`; a `[<test>]` section
 //! serves the host's trends page (the GRAPHS entry `<test>` matches every `<test>.*.rrd`).
 //! The graph definitions use only what `rrd::render_graph` draws too, so the dashboard renders them.
 
-use crate::config::{Config, TestKind};
+use crate::plan::Plan;
 use std::fmt::Write;
 
 /// Column ids that xymond_rrd handles itself (TEST2RRD targets of the stock config): a rule test named
@@ -57,18 +57,15 @@ const XYMOND_RRD_HANDLERS: &[&str] = &[
 const COLOURS: [&str; 6] = ["0000FF", "00CC00", "FF0000", "CC00CC", "FF9900", "009999"];
 
 /// Both fragments, each headed by the file it belongs in.
-pub fn generate(config: &Config) -> String {
+pub fn generate(plan: &Plan) -> String {
     let mut server = String::new();
     let mut graphs = String::new();
-    for t in config.tests.iter().map(|t| t.get_ref()) {
-        if t.kind != TestKind::Rule {
-            continue;
-        }
-        let values: Vec<_> = t.values.iter().filter(|v| v.rrd).collect();
+    for rule in plan.rules.iter().map(|r| &r.rule) {
+        let values: Vec<_> = rule.values.iter().filter(|v| v.rrd).collect();
         if values.is_empty() {
             continue;
         }
-        let test = t.test.as_str();
+        let test = rule.test.as_str();
         if XYMOND_RRD_HANDLERS.contains(&test) {
             let _ = writeln!(
                 server,
@@ -82,7 +79,7 @@ pub fn generate(config: &Config) -> String {
         let _ = writeln!(
             server,
             "# rule test {test:?} (topic {:?})",
-            t.topic.as_deref().unwrap_or("")
+            rule.filter.as_str()
         );
         let _ = writeln!(server, "TEST2RRD+=\",{test}={test}\"");
         let _ = writeln!(server, "GRAPHS+=\",{test}\"");
@@ -140,8 +137,8 @@ pub fn generate(config: &Config) -> String {
 }
 
 /// Only the graphs.d part (for `rrd::graph::parse_graphs_cfg` and the dashboard).
-pub fn graphs_part(config: &Config) -> String {
-    let all = generate(config);
+pub fn graphs_part(plan: &Plan) -> String {
+    let all = generate(plan);
     match all.split_once("# ---- /etc/xymon/graphs.d/xymon-mqtt-rules.cfg ----\n") {
         Some((_, g)) => g.to_string(),
         None => String::new(),

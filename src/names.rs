@@ -1,12 +1,21 @@
-//! Validated names: Xymon host and test names and MQTT topic names.
+//! Validated names every stage shares: Xymon host and test names, MQTT topic names, and the indices
+//! that number brokers and registered topics.
 //!
-//! Fed by the config loader (and later by topic captures); read by the status formatter, which can then
-//! put them on line 1 of a status without further checks. The rules follow what xymond accepts
-//! (xymon-server.md §1.2): hosts may contain dots (sent as commas), test names may not.
+//! Imports nothing of the crate. Made by the config loader and by rule captures; read by the status
+//! builders, which can then put them on line 1 of a status without further checks. The rules follow
+//! what xymond accepts (docs/xymon-protocol.md §1.2): hosts may contain dots (sent as commas), test names
+//! may not.
 
 use serde::Deserialize;
 use std::fmt;
 use std::sync::Arc;
+
+/// Index of a broker in the config's `[[broker]]` list.
+pub type BrokerId = usize;
+
+/// A registered exact topic's index among its broker's registered topics: the store's table and the
+/// collector's route table use the same number (the plan's routing order).
+pub type RouteId = u32;
 
 /// Longest host name we accept: well above any real FQDN (253) and far below xymond's buffers.
 const MAX_HOST_LEN: usize = 253;
@@ -25,6 +34,16 @@ impl HostName {
     }
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl HostName {
+    /// A host template such as `sensor-{host}` (rule tests), kept as written once `sample` (the template
+    /// with every capture filled in) is a valid host name. Rule instances build their real names with
+    /// `HostName::try_from` on the expanded text.
+    pub fn template(raw: String, sample: String) -> Result<HostName, String> {
+        HostName::try_from(sample)?;
+        Ok(HostName(raw))
     }
 }
 
@@ -49,29 +68,6 @@ impl TryFrom<String> for HostName {
     }
 }
 
-/// Deserialises a host name that may be a template (`sensor-{host}`, for rule tests): the text with every
-/// `{name}` replaced by `x` must be a valid host name. Kept in a `HostName` so the existing code reads
-/// it unchanged; the config validation refuses braces outside rule tests, and rule instances build
-/// their real names with `HostName::try_from` on the expanded text.
-pub(crate) fn host_or_template<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<HostName, D::Error> {
-    let s = String::deserialize(d)?;
-    let t = crate::rules::filter::Template::parse(&s).map_err(serde::de::Error::custom)?;
-    HostName::try_from(t.sample()).map_err(serde::de::Error::custom)?;
-    Ok(HostName(s))
-}
-
-/// As `host_or_template`, for test names.
-pub(crate) fn test_or_template<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<TestName, D::Error> {
-    let s = String::deserialize(d)?;
-    let t = crate::rules::filter::Template::parse(&s).map_err(serde::de::Error::custom)?;
-    TestName::try_from(t.sample()).map_err(serde::de::Error::custom)?;
-    Ok(TestName(s))
-}
-
 impl fmt::Display for HostName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -86,6 +82,14 @@ pub struct TestName(String);
 impl TestName {
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl TestName {
+    /// As `HostName::template`, for test names.
+    pub fn template(raw: String, sample: String) -> Result<TestName, String> {
+        TestName::try_from(sample)?;
+        Ok(TestName(raw))
     }
 }
 
@@ -124,13 +128,13 @@ impl TopicName {
     }
 
     /// The name as the one shared copy every stage uses (ingest, store, collector, web): a topic listed
-    /// in the config is held once in memory however many places refer to it (issue 6, memory).
+    /// in the config is held once in memory however many places refer to it.
     pub fn shared(&self) -> Arc<str> {
         self.0.clone()
     }
 
     /// One of the bridge's own fixed names (the `$SYS` topics of broker-stats), not checked.
-    pub(crate) fn from_static(name: &'static str) -> TopicName {
+    pub fn from_static(name: &'static str) -> TopicName {
         TopicName(Arc::from(name))
     }
 }

@@ -5,72 +5,79 @@
 //! live, not retained), and returns a readable report ending in the exact status text that would be
 //! sent. `now` is a parameter so the output is golden-testable.
 
-use super::{Rule, RuleState};
-use crate::config::{Config, TestKind};
+use crate::filter::Captures;
+use crate::plan::Plan;
+use crate::rules::{Rule, RuleState};
+use crate::status::rule_status;
+use crate::text::{payload_text, short};
 use std::fmt::Write;
 use std::time::SystemTime;
 use tokio::time::Instant;
 
-pub fn explain(config: &Config, topic: &str, payload: &[u8], now: SystemTime) -> String {
+/// The report for one message on `topic` with `payload`, at `now`.
+pub fn explain(plan: &Plan, topic: &str, payload: &[u8], now: SystemTime) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Topic:   {topic}");
-    let _ = writeln!(
-        out,
-        "Payload: {}",
-        super::short(&crate::xymon::sanitize::payload_text(payload), 200)
-    );
+    let _ = writeln!(out, "Payload: {}", short(&payload_text(payload), 200));
     let mut matched = 0;
-    for (i, t) in config.tests.iter().enumerate() {
-        let tc = t.get_ref();
+    // Every test in config order: the plan keeps rule tests apart from the others.
+    let mut tests = plan.tests.iter().peekable();
+    let mut rules = plan.rules.iter().peekable();
+    loop {
+        let next_rule = match (tests.peek(), rules.peek()) {
+            (Some(t), Some(r)) => r.index < t.index,
+            (None, Some(_)) => true,
+            (Some(_), None) => false,
+            (None, None) => break,
+        };
         let _ = writeln!(out);
-        match tc.kind {
-            TestKind::Topics | TestKind::BrokerStats => {
-                let listed = tc.topic_list().iter().any(|x| &**x == topic);
-                let _ = writeln!(
-                    out,
-                    "test[{i}] {}.{} (kind {:?}, broker {}): {}",
-                    tc.host,
-                    tc.test,
-                    tc.kind,
-                    tc.broker,
-                    if listed {
-                        "the topic is listed (this test collects it in a round)"
-                    } else {
-                        "no match: the topic is not in its `topics`"
-                    }
-                );
-                if listed {
-                    matched += 1;
-                }
-            }
-            TestKind::Rule => {
-                let Ok(rule) = Rule::compile(tc) else {
+        if next_rule {
+            let Some(r) = rules.next() else { break };
+            let broker = &plan.brokers[r.broker].name;
+            let _ = write!(
+                out,
+                "test[{}] rule {} (broker {broker}): ",
+                r.index, r.rule.filter
+            );
+            let caps = match r.rule.filter.match_topic(topic) {
+                Ok(c) => c,
+                Err(why) => {
+                    let _ = writeln!(out, "no match: {why}");
                     continue;
-                };
-                let _ = write!(
-                    out,
-                    "test[{i}] rule {} (broker {}): ",
-                    rule.filter, tc.broker
-                );
-                let caps = match rule.filter.match_topic(topic) {
-                    Ok(c) => c,
-                    Err(why) => {
-                        let _ = writeln!(out, "no match: {why}");
-                        continue;
-                    }
-                };
+                }
+            };
+            matched += 1;
+            let shown: Vec<String> = caps.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
+            let _ = writeln!(
+                out,
+                "MATCH, captures: {}",
+                if shown.is_empty() {
+                    "none".into()
+                } else {
+                    shown.join(", ")
+                }
+            );
+            explain_rule(&mut out, r.rule.clone(), topic, caps, payload, now);
+        } else {
+            let Some(t) = tests.next() else { break };
+            let tc = &t.config;
+            let listed = t.topics.iter().any(|x| &**x == topic);
+            let _ = writeln!(
+                out,
+                "test[{}] {}.{} (kind {:?}, broker {}): {}",
+                t.index,
+                tc.host,
+                tc.test,
+                tc.kind,
+                tc.broker,
+                if listed {
+                    "the topic is listed (this test collects it in a round)"
+                } else {
+                    "no match: the topic is not in its `topics`"
+                }
+            );
+            if listed {
                 matched += 1;
-                let shown: Vec<String> = caps.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
-                let _ = writeln!(
-                    out,
-                    "MATCH, captures: {}",
-                    if shown.is_empty() {
-                        "none".into()
-                    } else {
-                        shown.join(", ")
-                    }
-                );
-                explain_rule(&mut out, rule, topic, caps, payload, now);
             }
         }
     }
@@ -90,7 +97,7 @@ fn explain_rule(
     out: &mut String,
     rule: Rule,
     topic: &str,
-    caps: super::filter::Captures,
+    caps: Captures,
     payload: &[u8],
     now: SystemTime,
 ) {
@@ -121,7 +128,7 @@ fn explain_rule(
             None => "plain number".into(),
         };
         let got = match ts.and_then(|t| t.values[j].last.as_ref()) {
-            Some(Ok(x)) => format!("{} (from {:?})", x.number, super::short(&x.text, 60)),
+            Some(Ok(x)) => format!("{} (from {:?})", x.number, short(&x.text, 60)),
             Some(Err(e)) => format!("unparsable: {e}"),
             None => "-".into(),
         };
@@ -141,7 +148,7 @@ fn explain_rule(
     for l in &lines {
         let _ = writeln!(out, "  {} {}: {}", l.colour, l.name, l.reason);
     }
-    let status = crate::status::rule_status(&st.rule, inst, &lines, now, 512);
+    let status = rule_status(&st.rule, inst, &lines, now, 512);
     let _ = writeln!(out, "  status that would be sent:");
     for line in status.to_wire().lines() {
         let _ = writeln!(out, "    | {line}");

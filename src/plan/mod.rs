@@ -1,0 +1,269 @@
+//! The plan: a validated `Config` compiled once into what the stages run.
+//!
+//! Fed by the CLI (`check`, `run`, `explain`, `xymon-config` all compile the config into a `Plan`);
+//! read by the supervisor (`bridge`), which hands each stage its part, and by the web layer. Here, and
+//! only here: broker addresses, credentials and client ids are resolved, rule tests are compiled, every
+//! test is tied to its broker by index, the exact topics are routed to the tests that read them, and the
+//! RRD files the bridge writes are named. A problem is a `ConfigError` that names the file, the line and
+//! the key, like a parse error.
+
+mod routing;
+
+pub use routing::{BrokerRouting, Dest, ExactTopic};
+
+use crate::config::{
+    BrokerUrl, Config, ConfigError, LimitsConfig, TestConfig, TestKind, XymonConfig,
+};
+use crate::names::{BrokerId, TopicName};
+use crate::rules::Rule;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The rrd-defs layout of per-value RRDs (one GAUGE DS named `value`).
+pub const VALUE_RRD_DEF: &str = "value";
+
+/// Everything the bridge runs, resolved from one config file.
+#[derive(Debug)]
+pub struct Plan {
+    /// The config file, for log lines.
+    pub path: PathBuf,
+    /// In config order: the index is the `BrokerId`.
+    pub brokers: Vec<BrokerPlan>,
+    /// The `topics` and `broker-stats` tests, in config order: the collector's slots.
+    pub tests: Vec<TestPlan>,
+    /// The rule tests, in config order.
+    pub rules: Vec<RulePlan>,
+    /// Per broker: the permanent subscriptions and where each exact topic goes.
+    pub routing: Vec<BrokerRouting>,
+    /// The RRD files the bridge writes; `None` when it writes none (then `rrd_dir` is not even checked).
+    pub rrd: Option<RrdPlan>,
+    pub xymon: XymonConfig,
+    pub limits: LimitsConfig,
+    pub web: WebPlan,
+}
+
+/// One `[[broker]]`, resolved.
+#[derive(Debug, Clone)]
+pub struct BrokerPlan {
+    pub name: String,
+    pub url: BrokerUrl,
+    /// The config's `client_id`, or `xymon-mqtt-<name>-<pid>`.
+    pub client_id: String,
+    pub keep_alive: Duration,
+    pub reconnect_max: Duration,
+    pub credentials: Option<Credentials>,
+    pub max_packet_bytes: usize,
+}
+
+/// A user name and the password read from `password_file` (empty without one).
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+/// Shows the user, never the password, so a plan can be logged.
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"MASKED")
+            .finish()
+    }
+}
+
+/// A `topics` or `broker-stats` test and its broker.
+#[derive(Debug, Clone)]
+pub struct TestPlan {
+    pub config: TestConfig,
+    pub broker: BrokerId,
+    /// Its index among the config's `[[test]]`s.
+    pub index: usize,
+    /// The topics it reads, in display order (the config's own list, shared; broker-stats: the `$SYS`
+    /// names).
+    pub topics: Arc<[TopicName]>,
+}
+
+/// A compiled rule test and its broker.
+#[derive(Debug, Clone)]
+pub struct RulePlan {
+    pub rule: Rule,
+    pub broker: BrokerId,
+    /// Its index among the config's `[[test]]`s, for log lines.
+    pub index: usize,
+}
+
+/// The RRD files the bridge writes itself.
+#[derive(Debug, Clone)]
+pub struct RrdPlan {
+    pub dir: PathBuf,
+    /// The directory of layout files that replace or extend the built-in `rrd-defs/`.
+    pub defs: Option<PathBuf>,
+    /// `<test>.<value>` of every `rrd = true` value of a rule test; each uses `VALUE_RRD_DEF`.
+    pub rule_rrds: Vec<String>,
+    /// Whether a broker-stats test writes the broker's message and byte RRDs.
+    pub broker_stats: bool,
+}
+
+/// What the web layer serves, resolved.
+#[derive(Debug, Clone)]
+pub struct WebPlan {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    pub token_file: Option<PathBuf>,
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+    /// Where the dashboard finds RRD files to draw.
+    pub rrd_dir: PathBuf,
+    /// Broker names, by `BrokerId`.
+    pub brokers: Vec<String>,
+    /// Every configured test, in config order.
+    pub tests: Vec<TestInfo>,
+}
+
+/// A configured test as the pages show it.
+#[derive(Debug, Clone)]
+pub struct TestInfo {
+    pub host: String,
+    pub test: String,
+    pub broker: BrokerId,
+    pub kind: TestKind,
+    /// A `topics` test's list is the config's, shared with the collector, not copied (broker-stats: its own
+    /// list of the five `$SYS` names).
+    pub topics: Arc<[TopicName]>,
+}
+
+impl Plan {
+    /// Compiles a validated config.
+    ///
+    /// # Errors
+    /// A rule test that does not compile, or a `password_file` that cannot be read; located by file,
+    /// line and key.
+    pub fn compile(config: &Config) -> Result<Plan, ConfigError> {
+        let mut brokers = Vec::with_capacity(config.brokers.len());
+        for (i, b) in config.brokers.iter().enumerate() {
+            let bc = b.get_ref();
+            let credentials = match (&bc.username, &bc.password_file) {
+                (Some(user), Some(file)) => Some(Credentials {
+                    username: user.clone(),
+                    password: first_line(file).map_err(|e| {
+                        config.error_at(b.span(), &format!("broker[{i}].password_file"), e)
+                    })?,
+                }),
+                (Some(user), None) => Some(Credentials {
+                    username: user.clone(),
+                    password: String::new(),
+                }),
+                _ => None,
+            };
+            brokers.push(BrokerPlan {
+                name: bc.name.clone(),
+                url: bc.url.clone(),
+                client_id: bc
+                    .client_id
+                    .clone()
+                    .unwrap_or_else(|| format!("xymon-mqtt-{}-{}", bc.name, std::process::id())),
+                keep_alive: bc.keep_alive,
+                reconnect_max: bc.reconnect_max,
+                credentials,
+                max_packet_bytes: config.limits.max_packet_bytes,
+            });
+        }
+        // Validation checked that every test names a broker.
+        let broker_id = |name: &str| brokers.iter().position(|b| b.name == name);
+        let mut tests = Vec::new();
+        let mut rules = Vec::new();
+        let mut web_tests = Vec::with_capacity(config.tests.len());
+        for (index, t) in config.tests.iter().enumerate() {
+            let tc = t.get_ref();
+            let Some(broker) = broker_id(&tc.broker) else {
+                continue;
+            };
+            let topics = tc.topic_list();
+            web_tests.push(TestInfo {
+                host: tc.host.to_string(),
+                test: tc.test.to_string(),
+                broker,
+                kind: tc.kind,
+                topics: topics.clone(),
+            });
+            if tc.kind == TestKind::Rule {
+                let rule = Rule::compile(tc).map_err(|e| {
+                    config.error_at(t.span(), &format!("test[{index}].{}", e.key), e.message)
+                })?;
+                rules.push(RulePlan {
+                    rule,
+                    broker,
+                    index,
+                });
+            } else {
+                tests.push(TestPlan {
+                    config: tc.clone(),
+                    broker,
+                    index,
+                    topics,
+                });
+            }
+        }
+        let routing = routing::route(brokers.len(), &tests, &rules);
+        let rule_rrds: Vec<String> = rules
+            .iter()
+            .flat_map(|r| {
+                r.rule
+                    .values
+                    .iter()
+                    .filter(|v| v.rrd)
+                    .map(|v| format!("{}.{}", r.rule.test.as_str(), v.name))
+            })
+            .collect();
+        let broker_stats = tests.iter().any(|t| t.config.kind == TestKind::BrokerStats);
+        let rrd = (broker_stats || !rule_rrds.is_empty()).then(|| RrdPlan {
+            dir: config.xymon.rrd_dir.clone(),
+            defs: config.xymon.rrd_defs.clone(),
+            rule_rrds,
+            broker_stats,
+        });
+        let web = WebPlan {
+            enabled: config.web.enabled,
+            listen: config.web.listen,
+            token_file: config.web.token_file.clone(),
+            header_timeout: config.web.header_timeout,
+            max_connections: config.web.max_connections,
+            rrd_dir: config.xymon.rrd_dir.clone(),
+            brokers: brokers.iter().map(|b| b.name.clone()).collect(),
+            tests: web_tests,
+        };
+        Ok(Plan {
+            path: config.origin.path.clone(),
+            brokers,
+            tests,
+            rules,
+            routing,
+            rrd,
+            xymon: config.xymon.clone(),
+            limits: config.limits.clone(),
+            web,
+        })
+    }
+
+    /// The configured tests, rule tests included.
+    pub fn test_count(&self) -> usize {
+        self.tests.len() + self.rules.len()
+    }
+}
+
+/// The first line of a secret file (a password, a token), without its line end.
+///
+/// # Errors
+/// The file cannot be read; the message names it.
+pub fn first_line(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(text.lines().next().unwrap_or("").to_string())
+}
+
+#[cfg(test)]
+mod tests;

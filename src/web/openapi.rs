@@ -1,0 +1,33 @@
+//! The OpenAPI document of the API and the event stream, generated from their handlers' annotations.
+
+use super::error::ErrorBody;
+use super::items::{BrokerItem, Delivery, Health, TestItem, TopicItem, TopicPage};
+use super::json::Json;
+use super::{api, sse};
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "xymon-mqtt",
+        description = "What the MQTT to Xymon bridge sees: latest topic values, Xymon tests and their delivery, broker states."
+    ),
+    paths(
+        api::topics,
+        api::topic,
+        api::tests,
+        api::brokers,
+        sse::events,
+        api::healthz,
+        api::metrics
+    ),
+    components(schemas(
+        TopicItem, TopicPage, TestItem, Delivery, BrokerItem, Health, ErrorBody
+    ))
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document.
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
