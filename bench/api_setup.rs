@@ -1,4 +1,4 @@
-//! Scenario 5's pieces, shared by the harness (`bench/scenarios.rs`) and the callgrind driver
+//! Scenario 5's pieces, shared by the harness (`bench/scenario/api.rs`) and the callgrind driver
 //! (`bench/api_profile.rs`): the flood's topic names, the bridge's web layer over a store holding every
 //! one of them, and the instruction count per request under callgrind.
 

@@ -36,17 +36,23 @@ pub fn encode_publish(buf: &mut Vec<u8>, topic: &str, payload: &[u8]) -> usize {
     at
 }
 
+/// One MQTT 3.1.1 CONNECT with a clean session, no will and no credentials.
+pub fn encode_connect(client_id: &str, keep_alive_secs: u16) -> Vec<u8> {
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02];
+    body.extend_from_slice(&keep_alive_secs.to_be_bytes());
+    body.extend_from_slice(&(client_id.len() as u16).to_be_bytes());
+    body.extend_from_slice(client_id.as_bytes());
+    let mut pkt = vec![0x10];
+    put_len(&mut pkt, body.len());
+    pkt.extend_from_slice(&body);
+    pkt
+}
+
 impl Publisher {
     pub fn connect(port: u16, client_id: &str) -> io::Result<Publisher> {
         let mut stream = TcpStream::connect(("127.0.0.1", port))?;
         stream.set_nodelay(true)?;
-        let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 120];
-        body.extend_from_slice(&(client_id.len() as u16).to_be_bytes());
-        body.extend_from_slice(client_id.as_bytes());
-        let mut pkt = vec![0x10];
-        put_len(&mut pkt, body.len());
-        pkt.extend_from_slice(&body);
-        stream.write_all(&pkt)?;
+        stream.write_all(&encode_connect(client_id, 120))?;
         let mut ack = [0u8; 4];
         stream.read_exact(&mut ack)?;
         if ack[0] != 0x20 || ack[3] != 0 {

@@ -1,9 +1,10 @@
-//! The benchmark harness of issue 6: `./run-bench` (full) and `./run-bench --smoke` (a few seconds, run by
+//! The benchmark harness: `./run-bench` (full) and `./run-bench --smoke` (a few seconds, run by
 //! `./run-tests`).
 //!
 //! Starts its own mosquitto and xymond on loopback (the test harness in `tests/common`), runs each
-//! scenario against its baseline in the same run, prints a table of figures and ratios and writes them as
-//! JSON (`target/bench.json` by default). Method notes for each scenario are in BENCHMARKS.md.
+//! scenario (`bench/scenario/`, one file each) against its baseline in the same run, prints a table of
+//! figures and ratios and writes them as JSON (`target/bench.json` by default); the rows are
+//! `bench/row.rs`. Method notes for each scenario are in BENCHMARKS.md.
 //!
 //! Usage: `bench [--smoke] [--json PATH] [--only 1,2,...] [--bin PATH/xymon-mqtt]`, or `bench tap` (the
 //! status-channel tap that xymond_channel runs).
@@ -18,8 +19,10 @@ mod api_setup;
 mod flood;
 mod probe;
 mod relay;
-mod scenarios;
+mod row;
+mod scenario;
 
+use row::Row;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -75,28 +78,6 @@ const SMOKE: Sizes = Sizes {
     idle_secs: 1.0,
 };
 
-/// One line of the result table.
-pub struct Row {
-    pub scenario: u8,
-    pub metric: String,
-    pub value: f64,
-    pub unit: &'static str,
-    /// (what, figure) measured in the same run.
-    pub baseline: Option<(String, f64)>,
-    pub target: String,
-    /// None when the row has no target of its own.
-    pub met: Option<bool>,
-}
-
-impl Row {
-    pub fn ratio(&self) -> Option<f64> {
-        self.baseline
-            .as_ref()
-            .filter(|(_, b)| *b > 0.0)
-            .map(|(_, b)| self.value / b)
-    }
-}
-
 fn main() {
     // The in-process bridge (scenarios 1, 6) runs with the daemon's malloc settings (one arena).
     xymon_mqtt::heap::limit_arenas();
@@ -142,40 +123,30 @@ fn main() {
     let wanted = |n: u8| only.as_ref().is_none_or(|o| o.contains(&n));
 
     let started = Instant::now();
-    let env = scenarios::Env::start(sizes, bin);
+    let env = scenario::Env::start(sizes, bin);
     let mut rows: Vec<Row> = Vec::new();
     let mut details = serde_json::Map::new();
     let mut ingest_bridge_rate = None;
-    type Scenario = fn(&scenarios::Env, &mut Vec<Row>, Option<f64>) -> (Value, Option<f64>);
-    let all: [(u8, &str, Scenario); 8] = [
-        (1, "ingest", scenarios::ingest),
-        (2, "delivery", scenarios::delivery),
-        (3, "latency", scenarios::latency),
-        (4, "memory", scenarios::memory),
-        (5, "api", scenarios::api),
-        (6, "rrd", scenarios::rrd),
-        (7, "idle", scenarios::idle),
-        (8, "peer", scenarios::peer),
-    ];
-    for (n, name, run) in all {
+    for (n, name, run) in scenario::ALL {
         if !wanted(n) {
             continue;
         }
         eprintln!("[bench] scenario {n}: {name}");
         let t = Instant::now();
-        let (detail, rate) = run(&env, &mut rows, ingest_bridge_rate);
-        if n == 1 {
-            ingest_bridge_rate = rate;
+        let outcome = run(&env, ingest_bridge_rate);
+        if outcome.ingest_rate.is_some() {
+            ingest_bridge_rate = outcome.ingest_rate;
         }
         eprintln!(
             "[bench] scenario {n} took {:.1} s",
             t.elapsed().as_secs_f64()
         );
-        details.insert(format!("{n}_{name}"), detail);
+        rows.extend(outcome.rows.into_iter().map(|r| Row { scenario: n, ..r }));
+        details.insert(format!("{n}_{name}"), outcome.details);
     }
     if std::env::var_os("BENCH_KEEP").is_some() {
         eprintln!("[bench] keeping {}", env.tmp.path().display());
-        let scenarios::Env {
+        let scenario::Env {
             tmp, mosq, xymond, ..
         } = env;
         // Stop the servers now: the smoke check below may exit() without running destructors.
@@ -185,21 +156,12 @@ fn main() {
         drop(env);
     }
 
-    print_table(&rows);
+    row::print_table(&rows);
     let out = json!({
         "mode": if sizes.smoke { "smoke" } else { "full" },
         "machine": machine(),
         "seconds": started.elapsed().as_secs_f64(),
-        "rows": rows.iter().map(|r| json!({
-            "scenario": r.scenario,
-            "metric": r.metric,
-            "value": r.value,
-            "unit": r.unit,
-            "baseline": r.baseline.as_ref().map(|(w, v)| json!({"what": w, "value": v})),
-            "ratio": r.ratio(),
-            "target": r.target,
-            "met": r.met,
-        })).collect::<Vec<_>>(),
+        "rows": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
         "details": details,
     });
     if let Some(dir) = json_path.parent() {
@@ -229,49 +191,6 @@ fn main() {
             std::process::exit(1);
         }
         println!("bench smoke: OK");
-    }
-}
-
-fn fmt_num(v: f64) -> String {
-    if v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 1.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.3}")
-    }
-}
-
-fn print_table(rows: &[Row]) {
-    println!(
-        "\n{:<2} {:<44} {:>12} {:<6} {:>12} {:<30} {:>7} {:<18} met",
-        "#", "metric", "value", "unit", "baseline", "baseline is", "ratio", "target"
-    );
-    for r in rows {
-        let (bw, bv) = r
-            .baseline
-            .as_ref()
-            .map_or((String::new(), String::new()), |(w, v)| {
-                (w.clone(), fmt_num(*v))
-            });
-        let ratio = r.ratio().map_or(String::new(), |x| format!("{x:.2}x"));
-        let met = match r.met {
-            Some(true) => "yes",
-            Some(false) => "NO",
-            None => "",
-        };
-        println!(
-            "{:<2} {:<44} {:>12} {:<6} {:>12} {:<30} {:>7} {:<18} {}",
-            r.scenario,
-            r.metric,
-            fmt_num(r.value),
-            r.unit,
-            bv,
-            bw,
-            ratio,
-            r.target,
-            met
-        );
     }
 }
 

@@ -5,7 +5,7 @@ use std::fs;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Resident set size of `pid` in bytes (VmRSS).
 pub fn rss_bytes(pid: u32) -> u64 {
@@ -146,7 +146,7 @@ pub const SUBSCRIPTIONS: &str = "$SYS/broker/subscriptions/count";
 
 /// Waits until the broker's `$SYS` (published every second) shows at least `n` subscriptions.
 pub fn wait_subscriptions(port: u16, n: u64, timeout: Duration) -> bool {
-    let start = std::time::Instant::now();
+    let start = Instant::now();
     while start.elapsed() < timeout {
         if sys_value(port, SUBSCRIPTIONS).unwrap_or(0) >= n {
             return true;
@@ -210,6 +210,22 @@ pub fn tap_main(file: &str) {
     let _ = out.flush();
 }
 
+/// Stops a process the harness started: SIGTERM, and SIGKILL if it has not exited within `wait`.
+pub fn stop(mut child: Child, wait: Duration) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// A running tap: `xymond_channel --channel=status <this binary> tap > file`.
 pub struct Tap {
     child: Option<Child>,
@@ -266,18 +282,8 @@ impl Tap {
     }
 
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            for _ in 0..100 {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            stop(child, Duration::from_secs(2));
         }
     }
 }

@@ -9,6 +9,7 @@
 //! loopback TCP, xymond, its status channel, the tap) is in this figure too, so the bridge's latency
 //! against it is what the bridge itself adds.
 
+use crate::flood::encode_connect;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::thread::JoinHandle;
@@ -57,26 +58,9 @@ impl Relay {
     ) -> io::Result<Relay> {
         let mut s = TcpStream::connect(("127.0.0.1", mqtt_port))?;
         s.set_nodelay(true)?;
-        let id = b"bench-relay";
-        // Keep-alive 0 (the last two bytes): the relay sends nothing after SUBSCRIBE, so with any other value
-        // the broker would drop it after 1.5 keep-alives of silence.
-        let mut connect = vec![
-            0x10,
-            (12 + id.len()) as u8,
-            0,
-            4,
-            b'M',
-            b'Q',
-            b'T',
-            b'T',
-            4,
-            0x02,
-            0,
-            0,
-        ];
-        connect.extend_from_slice(&(id.len() as u16).to_be_bytes());
-        connect.extend_from_slice(id);
-        s.write_all(&connect)?;
+        // Keep-alive 0: the relay sends nothing after SUBSCRIBE, so with any other value the broker would
+        // drop it after 1.5 keep-alives of silence.
+        s.write_all(&encode_connect("bench-relay", 0))?;
         let (t, _) = read_packet(&mut s)?;
         if t != 0x20 {
             return Err(io::Error::other(format!("expected CONNACK, got {t:#x}")));
