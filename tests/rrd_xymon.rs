@@ -3,11 +3,11 @@
 //! and data channels never touches the writer's files.
 
 mod common;
-mod rrd_support;
 
 use std::time::{Duration, Instant};
 
-use rrd_support::*;
+use common::rrd::*;
+use common::xymon_cgi::XymonEnv;
 
 /// (file name, mtime, size, content hash) of every file in `dir`, sorted.
 fn snapshot(dir: &std::path::Path) -> Vec<(String, std::time::SystemTime, usize, u64)> {
