@@ -131,8 +131,8 @@ topics = ["boiler/pressure", "boiler/flow", "boiler/temperature"]
     bridge.stop();
 }
 
-/// The seed's `mqtt` test against mosquitto's own $SYS tree: totals at once, rates from the next
-/// snapshot, and each snapshot costs the broker no more messages than the seed's short session.
+/// submqttm.py's `mqtt` test against mosquitto's own $SYS tree: totals at once, rates from the next
+/// snapshot, and each snapshot costs the broker no more messages than submqttm.py's short session.
 #[test]
 fn broker_stats_from_real_sys_counters() {
     let xymond = Xymond::start(&["mqtt-broker"]);
@@ -201,7 +201,7 @@ interval = "3s"
     }
     // Pollution: nothing else talks to this broker (the bridge's main session has no subscriptions here),
     // so between two snapshots the broker's "messages sent" grows by what one snapshot session costs it.
-    // The seed's session costs CONNACK + SUBACK + 5 PUBLISH = 7; a permanent $SYS subscription would cost
+    // submqttm.py's session costs CONNACK + SUBACK + 5 PUBLISH = 7; a permanent $SYS subscription would cost
     // several PUBLISHes per second.
     let sent = |s: &StatusLog| -> u64 {
         let line = s
@@ -367,7 +367,8 @@ fn latest_status_arrives_after_xymond_restarts() {
     bridge.stop();
 }
 
-/// The injection payloads from the issue, each checked against what the real xymond stored.
+/// Injection payloads (HTML, a forged sender line, a second status message, Xymon colour and
+/// linecount markers with a NUL byte), each checked against what the real xymond stored.
 #[test]
 fn hostile_payloads_are_neutralised_in_xymond() {
     let xymond = Xymond::start(&["greenhouse"]);

@@ -129,12 +129,7 @@ fn sigterm_flushes_and_exits_zero() {
         "the bridge to open a round",
         || log.lock().unwrap().contains("round opened"),
     );
-    let pid = child.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    common::signal(child.0.id(), libc::SIGTERM).expect("SIGTERM to xymon-mqtt");
     let mut code = None;
     common::wait_until(
         Duration::from_secs(15),

@@ -1,4 +1,4 @@
-//! Tests of the integration-test harness itself (`tests/common/mod.rs`) against
+//! Tests of the integration-test harness itself (`tests/common`) against
 //! the real mosquitto and xymond: if these fail, the end-to-end tests cannot be
 //! trusted either.
 

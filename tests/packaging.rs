@@ -1,4 +1,5 @@
-//! The shipped systemd unit and scripts: the settings the issue asks for, and scripts that parse.
+//! The shipped systemd unit and scripts: the unit runs as xymon, hardened, restarting on failure, and
+//! starts what install.sh installs; the shell scripts parse (`bash -n`).
 
 use std::process::Command;
 

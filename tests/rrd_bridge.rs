@@ -2,11 +2,10 @@
 //! the real rrdtool CLI.
 
 mod common;
-mod rrd_support;
 
 use common::bridge::RunningBridge;
+use common::rrd::rrdtool;
 use common::{Mosquitto, StatusLog, Xymond};
-use rrd_support::rrdtool;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,11 +3,11 @@
 //! as showgraph does, and Xymon's showgraph.cgi.
 
 mod common;
-mod rrd_support;
 
 use std::process::Command;
 
-use rrd_support::*;
+use common::rrd::*;
+use common::xymon_cgi::XymonEnv;
 use xymon_mqtt::rrd::graph::load_graphs_file;
 use xymon_mqtt::rrd::{render_graph, GraphPeriod};
 

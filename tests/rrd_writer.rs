@@ -1,11 +1,10 @@
 //! RrdWriter against real librrd files, checked with the rrdtool CLI.
 
 mod common;
-mod rrd_support;
 
 use std::os::unix::fs::PermissionsExt;
 
-use rrd_support::*;
+use common::rrd::*;
 use xymon_mqtt::rrd::{check_rrd_dir, RrdError, RrdSample};
 
 fn info_lines(path: &std::path::Path) -> Vec<String> {

@@ -3,11 +3,11 @@
 //! and data channels never touches the writer's files.
 
 mod common;
-mod rrd_support;
 
 use std::time::{Duration, Instant};
 
-use rrd_support::*;
+use common::rrd::*;
+use common::xymon_cgi::XymonEnv;
 
 /// (file name, mtime, size, content hash) of every file in `dir`, sorted.
 fn snapshot(dir: &std::path::Path) -> Vec<(String, std::time::SystemTime, usize, u64)> {
@@ -77,7 +77,8 @@ fn svcstatus_links_graphs_and_xymond_rrd_leaves_files_alone() {
         .collect();
     assert_eq!(after, before, "xymond_rrd touched the bridge's RRD files");
 
-    // svcstatus.cgi for the mqtt column links mqtttm and mqttto (bug #31 workaround works).
+    // svcstatus.cgi for the mqtt column links mqtttm and mqttto: 4.3.30's svcstatus.cgi links a column's
+    // graphs only when the column is in TEST2RRD (Xymon bug #31), and xymonserver.d/mqtt.cfg puts it there.
     let (headers, body) = x.cgi("svcstatus.cgi", &format!("HOST={HOST}&SERVICE=mqtt"));
     let html = String::from_utf8_lossy(&body);
     assert!(headers.contains("text/html"), "{headers:?}");

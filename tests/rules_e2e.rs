@@ -1,4 +1,4 @@
-//! Rule tests (issue 5) end to end, with a real mosquitto and a real xymond: a config-only sensor fleet.
+//! Rule tests end to end, with a real mosquitto and a real xymond: a config-only sensor fleet.
 
 mod common;
 

@@ -1,10 +1,10 @@
 //! `explain` golden test, and the generated Xymon graph config rendering a bridge-written per-value RRD.
 
 mod common;
-mod rrd_support;
 
 use common::bridge::RunningBridge;
 use common::{Mosquitto, Xymond};
+use regex::Regex;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 use xymon_mqtt::config::Config;
@@ -14,29 +14,14 @@ fn fixture() -> Config {
     Config::from_file(Path::new("tests/fixtures/rules.toml")).unwrap()
 }
 
-/// Timestamps depend on the local time zone: mask them.
+/// Timestamps depend on the local time zone: mask them (`YYYY-MM-DD HH:MM:SS`, the first on each line).
 fn mask(s: &str) -> String {
-    let mut out = String::new();
-    for line in s.lines() {
-        let b = line.as_bytes();
-        let mut l = line.to_string();
-        for i in 0..b.len().saturating_sub(18) {
-            let Some(w) = line.get(i..) else { continue };
-            if w.len() >= 19
-                && w.as_bytes()[4] == b'-'
-                && w.as_bytes()[7] == b'-'
-                && w.as_bytes()[13] == b':'
-                && w.as_bytes()[16] == b':'
-                && w.as_bytes()[..4].iter().all(u8::is_ascii_digit)
-            {
-                l = format!("{}<time>{}", &line[..i], &line[i + 19..]);
-                break;
-            }
-        }
-        out.push_str(&l);
-        out.push('\n');
-    }
-    out
+    static TIME: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+        Regex::new(r"[0-9]{4}-[0-9]{2}-[0-9]{2}.[0-9]{2}:[0-9]{2}:[0-9]{2}").unwrap()
+    });
+    s.lines()
+        .map(|line| format!("{}\n", TIME.replace(line, "<time>")))
+        .collect()
 }
 
 #[test]
@@ -144,7 +129,7 @@ fn per_value_rrd_renders_with_generated_graphs() {
     // Installed as the README says: both fragments into a private Xymon layout, the bridge's file in its
     // rrd directory; then Xymon's showgraph.cgi draws each generated graph.
     let t = tempfile::tempdir().unwrap();
-    let x = rrd_support::XymonEnv::new(t.path());
+    let x = common::xymon_cgi::XymonEnv::new(t.path());
     let (server, graphs_cfg) = text
         .split_once("# ---- /etc/xymon/graphs.d/xymon-mqtt-rules.cfg ----\n")
         .unwrap();

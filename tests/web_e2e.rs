@@ -3,14 +3,13 @@
 //! Chromium through chromedriver.
 
 mod common;
-mod web_support;
 
 use common::bridge::RunningBridge;
+use common::web::{get, WebDriver};
 use common::{free_port, wait_until, Mosquitto, Xymond};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use web_support::{get, WebDriver};
 
 const XSS: &str = "<script>alert(1)</script>";
 const WAIT: Duration = Duration::from_secs(30);

@@ -3,6 +3,10 @@
 //!
 //! The router here is a one-route axum app: what is under test is the connection handling, which is the
 //! same whatever the routes are (the bridge's full router is exercised in web_router and web_e2e).
+//!
+//! The client side is raw `TcpStream`s on purpose, not an HTTP client crate: the tests send requests
+//! that stop half-way, hold connections open without sending anything, and read until the server
+//! closes, which a client library does not let a caller do.
 
 use axum::routing::get;
 use axum::Router;

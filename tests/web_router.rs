@@ -1,7 +1,6 @@
 //! Router tests with `oneshot`: the web layer over a hand-filled store and outbox, no network.
 
 mod common;
-mod rrd_support;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
@@ -470,12 +469,12 @@ async fn gzip_when_asked_and_static_assets_embedded() {
 #[tokio::test]
 async fn graphs_render_from_rrd_files() {
     let dir = tempfile::tempdir().unwrap();
-    let (w, h) = rrd_support::filled_writer(dir.path(), 12);
+    let (w, h) = common::rrd::filled_writer(dir.path(), 12);
     drop(w);
     h.join().unwrap();
     let s = shared();
     let app = app_with(&s, None, dir.path().to_path_buf());
-    let host = rrd_support::HOST;
+    let host = common::rrd::HOST;
     let (code, _, page) = get(&app, &format!("/graphs/{host}")).await;
     assert_eq!(code, StatusCode::OK);
     for g in ["mqtttm", "mqttto"] {

@@ -1,5 +1,6 @@
 //! Runs the bridge in-process for end-to-end tests: a background thread with its own tokio runtime, so
-//! tests stay plain `#[test]`s next to the blocking harness calls.
+//! tests stay plain `#[test]`s next to the blocking harness calls. Used by bridge_e2e, rules_e2e,
+//! rules_explain, rrd_bridge and web_e2e (and the benchmark harness).
 
 use std::path::Path;
 use std::thread::JoinHandle;

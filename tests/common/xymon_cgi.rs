@@ -1,114 +1,17 @@
-//! Helpers for the rrd_* integration tests: a writer filled with synthetic snapshots, the
-//! rrdtool CLI (tests only), Xymon CGIs and a private xymond on a free loopback port.
-//!
-//! Built on `tests/common`: a test file that uses it declares `mod common;` as well.
-#![allow(dead_code)]
+//! A private Xymon server layout for running Xymon's own programs against the repository's
+//! xymonserver.d and graphs.d fragments: the CGIs (svcstatus.cgi, showgraph.cgi) run as a web server
+//! would, xymond, and xymond_rrd on a channel. Used by rrd_graph, rrd_xymon and rules_explain.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use xymon_mqtt::rrd::{RrdDefs, RrdSample, RrdWriter};
+use super::processes::{free_port, wait_until, Proc};
+use super::rrd::{repo, HOST};
+use super::xymond_setup::{xymond_command, xymond_env};
 
-pub const HOST: &str = "broker.example.com";
+/// Debian's directory of the Xymon server programs and CGIs.
 pub const XYMON_BIN: &str = "/usr/lib/xymon/server/bin";
-
-/// Messages per second (Rcv, Xmt) and octets per second (Rcv, Xmt) in `fill`.
-pub const MSG_RATE: (f64, f64) = (10.0, 20.0);
-pub const OCT_RATE: (f64, f64) = (1000.0, 2500.0);
-
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// A step-aligned start one hour ago, so rates come out exact.
-pub fn aligned_start() -> i64 {
-    (now() - 3600) / 300 * 300
-}
-
-pub fn start_writer(dir: &Path, capacity: usize) -> (RrdWriter, std::thread::JoinHandle<()>) {
-    RrdWriter::start(
-        dir.to_path_buf(),
-        RrdDefs::load_builtin().unwrap(),
-        capacity,
-    )
-    .unwrap()
-}
-
-/// A writer into `dir` (queue of 64) that has finished `count` snapshots of both broker RRDs of
-/// [`HOST`] from [`aligned_start`] (see [`fill`]); it takes more until dropped.
-pub fn filled_writer(dir: &Path, count: i64) -> (RrdWriter, std::thread::JoinHandle<()>) {
-    let (w, h) = start_writer(dir, 64);
-    fill(&w, HOST, aligned_start(), count);
-    wait_processed(&w, 2 * count as u64);
-    (w, h)
-}
-
-/// Waits until the writer has finished `n` samples in total.
-pub fn wait_processed(w: &RrdWriter, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while w.processed() < n {
-        assert!(
-            Instant::now() < deadline,
-            "writer processed {} of {n}",
-            w.processed()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Submits `count` snapshots 300 s apart from `start` for both broker RRDs of `host`.
-pub fn fill(w: &RrdWriter, host: &str, start: i64, count: i64) {
-    for i in 0..count {
-        let t = start + i * 300;
-        let secs = (i * 300) as f64;
-        for (rrd, (r, x)) in [
-            ("mqtt.broker.message", MSG_RATE),
-            ("mqtt.broker.octet", OCT_RATE),
-        ] {
-            let s = RrdSample {
-                host: host.into(),
-                rrd: rrd.into(),
-                time: t,
-                values: vec![5000.0 + r * secs, 7000.0 + x * secs],
-            };
-            assert!(w.submit(s));
-        }
-    }
-}
-
-pub fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-pub fn rrdtool(args: &[&str]) -> String {
-    run(Command::new("rrdtool").args(args))
-}
-
-/// A child process stopped by SIGTERM to its pid on drop (xymond then frees its IPC), SIGKILL if it
-/// does not exit in time.
-pub struct Proc {
-    pub child: Child,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        crate::common::terminate(&mut self.child);
-    }
-}
 
 /// A private Xymon layout in `t`: home/etc (graphs.cfg including the repo's graphs.d),
 /// hosts.cfg, tmp, logs, rrd, and an env file including the repo's xymonserver.d fragment.
@@ -136,10 +39,10 @@ impl XymonEnv {
             format!("include {}\n", repo().join("graphs.d/mqtt.cfg").display()),
         )
         .unwrap();
-        let port = crate::common::free_port();
+        let port = free_port();
         let env = t.join("xymon.env");
         let p = |d: &str| t.join(d).display().to_string();
-        let mut text = crate::common::xymond_env(t, &t.join("home"), port);
+        let mut text = xymond_env(t, &t.join("home"), port);
         text.push_str(&format!(
             "XYMONHISTDIR=\"{}\"\nXYMONHISTLOGS=\"{}\"\nXYMONVAR=\"{}\"\n\
              XYMSRV=\"127.0.0.1\"\nXYMSERVERS=\"\"\nMACHINE=\"xymon-test,local\"\n\
@@ -179,16 +82,18 @@ impl XymonEnv {
         (headers, body[split..].to_vec())
     }
 
-    /// Starts xymond on 127.0.0.1:`port` (`--listen=127.0.0.1` + XYMONDPORT, see §6).
+    /// Starts xymond on 127.0.0.1:`port`: `--listen=127.0.0.1` plus XYMONDPORT, because
+    /// `--listen=IP:PORT` binds 0.0.0.0 in 4.3.30 (docs/xymon-protocol.md, 'Running a private
+    /// xymond').
     pub fn start_xymond(&self) -> Proc {
         let t = &self.root;
-        let child = crate::common::xymond_command(t, &self.env, &t.join("home/etc/hosts.cfg"))
+        let child = xymond_command(t, &self.env, &t.join("home/etc/hosts.cfg"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("xymond");
         let proc = Proc { child };
-        crate::common::wait_until(Duration::from_secs(15), "xymond to start", || {
+        wait_until(Duration::from_secs(15), "xymond to start", || {
             self.xymon(&["ping"])
                 .map(|o| o.contains("xymond"))
                 .unwrap_or(false)
