@@ -111,7 +111,7 @@ fn start_ours(rt: &tokio::runtime::Runtime, port: u16) {
     let (options, shared) = api_setup::web_over_flood_store(port, "mqtt://127.0.0.1:1");
     let cancel = tokio_util::sync::CancellationToken::new();
     rt.block_on(async {
-        let h = xymon_mqtt::web::serve(options, shared, cancel)
+        let h = xymon_mqtt::web::serve(options, shared.web_sources(), cancel)
             .await
             .expect("web server");
         drop(h); // the task runs on; the process ends with the client

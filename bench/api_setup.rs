@@ -5,9 +5,10 @@
 use std::path::Path;
 use std::process::Command;
 use std::time::SystemTime;
+use xymon_mqtt::bridge::{Bridge, Shared};
+use xymon_mqtt::plan::Plan;
 use xymon_mqtt::store::Incoming;
 use xymon_mqtt::web::WebOptions;
-use xymon_mqtt::Shared;
 
 /// Topics of the ingest flood (`bench/devNNNN/value`); scenario 5's store holds them all.
 pub const FLOOD_TOPICS: usize = 1_000;
@@ -26,8 +27,9 @@ pub fn web_over_flood_store(port: u16, broker_url: &str) -> (WebOptions, Shared)
     );
     let config = xymon_mqtt::config::Config::from_str_named(&toml, Path::new("bench.toml"))
         .expect("bench config");
-    let options = WebOptions::from_config(&config).expect("web options");
-    let shared = xymon_mqtt::Bridge::new(config).shared;
+    let plan = Plan::compile(&config).expect("bench plan");
+    let options = WebOptions::from_plan(&plan.web).expect("web options");
+    let shared = Bridge::new(plan).shared;
     let payload = format!("{:032}", 1);
     for t in flood_topics() {
         let _ = shared.store.update(

@@ -12,8 +12,6 @@
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
 mod common;
-#[path = "../tests/web_support/mod.rs"]
-mod web_support;
 
 mod api_setup;
 mod flood;

@@ -7,11 +7,12 @@ use common::{Mosquitto, Xymond};
 use regex::Regex;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
+use xymon_mqtt::cli::{self, explain::explain, xymon_config};
 use xymon_mqtt::config::Config;
-use xymon_mqtt::rules::{explain::explain, xymon_config};
+use xymon_mqtt::plan::Plan;
 
-fn fixture() -> Config {
-    Config::from_file(Path::new("tests/fixtures/rules.toml")).unwrap()
+fn fixture() -> Plan {
+    cli::load(Path::new("tests/fixtures/rules.toml")).unwrap()
 }
 
 /// Timestamps depend on the local time zone: mask them (`YYYY-MM-DD HH:MM:SS`, the first on each line).
@@ -98,7 +99,8 @@ fn per_value_rrd_renders_with_generated_graphs() {
     xymond.wait_for_status("gh1.env", Duration::from_secs(30), |s| s.color == "green");
     bridge.stop();
 
-    let config = Config::from_str_named(&toml, Path::new("t.toml")).unwrap();
+    let config =
+        Plan::compile(&Config::from_str_named(&toml, Path::new("t.toml")).unwrap()).unwrap();
     let text = xymon_config::generate(&config);
     assert!(text.contains("TEST2RRD+=\",env=env\""), "{text}");
     assert!(text.contains("GRAPHS_env=\"env-temperature\""), "{text}");

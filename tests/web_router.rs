@@ -9,15 +9,18 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
-use xymon_mqtt::config::{HostName, TestKind, TestName, TopicName};
+use xymon_mqtt::colour::Colour;
+use xymon_mqtt::config::TestKind;
+use xymon_mqtt::metrics::Metrics;
+use xymon_mqtt::names::{HostName, TestName, TopicName};
+use xymon_mqtt::plan::TestInfo;
 use xymon_mqtt::store::{Incoming, Store};
-use xymon_mqtt::web::{App, AppState, TestInfo, WebOptions};
-use xymon_mqtt::xymon::{Colour, Outbox, Status};
-use xymon_mqtt::{metrics::Metrics, Shared};
+use xymon_mqtt::web::{App, AppState, Sources, WebOptions};
+use xymon_mqtt::xymon::{Outbox, Status};
 
 const XSS: &str = "<script>alert(1)</script>";
 
-fn shared() -> Shared {
+fn shared() -> Sources {
     let store = Store::new(
         &[
             ("local".into(), "mqtt://127.0.0.1:1883".into()),
@@ -26,14 +29,14 @@ fn shared() -> Shared {
         10_000,
         65536,
     );
-    Shared {
+    Sources {
         store,
         outbox: Arc::new(Outbox::new()),
         metrics: Arc::new(Metrics::new()),
     }
 }
 
-fn publish(s: &Shared, broker: usize, topic: &str, payload: &[u8]) {
+fn publish(s: &Sources, broker: usize, topic: &str, payload: &[u8]) {
     s.store
         .update(
             broker,
@@ -48,7 +51,7 @@ fn publish(s: &Shared, broker: usize, topic: &str, payload: &[u8]) {
         .unwrap();
 }
 
-fn app_with(s: &Shared, token: Option<&str>, rrd_dir: PathBuf) -> App {
+fn app_with(s: &Sources, token: Option<&str>, rrd_dir: PathBuf) -> App {
     let options = WebOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         limits: xymon_mqtt::web::listener::ConnLimits {
@@ -71,7 +74,7 @@ fn app_with(s: &Shared, token: Option<&str>, rrd_dir: PathBuf) -> App {
     xymon_mqtt::web::app(AppState::new(options, s.clone(), CancellationToken::new()).unwrap())
 }
 
-fn app(s: &Shared) -> App {
+fn app(s: &Sources) -> App {
     app_with(s, None, PathBuf::from("/nonexistent"))
 }
 
@@ -296,7 +299,7 @@ async fn untrusted_text_is_escaped_in_every_page() {
     publish(&s, 0, "sensors/a/temperature", XSS.as_bytes());
     s.store.set_connected(1, false, Some(XSS.into()));
     // The status text holds untrusted text as the sanitiser leaves it: entities.
-    let escaped = xymon_mqtt::xymon::sanitize::untrusted(XSS, 100, "  ");
+    let escaped = xymon_mqtt::text::untrusted(XSS, 100, "  ");
     s.outbox.put(status(
         "h1",
         "sensors",

@@ -39,7 +39,7 @@ pub fn run(env: &Env, _: Option<f64>) -> Outcome {
     let cancel = tokio_util::sync::CancellationToken::new();
     let web_cancel = cancel.clone();
     rt.spawn(async move {
-        if let Ok(h) = xymon_mqtt::web::serve(options, shared, web_cancel).await {
+        if let Ok(h) = xymon_mqtt::web::serve(options, shared.web_sources(), web_cancel).await {
             let _ = h.await;
         }
     });

@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 use xymon_mqtt::metrics::Metrics;
 
 fn delivery_status(i: usize, seq: u64) -> xymon_mqtt::xymon::Status {
-    use xymon_mqtt::config::{HostName, TestName};
+    use xymon_mqtt::names::{HostName, TestName};
     xymon_mqtt::xymon::Status {
         host: HostName::try_from(delivery_host(i)).expect("host"),
         test: TestName::try_from("bench".to_string()).expect("test"),
-        colour: xymon_mqtt::xymon::Colour::Green,
+        colour: xymon_mqtt::colour::Colour::Green,
         lifetime: Duration::from_secs(1800),
         summary: format!("2026-01-01 00:00:00 bench: all 3 topics received bseq-{seq}"),
         body: "\n&green sensors/bench/temperature = 21.5\n&green sensors/bench/humidity = 40\n\

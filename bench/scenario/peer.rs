@@ -56,7 +56,7 @@ pub fn run(env: &Env, ingest_rate: Option<f64>) -> Outcome {
     // In-process (not `curl`): starting a process every few milliseconds would take CPU from the exporter
     // on the 2-CPU machine it measures.
     let received = || -> u64 {
-        crate::web_support::get(port, "/metrics")
+        crate::common::web::get(port, "/metrics")
             .text()
             .lines()
             .filter(|l| l.starts_with("received_messages"))

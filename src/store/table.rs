@@ -7,7 +7,7 @@
 //!   one lookup ingest does per message finds the value to update, the shared name and the route at once.
 //! - *seen* ones: any other topic a message arrived on (what a rule filter or a periodic snapshot brought).
 //!
-//! Layout (issue 6, memory): the entries sit in two `Vec`s; the hash table keeps only a 4-byte position
+//! Layout (sized for memory): the entries sit in two `Vec`s; the hash table keeps only a 4-byte position
 //! per slot (hashbrown's `HashTable`, 0.65 MB at 100,000 topics). Until this table took over its job,
 //! ingest kept its own map of the exact topics beside the store's: a second table of 24-byte slots
 //! (3.3 MB at 100,000 topics) and a second lookup per message.

@@ -1,7 +1,7 @@
 //! Xymon status messages and their wire form.
 //!
 //! Built by `status` (the status builder); serialised here for the sender, which batches several into a
-//! `combo`. The format is xymon-server.md §1.3: `status+LIFETIME host,with,commas.test colour text\nbody`.
+//! `combo`. The format is docs/xymon-protocol.md §1.3: `status+LIFETIME host,with,commas.test colour text\nbody`.
 
 use crate::colour::Colour;
 use crate::names::{HostName, TestName};
@@ -64,7 +64,7 @@ impl Status {
     }
 }
 
-/// Joins statuses into one message: a lone status as is, several as a `combo` (xymon-server.md §1.4).
+/// Joins statuses into one message: a lone status as is, several as a `combo` (docs/xymon-protocol.md §1.4).
 pub fn combo<S: AsRef<str>>(parts: &[S]) -> String {
     match parts {
         [one] => one.as_ref().to_string(),

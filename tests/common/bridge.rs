@@ -6,8 +6,9 @@ use std::path::Path;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use xymon_mqtt::bridge::{Bridge, Shared};
 use xymon_mqtt::config::Config;
-use xymon_mqtt::{Bridge, Shared};
+use xymon_mqtt::plan::Plan;
 
 use super::{Mosquitto, Xymond};
 
@@ -41,9 +42,10 @@ pub struct RunningBridge {
 impl RunningBridge {
     /// Parses `toml` (panicking with the config error) and starts the bridge.
     pub fn start(toml: &str) -> RunningBridge {
-        let config =
-            Config::from_str_named(toml, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"));
-        let bridge = Bridge::new(config);
+        let plan = Config::from_str_named(toml, Path::new("test.toml"))
+            .and_then(|c| Plan::compile(&c))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let bridge = Bridge::new(plan);
         let shared = bridge.shared.clone();
         let cancel = CancellationToken::new();
         let stop = cancel.clone();
