@@ -1,3 +1,4 @@
+use super::schema::{DEFAULT_RRD_DIR, DEFAULT_WEB_LISTEN};
 use super::*;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {

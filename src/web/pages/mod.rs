@@ -2,18 +2,23 @@
 //!
 //! Every untrusted string (topic, payload, broker error, status text) reaches a template as a plain
 //! `String` and is escaped there; nothing here builds HTML by hand.
+//!
+//! This file holds the overview, test and topics pages; `graphs` the graph list and the PNGs, `assets`
+//! the embedded static files. Their handlers are re-exported here for the router in `web/mod.rs`.
+
+mod assets;
+mod graphs;
+
+pub use assets::asset;
+pub use graphs::{available_graphs, graph_png, graphs, GraphRow, GraphsPage, PERIODS};
 
 use super::error::ApiError;
 use super::items::{check_filter, filter_matches, rfc3339, BrokerItem, TopicItem};
 use super::AppState;
-use crate::rrd::graph::GraphDef;
-use crate::rrd::{render_graph, GraphPeriod, RrdError};
 use crate::xymon::outbox::DeliveryState;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
@@ -22,16 +27,6 @@ use std::time::SystemTime;
 const SHOWN_PAYLOAD_CHARS: usize = 300;
 /// Rows on the topics page.
 const MAX_TOPIC_ROWS: usize = 1000;
-/// Graph size in pixels (Xymon's default).
-const GRAPH_WIDTH: u32 = 576;
-const GRAPH_HEIGHT: u32 = 120;
-
-pub const PERIODS: [(&str, GraphPeriod); 4] = [
-    ("48h", GraphPeriod::Hours48),
-    ("12d", GraphPeriod::Days12),
-    ("48d", GraphPeriod::Days48),
-    ("576d", GraphPeriod::Days576),
-];
 
 pub struct Cell {
     pub key: String,
@@ -351,121 +346,6 @@ pub async fn topics(State(st): State<AppState>, Query(q): Query<TopicsQuery>) ->
         topics: rows,
         more,
     }
-}
-
-/// Graph definitions that can be drawn for `host`: every RRD file they read exists. Definitions with the
-/// same drawing as an earlier one (graphs.d's `[mqtt]` alias for the trends page) are left out.
-pub fn available_graphs<'a>(st: &'a AppState, host: &str) -> Vec<&'a GraphDef> {
-    if crate::rrd::validate_host(host).is_err() {
-        return Vec::new();
-    }
-    let dir = st.rrd_dir.join(host);
-    let mut out: Vec<&GraphDef> = Vec::new();
-    for g in &st.graphs {
-        if out.iter().any(|o| o.args == g.args) {
-            continue;
-        }
-        let files: Vec<&str> = g
-            .args
-            .iter()
-            .filter_map(|a| a.strip_prefix("DEF:"))
-            .filter_map(|d| d.split_once('=').map(|(_, r)| r))
-            .filter_map(|r| r.split(':').next())
-            .collect();
-        if !files.is_empty() && files.iter().all(|f| dir.join(f).is_file()) {
-            out.push(g);
-        }
-    }
-    out
-}
-
-pub struct GraphRow {
-    pub name: String,
-    pub title: String,
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "graphs.html")]
-pub struct GraphsPage {
-    pub title: String,
-    pub host: String,
-    pub graphs: Vec<GraphRow>,
-    pub periods: Vec<&'static str>,
-}
-
-pub async fn graphs(State(st): State<AppState>, Path(host): Path<String>) -> GraphsPage {
-    let graphs = available_graphs(&st, &host)
-        .into_iter()
-        .map(|g| GraphRow {
-            name: g.name.clone(),
-            title: g.title.trim().to_string(),
-        })
-        .collect();
-    GraphsPage {
-        title: format!("{host} graphs"),
-        host,
-        graphs,
-        periods: PERIODS.iter().map(|(p, _)| *p).collect(),
-    }
-}
-
-/// `GET /graph/{host}/{graph}/{period}`: a PNG drawn by an `rrdtool graph` child from graphs.d.
-pub async fn graph_png(
-    State(st): State<AppState>,
-    Path((host, graph, period)): Path<(String, String, String)>,
-) -> Result<Response, ApiError> {
-    let period = PERIODS
-        .iter()
-        .find(|(p, _)| *p == period.trim_end_matches(".png"))
-        .map(|(_, p)| *p)
-        .ok_or_else(|| ApiError::not_found("period must be 48h, 12d, 48d or 576d"))?;
-    let def = available_graphs(&st, &host)
-        .into_iter()
-        .find(|g| g.name == graph)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(format!("no graph {graph:?} for host {host:?}")))?;
-    let _permit = st
-        .graph_slots
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| ApiError::unavailable("shutting down"))?;
-    let png = render_graph(&st.rrd_dir, &host, &def, period, GRAPH_WIDTH, GRAPH_HEIGHT)
-        .await
-        .map_err(|e| match e {
-            RrdError::RrdtoolRun(_) => ApiError::unavailable(format!("cannot draw graph: {e}")),
-            _ => ApiError::not_found(format!("cannot draw graph: {e}")),
-        })?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "image/png"),
-            (header::CACHE_CONTROL, "max-age=60"),
-        ],
-        png,
-    )
-        .into_response())
-}
-
-const STYLE_CSS: &str = include_str!("../../web/static/style.css");
-const APP_JS: &str = include_str!("../../web/static/app.js");
-const FAVICON_SVG: &str = include_str!("../../web/static/favicon.svg");
-
-/// `GET /static/{file}`: the embedded assets.
-pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
-    let (ctype, body) = match file.as_str() {
-        "style.css" => ("text/css; charset=utf-8", STYLE_CSS),
-        "app.js" => ("text/javascript; charset=utf-8", APP_JS),
-        "favicon.svg" => ("image/svg+xml", FAVICON_SVG),
-        _ => return Err(ApiError::not_found("no such file")),
-    };
-    Ok((
-        [
-            (header::CONTENT_TYPE, ctype),
-            (header::CACHE_CONTROL, "max-age=300"),
-        ],
-        body,
-    )
-        .into_response())
 }
 
 #[cfg(test)]

@@ -1,0 +1,222 @@
+//! Tests of `crate::store`: the latest value per broker and topic, payload cuts, the topic cap,
+//! watchers, registered topics and `select`.
+
+use super::*;
+
+fn store(max_topics: usize, max_payload: usize) -> Store {
+    Store::new(
+        &[
+            ("a".into(), "mqtt://a".into()),
+            ("b".into(), "mqtt://b".into()),
+        ],
+        max_topics,
+        max_payload,
+    )
+}
+
+fn msg<'a>(topic: &'a str, payload: &'a [u8]) -> Incoming<'a> {
+    Incoming {
+        topic,
+        payload,
+        qos: 0,
+        retained: false,
+        at: SystemTime::now(),
+    }
+}
+
+#[test]
+fn keeps_latest_per_broker_and_topic() {
+    let s = store(10, 100);
+    assert_eq!(s.update(0, &msg("t", b"1")), Ok(true));
+    assert_eq!(s.update(0, &msg("t", b"1")), Ok(false));
+    assert_eq!(s.update(0, &msg("t", b"2")), Ok(true));
+    s.update(1, &msg("t", b"other")).unwrap();
+    let v = s.get(0, "t").unwrap();
+    assert_eq!(v.payload.as_ref(), b"2");
+    assert_eq!(v.count, 3);
+    assert_eq!(s.get(1, "t").unwrap().payload.as_ref(), b"other");
+    assert_eq!(s.topic_count(), 2);
+    assert_eq!(s.brokers()[0].messages, 3);
+}
+
+#[test]
+fn payload_is_cut_and_size_remembered() {
+    let s = store(10, 4);
+    s.update(0, &msg("t", &[b'x'; 1 << 20])).unwrap();
+    let v = s.get(0, "t").unwrap();
+    assert_eq!(v.payload.len(), 4);
+    assert_eq!(v.size, 1 << 20);
+}
+
+#[test]
+fn topic_cap_rejects_new_topics_only() {
+    let s = store(2, 10);
+    s.update(0, &msg("a", b"1")).unwrap();
+    s.update(1, &msg("b", b"1")).unwrap();
+    assert_eq!(s.update(0, &msg("c", b"1")), Err(Rejected::Full));
+    assert_eq!(s.update(0, &msg("a", b"2")), Ok(true));
+    assert!(s.get(0, "c").is_none());
+}
+
+#[test]
+fn watchers_get_keys_after_the_value_is_stored() {
+    let s = store(1, 10);
+    s.update(0, &msg("unwatched", b"1")).unwrap();
+    let mut rx = s.subscribe();
+    s.update(0, &msg("unwatched", b"2")).unwrap();
+    assert_eq!(
+        rx.try_recv().unwrap(),
+        Change::Topic {
+            broker: 0,
+            topic: "unwatched".into()
+        }
+    );
+    assert!(s.update(1, &msg("rejected", b"1")).is_err());
+    s.set_connected(1, true, None);
+    assert_eq!(rx.try_recv().unwrap(), Change::Broker(1));
+    assert!(rx.try_recv().is_err());
+}
+
+#[test]
+fn a_new_topic_is_keyed_by_the_shared_name_and_times_survive_packing() {
+    let s = store(10, 10);
+    let mut rx = s.subscribe();
+    let name: Arc<str> = Arc::from("room/t");
+    let mut m = msg("room/t", b"1");
+    m.at = SystemTime::UNIX_EPOCH + std::time::Duration::new(1_790_000_000, 123_456_789);
+    s.ingest(0, &m, Some(&name)).stored.unwrap();
+    let Ok(Change::Topic { topic, .. }) = rx.try_recv() else {
+        panic!("no change");
+    };
+    assert!(Arc::ptr_eq(&topic, &name), "the key is the caller's copy");
+    let v = s.get(0, "room/t").unwrap();
+    assert_eq!((v.received_at, v.changed_at), (m.at, m.at));
+    // Later updates find it by its text, whoever sends them.
+    s.update(0, &msg("room/t", b"2")).unwrap();
+    let Ok(Change::Topic { topic, .. }) = rx.try_recv() else {
+        panic!("no change");
+    };
+    assert!(Arc::ptr_eq(&topic, &name));
+    assert_eq!(s.get(0, "room/t").unwrap().count, 2);
+}
+
+/// An unregistered topic's ingest hands back the store's own copy of its name, the same one every
+/// time (a rule filter's samples share it); a new topic the store refuses has none.
+#[test]
+fn an_unregistered_topic_hands_back_the_stores_name() {
+    let s = store(1, 10);
+    let first = s.ingest(0, &msg("a/b", b"1"), None);
+    assert!(first.registered.is_none());
+    let name = first.name.expect("the store's copy");
+    assert_eq!(&*name, "a/b");
+    let again = s.ingest(0, &msg("a/b", b"2"), None).name.expect("again");
+    assert!(Arc::ptr_eq(&name, &again));
+    let refused = s.ingest(0, &msg("c/d", b"1"), None);
+    assert_eq!(refused.stored, Err(Rejected::Full));
+    assert!(refused.name.is_none());
+}
+
+/// A configured topic registered at start-up is nowhere until its first message: not in `get`,
+/// `select` or `topic_count`, and no watcher hears of it.
+#[test]
+fn a_registered_topic_is_invisible_until_published() {
+    let s = store(10, 10);
+    let mut rx = s.subscribe();
+    let name: Arc<str> = Arc::from("room/t");
+    assert_eq!(s.register(0, name.clone()), Some(0));
+    assert!(s.get(0, "room/t").is_none());
+    assert!(s.select(|_, _| true).is_empty());
+    assert_eq!(s.topic_count(), 0);
+    assert!(rx.try_recv().is_err());
+
+    let got = s.ingest(0, &msg("room/t", b"1"), None);
+    assert_eq!(got.stored, Ok(true));
+    assert!(
+        got.name.is_none(),
+        "a registered topic's name is in `registered`"
+    );
+    let (shared, route) = got.registered.expect("registered");
+    assert!(
+        Arc::ptr_eq(&shared, &name),
+        "the registered copy, not a new one"
+    );
+    assert_eq!(route, 0);
+    let Ok(Change::Topic { topic, .. }) = rx.try_recv() else {
+        panic!("no change");
+    };
+    assert!(Arc::ptr_eq(&topic, &name));
+    let v = s.get(0, "room/t").expect("visible once published");
+    assert_eq!((v.payload.as_ref(), v.count), (&b"1"[..], 1));
+    assert_eq!(s.select(|_, _| true).len(), 1);
+    assert_eq!(s.topic_count(), 1);
+    assert_eq!(s.ingest(0, &msg("room/t", b"1"), None).stored, Ok(false));
+}
+
+/// Each broker has its own registered topics and route ids; the same name on another broker is a
+/// topic of its own.
+#[test]
+fn registered_topics_are_per_broker() {
+    let s = store(10, 10);
+    assert_eq!(s.register(0, Arc::from("a")), Some(0));
+    assert_eq!(s.register(0, Arc::from("b")), Some(1));
+    assert_eq!(s.register(0, Arc::from("a")), Some(0), "once per name");
+    assert_eq!(s.register(1, Arc::from("b")), Some(0));
+    assert_eq!(s.register(2, Arc::from("b")), None, "no such broker");
+    s.shrink_to_fit();
+
+    let route = |b, t| s.ingest(b, &msg(t, b"1"), None).registered.map(|r| r.1);
+    assert_eq!(route(0, "b"), Some(1));
+    assert_eq!(route(1, "b"), Some(0));
+    assert_eq!(route(1, "a"), None, "registered on broker 0 only");
+    assert!(s.get(1, "a").is_some(), "but stored like any topic");
+    assert!(s.get(0, "a").is_none());
+
+    let names = |b| -> Vec<String> {
+        s.registered_names(b, 0, 10)
+            .iter()
+            .map(|n| n.to_string())
+            .collect()
+    };
+    assert_eq!(names(0), ["a", "b"]);
+    assert_eq!(names(1), ["b"]);
+    assert_eq!(s.registered_names(0, 1, 10).len(), 1);
+}
+
+/// `max_topics` counts topics with a value: registered topics count from their first message, and
+/// topics only a filter brought are bounded as before. A registered topic over the bound still
+/// reports its route, so the collector gets the message.
+#[test]
+fn max_topics_counts_values_not_registrations() {
+    let s = store(2, 10);
+    for t in ["r1", "r2", "r3"] {
+        s.register(0, Arc::from(t));
+    }
+    assert_eq!(s.update(0, &msg("f1", b"1")), Ok(true));
+    assert_eq!(s.update(0, &msg("r1", b"1")), Ok(true));
+    assert_eq!(s.topic_count(), 2);
+    let got = s.ingest(0, &msg("r2", b"1"), None);
+    assert_eq!(got.stored, Err(Rejected::Full));
+    assert_eq!(got.registered.map(|r| r.1), Some(1));
+    assert!(s.get(0, "r2").is_none());
+    assert_eq!(s.update(0, &msg("f2", b"1")), Err(Rejected::Full));
+    assert_eq!(
+        s.update(0, &msg("r1", b"2")),
+        Ok(true),
+        "known topics update"
+    );
+    assert_eq!(s.topic_count(), 2);
+}
+
+#[test]
+fn select_filters_and_sorts() {
+    let s = store(10, 10);
+    for t in ["z", "a", "m"] {
+        s.update(0, &msg(t, b"1")).unwrap();
+    }
+    let topics: Vec<_> = s
+        .select(|_, t| t != "m")
+        .into_iter()
+        .map(|(_, t, _)| t)
+        .collect();
+    assert_eq!(topics, ["a", "z"]);
+}
