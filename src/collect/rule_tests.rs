@@ -5,10 +5,10 @@ use super::rrd_feed::unix_secs;
 use super::Collector;
 use super::Sample;
 use crate::metrics::RuleLabel;
-use crate::names::{HostName, TestName};
+use crate::names::TestName;
 use crate::plan::RulePlan;
 use crate::rrd::RrdSample;
-use crate::rules::{Instance, Offered, RuleState};
+use crate::rules::{InstanceId, Numbers, RuleState};
 use crate::status;
 use crate::text::short;
 use std::time::SystemTime;
@@ -38,53 +38,79 @@ impl Collector {
         let wall = SystemTime::now();
         for k in 0..self.rule_routes[s.broker].len() {
             let r = self.rule_routes[s.broker][k];
-            let slot = &mut self.rules[r];
-            let Ok(caps) = slot.state.rule.filter.match_topic(&s.topic) else {
+            let Some(id) = self.rule_instance(r, s, now, wall) else {
                 continue;
             };
-            match slot
+            let numbers = self.rules[r]
                 .state
-                .offer(&s.topic, caps, &s.payload, s.retained, now, wall)
-            {
-                Err(skip) => {
-                    self.metrics.count_drop(skip.reason());
-                    self.metrics
-                        .rule_refused
-                        .get_or_create(&RuleLabel {
-                            rule: slot.state.rule.filter.to_string(),
-                            reason: skip.reason().to_string(),
-                        })
-                        .inc();
-                    let key = format!("rule{}:{}", slot.index, skip.reason());
-                    if self.log_limit.allow(&key) {
-                        warn!(test = slot.index, rule = %slot.state.rule.filter, topic = %short(&s.topic, 200), "{skip}; message skipped (logged once a minute per rule and reason)");
+                .update(id, &s.topic, &s.payload, s.retained, now, wall);
+            self.record_rule_values(r, id, &numbers, wall);
+            self.send_rule(r, id, now, wall);
+        }
+    }
+
+    /// The instance of rule `r` that the sample's topic feeds: one lookup for a topic seen before; a new
+    /// topic is matched against the filter and, when it matches, made an instance (or refused: counted
+    /// and logged) by `RuleState::admit`. `None` when the rule does not take the sample.
+    fn rule_instance(
+        &mut self,
+        r: usize,
+        s: &Sample,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Option<InstanceId> {
+        let slot = &mut self.rules[r];
+        if let Some(id) = slot.state.instance_of(&s.topic) {
+            return Some(id);
+        }
+        if !slot.state.rule.filter.matches(&s.topic) {
+            return None;
+        }
+        let caps = slot.state.rule.filter.match_topic(&s.topic).ok()?;
+        match slot.state.admit(s.topic.clone(), &caps, now, wall) {
+            Ok((id, created)) => {
+                if created {
+                    if let Some(inst) = slot.state.instances.by_id(id) {
+                        debug!(host = %inst.host, test = %inst.test, "rule instance created");
                     }
                 }
-                Ok(offered) => {
-                    if offered.created {
-                        debug!(host = %offered.key.0, test = %offered.key.1, "rule instance created");
-                    }
-                    self.record_rule_values(r, &offered, wall);
-                    self.send_rule(r, &offered.key, now, wall);
+                Some(id)
+            }
+            Err(skip) => {
+                self.metrics.count_drop(skip.reason());
+                self.metrics
+                    .rule_refused
+                    .get_or_create(&RuleLabel {
+                        rule: slot.state.rule.filter.to_string(),
+                        reason: skip.reason().to_string(),
+                    })
+                    .inc();
+                let key = format!("rule{}:{}", slot.index, skip.reason());
+                if self.log_limit.allow(&key) {
+                    warn!(test = slot.index, rule = %slot.state.rule.filter, topic = %short(&s.topic, 200), "{skip}; message skipped (logged once a minute per rule and reason)");
                 }
+                None
             }
         }
     }
 
     /// Queues the live values of `rrd = true` values for the RRD writer.
-    fn record_rule_values(&self, r: usize, offered: &Offered, wall: SystemTime) {
+    fn record_rule_values(&self, r: usize, id: InstanceId, numbers: &Numbers, wall: SystemTime) {
         let Some(rrd) = &self.rrd else {
             return;
         };
-        let rule = &self.rules[r].state.rule;
-        for (j, v) in &offered.numbers {
-            let value = &rule.values[*j];
+        let state = &self.rules[r].state;
+        let Some(inst) = state.instances.by_id(id) else {
+            return;
+        };
+        for (j, v) in numbers {
+            let value = &state.rule.values[*j];
             if !value.rrd {
                 continue;
             }
             let sample = RrdSample {
-                host: offered.key.0.to_string(),
-                rrd: format!("{}.{}", offered.key.1, value.name),
+                host: inst.host.to_string(),
+                rrd: format!("{}.{}", inst.test, value.name),
                 time: unix_secs(wall),
                 values: vec![*v],
             };
@@ -93,18 +119,19 @@ impl Collector {
     }
 
     /// Sends an instance's status when its colour changed since the last one, or `interval` has passed.
-    fn send_rule(&mut self, r: usize, key: &(HostName, TestName), now: Instant, wall: SystemTime) {
+    /// The status is built only then: deciding takes no more than the colour.
+    fn send_rule(&mut self, r: usize, id: InstanceId, now: Instant, wall: SystemTime) {
         let slot = &mut self.rules[r];
         let rule = &slot.state.rule;
-        let Some(inst) = slot.state.instances.get_mut(key) else {
+        let Some(inst) = slot.state.instances.by_id_mut(id) else {
             return;
         };
-        let lines = inst.evaluate(rule, now, wall);
-        let colour = Instance::colour(&lines);
+        let colour = inst.colour_now(rule, now, wall);
         let due = inst.last_sent.is_none_or(|t| now >= t + rule.interval);
         if inst.sent_colour == Some(colour) && !due {
             return;
         }
+        let lines = inst.evaluate(rule, now, wall);
         let mut status = status::rule_status(rule, inst, &lines, wall, self.max_value_chars);
         if let Some(rrd) = &self.rrd {
             for v in rule.values.iter().filter(|v| v.rrd) {
@@ -125,10 +152,11 @@ impl Collector {
     /// have not published.
     pub(super) fn sweep(&mut self, r: usize, now: Instant) {
         let wall = SystemTime::now();
-        let keys: Vec<(HostName, TestName)> =
-            self.rules[r].state.instances.keys().cloned().collect();
-        for key in keys {
-            self.send_rule(r, &key, now, wall);
+        for id in 0..self.rules[r].state.instances.len() {
+            let Ok(id) = InstanceId::try_from(id) else {
+                break;
+            };
+            self.send_rule(r, id, now, wall);
         }
         let st = &mut self.rules[r].state;
         let grace = st.rule.min_expire.unwrap_or(st.rule.interval);

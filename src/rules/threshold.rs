@@ -119,22 +119,50 @@ pub struct Thresholds {
     pub hysteresis: f64,
 }
 
+/// Why a value wants its colour: it is in that colour's condition, it is held there by hysteresis, or it
+/// is in no condition (green).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    Hit,
+    Held,
+    Ok,
+}
+
 impl Thresholds {
     /// The colour `v` calls for, given the colour currently held, and why.
     pub fn classify(&self, v: f64, held: Colour) -> (Colour, String) {
+        let (colour, why) = self.judge(v, held);
+        (colour, self.explain(colour, why))
+    }
+
+    /// `classify` without the words, which `explain` writes when they are shown.
+    pub fn judge(&self, v: f64, held: Colour) -> (Colour, Why) {
         for (colour, cond) in [(Colour::Red, self.red), (Colour::Yellow, self.yellow)] {
             let Some(cond) = cond else { continue };
             if cond.holds(v, false, 0.0) {
-                return (colour, format!("{colour}: {cond}"));
+                return (colour, Why::Hit);
             }
             if held >= colour && self.hysteresis > 0.0 && cond.holds(v, true, self.hysteresis) {
-                return (
-                    colour,
-                    format!("{colour}: {cond}, held by hysteresis {}", self.hysteresis),
-                );
+                return (colour, Why::Held);
             }
         }
-        (Colour::Green, self.describe_ok())
+        (Colour::Green, Why::Ok)
+    }
+
+    /// The reason `judge`'s answer is shown with.
+    pub fn explain(&self, colour: Colour, why: Why) -> String {
+        let cond = match colour {
+            Colour::Red => self.red,
+            Colour::Yellow => self.yellow,
+            _ => None,
+        };
+        match (why, cond) {
+            (Why::Hit, Some(cond)) => format!("{colour}: {cond}"),
+            (Why::Held, Some(cond)) => {
+                format!("{colour}: {cond}, held by hysteresis {}", self.hysteresis)
+            }
+            _ => self.describe_ok(),
+        }
     }
 
     fn describe_ok(&self) -> String {
@@ -176,15 +204,62 @@ pub struct Verdict {
     pub reason: String,
 }
 
+/// The outcome of one sample without the words: what the rule state keeps per value, as it takes one
+/// sample after another and shows the reason only in the statuses it sends. `reason` writes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    /// The colour shown.
+    pub colour: Colour,
+    /// The colour the sample called for, and why.
+    want: Colour,
+    pub why: Why,
+    /// Samples so far that agree on `want` when it is not shown yet (`hits`).
+    streak: Option<u32>,
+}
+
+impl Step {
+    /// The reason shown with `colour`, for the value's thresholds `t`.
+    pub fn reason(&self, t: &Thresholds) -> String {
+        let why = t.explain(self.want, self.why);
+        match self.streak {
+            None => why,
+            Some(n) => format!("{why}; {n} of {} samples, still {}", t.hits, self.colour),
+        }
+    }
+}
+
 impl ColourState {
     pub fn step(&mut self, t: &Thresholds, v: f64) -> Verdict {
-        let (want, why) = t.classify(v, self.colour);
+        let s = self.advance(t, v);
+        Verdict {
+            colour: s.colour,
+            reason: s.reason(t),
+        }
+    }
+
+    /// The step that left the state as it is, when the sample's colour was wanted for `why`: what
+    /// `advance` returned, rebuilt from the state (which holds the rest of it).
+    pub fn last_step(&self, why: Why) -> Step {
+        Step {
+            colour: self.colour,
+            want: self.pending.map_or(self.colour, |(c, _)| c),
+            why,
+            streak: self.pending.map(|(_, n)| n),
+        }
+    }
+
+    /// `step` without writing the reason.
+    pub fn advance(&mut self, t: &Thresholds, v: f64) -> Step {
+        let (want, why) = t.judge(v, self.colour);
+        let settled = Step {
+            colour: want,
+            want,
+            why,
+            streak: None,
+        };
         if want == self.colour {
             self.pending = None;
-            return Verdict {
-                colour: want,
-                reason: why,
-            };
+            return settled;
         }
         let n = match self.pending {
             Some((c, n)) if c == want => n + 1,
@@ -193,15 +268,14 @@ impl ColourState {
         if n >= t.hits.max(1) {
             self.colour = want;
             self.pending = None;
-            return Verdict {
-                colour: want,
-                reason: why,
-            };
+            return settled;
         }
         self.pending = Some((want, n));
-        Verdict {
+        Step {
             colour: self.colour,
-            reason: format!("{why}; {n} of {} samples, still {}", t.hits, self.colour),
+            want,
+            why,
+            streak: Some(n),
         }
     }
 }
