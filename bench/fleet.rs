@@ -61,9 +61,9 @@ pub struct Payload {
 /// Every field keeps its width (a JSON number has no leading zeros), so a payload keeps its length.
 fn readings(device: usize, cycle: u64) -> (u64, u64, u64, u64) {
     let (d, c) = (device as u64, cycle);
-    let temperature = if device % 100 == 0 {
+    let temperature = if device.is_multiple_of(100) {
         // 27.50 and 29.50 in turn: green, yellow (> 28), green, ...
-        if c % 2 == 0 {
+        if c.is_multiple_of(2) {
             2750
         } else {
             2950

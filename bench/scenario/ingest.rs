@@ -50,6 +50,9 @@ pub struct IngestRun {
     pub publish_secs: f64,
 }
 
+/// What the publisher thread runs: publishes, returns the time it took to hand everything to the kernel.
+type PublishFn = Box<dyn FnOnce(&mut Publisher) -> std::io::Result<Duration> + Send>;
+
 /// What the publisher floods, and what the baselines subscribe to for it.
 #[derive(Debug, Clone, Copy)]
 pub enum Flood {
@@ -71,10 +74,7 @@ impl Flood {
 
     /// What the publisher thread runs to publish `n` messages (prepared here, before the clock starts);
     /// it returns the time it took to hand them to the kernel.
-    fn publisher(
-        self,
-        n: usize,
-    ) -> Box<dyn FnOnce(&mut Publisher) -> std::io::Result<Duration> + Send> {
+    fn publisher(self, n: usize) -> PublishFn {
         match self {
             Flood::Values => {
                 let topics = flood_topics();

@@ -18,7 +18,6 @@ use serde_json_path::JsonPath;
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
-use std::fmt;
 
 /// How one value is read out of a payload.
 #[derive(Debug, Clone)]
@@ -34,8 +33,7 @@ pub struct Extractor {
 pub struct Payload<'a> {
     pub text: Option<&'a str>,
     json: OnceCell<Result<Value, String>>,
-    /// The rule's simple paths, and what the one pass over this payload selected (`None`: the pass
-    /// failed, and the document decides, error text included).
+    /// The rule's simple paths, and what the one pass selected (`None`: it failed; the document decides).
     simple: Option<&'a SimplePaths>,
     scanned: OnceCell<Option<Scanned>>,
 }
@@ -66,11 +64,6 @@ impl<'a> Payload<'a> {
             })
             .as_ref()
             .map_err(Clone::clone)
-    }
-
-    /// The node at `path`, which must be exactly one.
-    pub fn select(&self, path: &JsonPath, path_text: &str) -> Result<Value, String> {
-        self.node(None, path, path_text).cloned()
     }
 
     /// The node at `path` (simple-path `slot`, if it has one), which must be exactly one.
@@ -118,12 +111,6 @@ impl Source {
             Source::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
             Source::Text(t) => Cow::Borrowed(t),
         }
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.as_text())
     }
 }
 

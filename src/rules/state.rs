@@ -295,7 +295,7 @@ impl RuleState {
             let got = v.extractor.extract(&payload);
             match &got {
                 Ok(x) if measurement => {
-                    vs.verdict = Some(vs.colour.advance(&v.thresholds, x.number).why);
+                    vs.verdict = Some(vs.colour.advance(&v.thresholds, x.number));
                     numbers.push((j, x.number));
                 }
                 Ok(_) => {}

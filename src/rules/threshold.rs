@@ -129,13 +129,7 @@ pub enum Why {
 }
 
 impl Thresholds {
-    /// The colour `v` calls for, given the colour currently held, and why.
-    pub fn classify(&self, v: f64, held: Colour) -> (Colour, String) {
-        let (colour, why) = self.judge(v, held);
-        (colour, self.explain(colour, why))
-    }
-
-    /// `classify` without the words, which `explain` writes when they are shown.
+    /// The colour `v` calls for, given the colour currently held, and why (`explain` words it).
     pub fn judge(&self, v: f64, held: Colour) -> (Colour, Why) {
         for (colour, cond) in [(Colour::Red, self.red), (Colour::Yellow, self.yellow)] {
             let Some(cond) = cond else { continue };
@@ -204,15 +198,15 @@ pub struct Verdict {
     pub reason: String,
 }
 
-/// The outcome of one sample without the words: what the rule state keeps per value, as it takes one
-/// sample after another and shows the reason only in the statuses it sends. `reason` writes it.
+/// The outcome of one sample without the words, as the rule state keeps it: it shows the reason only
+/// in the statuses it sends (`reason`). Rebuilt from a `ColourState` and the sample's `Why`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Step {
     /// The colour shown.
     pub colour: Colour,
     /// The colour the sample called for, and why.
     want: Colour,
-    pub why: Why,
+    why: Why,
     /// Samples so far that agree on `want` when it is not shown yet (`hits`).
     streak: Option<u32>,
 }
@@ -230,36 +224,20 @@ impl Step {
 
 impl ColourState {
     pub fn step(&mut self, t: &Thresholds, v: f64) -> Verdict {
-        let s = self.advance(t, v);
+        let why = self.advance(t, v);
+        let s = self.last_step(why);
         Verdict {
             colour: s.colour,
             reason: s.reason(t),
         }
     }
 
-    /// The step that left the state as it is, when the sample's colour was wanted for `why`: what
-    /// `advance` returned, rebuilt from the state (which holds the rest of it).
-    pub fn last_step(&self, why: Why) -> Step {
-        Step {
-            colour: self.colour,
-            want: self.pending.map_or(self.colour, |(c, _)| c),
-            why,
-            streak: self.pending.map(|(_, n)| n),
-        }
-    }
-
-    /// `step` without writing the reason.
-    pub fn advance(&mut self, t: &Thresholds, v: f64) -> Step {
+    /// Takes one sample without writing the reason; returns why its colour was wanted.
+    pub fn advance(&mut self, t: &Thresholds, v: f64) -> Why {
         let (want, why) = t.judge(v, self.colour);
-        let settled = Step {
-            colour: want,
-            want,
-            why,
-            streak: None,
-        };
         if want == self.colour {
             self.pending = None;
-            return settled;
+            return why;
         }
         let n = match self.pending {
             Some((c, n)) if c == want => n + 1,
@@ -268,14 +246,19 @@ impl ColourState {
         if n >= t.hits.max(1) {
             self.colour = want;
             self.pending = None;
-            return settled;
+        } else {
+            self.pending = Some((want, n));
         }
-        self.pending = Some((want, n));
+        why
+    }
+
+    /// The step that left the state as it is, the sample's colour having been wanted for `why`.
+    pub fn last_step(&self, why: Why) -> Step {
         Step {
             colour: self.colour,
-            want,
+            want: self.pending.map_or(self.colour, |(c, _)| c),
             why,
-            streak: Some(n),
+            streak: self.pending.map(|(_, n)| n),
         }
     }
 }
