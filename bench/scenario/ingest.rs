@@ -117,7 +117,7 @@ pub fn measure_ingest(
     mut progress: impl FnMut() -> (u64, bool),
 ) -> IngestRun {
     let port = env.port();
-    let dropped_before = probe::sys_value(port, probe::DROPPED).unwrap_or(0);
+    let dropped_before = probe::dropped(port).unwrap_or(0);
     let cpu_before = probe::threads_cpu_ns("tokio-rt-worker");
     let publish = flood.publisher(n);
     let t0 = Instant::now();
@@ -148,7 +148,7 @@ pub fn measure_ingest(
     let publish_secs = publisher.join().expect("publisher").as_secs_f64();
     // $SYS is published every second.
     std::thread::sleep(Duration::from_millis(2100));
-    let dropped = probe::sys_value(port, probe::DROPPED)
+    let dropped = probe::dropped(port)
         .unwrap_or(0)
         .saturating_sub(dropped_before);
     let secs = (t_end - t0).as_secs_f64();
@@ -185,7 +185,9 @@ pub fn ingest_mosquitto_sub(env: &Env, flood: Flood, n: usize) -> IngestRun {
 }
 
 fn ingest_mosquitto_sub_once(env: &Env, flood: Flood, n: usize) -> IngestRun {
-    let subscriptions = probe::sys_value(env.port(), probe::SUBSCRIPTIONS).unwrap_or(0);
+    // Settled: the consumer measured just before may have left a moment ago, and a count that still
+    // holds its subscription would make the wait below run out instead of seeing this one's.
+    let subscriptions = probe::settled_sys_value(env.port(), probe::SUBSCRIPTIONS).unwrap_or(0);
     let mut child: Child = Command::new("mosquitto_sub")
         .args(["-h", "127.0.0.1", "-p", &env.port().to_string()])
         .args(["-t", flood.filter(), "-C", &n.to_string()])

@@ -5,10 +5,11 @@
 //! (or is refused); then `update` takes the message. `offer` does all three for one message (`explain`).
 //! Pure: times are parameters, so `explain` runs the same code with fresh state.
 //!
-//! Layout (sized for fleets of 100,000 sensors): instances sit in a `Vec`, found by id; their names once,
-//! in the instance, with a table of 4-byte positions to find one by name; each topic's name is the
-//! store's shared copy, mapped to its instance id. Per message: one lookup by topic, no allocation for a
-//! payload whose values all parse.
+//! Layout (sized for fleets of 100,000 sensors): instances sit in a `Vec` grown by an eighth at a time,
+//! found by id, each with its first topic inline. Names are held once: host and test in the instance,
+//! with a table of 4-byte ids to find an instance by them; a topic's name (the store's shared copy, when
+//! the collector feeds it) in its `TopicState`, with a table of 8-byte (instance, position) entries to
+//! find it. Per message: one lookup by topic, and no allocation for a payload whose values all parse.
 
 use super::extract::Payload;
 use super::instance::{sensor_time_at, Instance, TopicState, ValueState};
@@ -60,11 +61,6 @@ impl Instances {
 
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
-    }
-
-    /// Every id, in creation order.
-    pub fn ids(&self) -> impl Iterator<Item = InstanceId> {
-        (0..self.list.len()).filter_map(|i| InstanceId::try_from(i).ok())
     }
 
     pub fn keys(&self) -> impl Iterator<Item = (&HostName, &TestName)> {
