@@ -36,13 +36,39 @@ pub struct TestDelivery {
     pub delivery: DeliveryState,
 }
 
+/// What the outbox keeps per host.test: a `TestDelivery` without the names, which its key holds (a test
+/// name never contains a dot, so the last dot of `host.test` splits them).
+#[derive(Debug, Clone)]
+struct Entry {
+    colour: Colour,
+    message: Arc<str>,
+    updated_at: SystemTime,
+    delivered_at: Option<SystemTime>,
+    delivery: DeliveryState,
+}
+
+impl Entry {
+    fn delivery(&self, key: &str) -> TestDelivery {
+        let (host, test) = key.rsplit_once('.').unwrap_or((key, ""));
+        TestDelivery {
+            host: host.to_string(),
+            test: test.to_string(),
+            colour: self.colour,
+            message: self.message.clone(),
+            updated_at: self.updated_at,
+            delivered_at: self.delivered_at,
+            delivery: self.delivery.clone(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     /// Wire texts waiting for the sender, shared with `tests` (a status is formatted once).
     pending: HashMap<String, Arc<str>>,
     /// Boxed: keys are inserted in order (a fleet's hosts appear in turn), which leaves the map's nodes
-    /// about half full, and a half-empty node of 11 boxes wastes far less than one of 11 deliveries.
-    tests: BTreeMap<String, Box<TestDelivery>>,
+    /// about half full, and a half-empty node of 11 boxes wastes far less than one of 11 entries.
+    tests: BTreeMap<String, Box<Entry>>,
 }
 
 pub struct Outbox {
@@ -100,9 +126,7 @@ impl Outbox {
             let delivered_at = st.tests.get(&key).and_then(|t| t.delivered_at);
             st.tests.insert(
                 key.clone(),
-                Box::new(TestDelivery {
-                    host: status.host.to_string(),
-                    test: status.test.to_string(),
+                Box::new(Entry {
                     colour: status.colour,
                     message: wire.clone(),
                     updated_at: SystemTime::now(),
@@ -165,7 +189,11 @@ impl Outbox {
 
     /// Every host.test the bridge has reported, sorted by key.
     pub fn tests(&self) -> Vec<TestDelivery> {
-        self.lock().tests.values().map(|t| (**t).clone()).collect()
+        self.lock()
+            .tests
+            .iter()
+            .map(|(key, e)| e.delivery(key))
+            .collect()
     }
 
     /// Resolves when something may have been queued since the last call.
