@@ -90,7 +90,12 @@ fn main() -> ExitCode {
     match command {
         Command::Explain { topic, payload } => {
             let now = std::time::SystemTime::now();
-            emit(&cli::explain::explain(&plan, &topic, payload.as_bytes(), now))
+            emit(&cli::explain::explain(
+                &plan,
+                &topic,
+                payload.as_bytes(),
+                now,
+            ))
         }
         Command::XymonConfig => emit(&cli::xymon_config::generate(&plan)),
         _ => emit(&format!("{}\n", cli::check_summary(&path, &plan))),

@@ -206,3 +206,126 @@ fn one_shot_commands_on_a_broken_or_full_stdout() {
         );
     }
 }
+
+/// A tmpfs mounted for one test (unmounted on drop), so that a read-only or a full file system is real
+/// even for root, whom file modes do not stop.
+struct Tmpfs {
+    path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (as mount's `size=` option) with `options`; `Err` with mount's message
+    /// when this environment cannot mount (not root, no CAP_SYS_ADMIN, a container without it).
+    fn mount(size: &str, options: &str) -> Result<Tmpfs, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("rrd");
+        std::fs::create_dir(&path).map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755{options}"),
+                "tmpfs",
+            ])
+            .arg(&path)
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        Ok(Tmpfs { path, _dir: dir })
+    }
+
+    /// `mount -o remount,OPTIONS`.
+    fn remount(&self, options: &str) {
+        let out = Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(&self.path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "remount {options}: {out:?}");
+    }
+
+    /// Writes a file until the file system is full (ENOSPC).
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.path.join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 4096];
+        loop {
+            match f.write_all(&chunk) {
+                Ok(()) => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+                Err(e) => panic!("filling {}: {e}", filler.display()),
+            }
+        }
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazy: a process that still holds a file there cannot make the unmount fail.
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// rrd_dir on a real file system that is read-only at start, then full, then fine, then read-only again:
+/// the daemon starts anyway (logged), every failing update is a yellow line in the broker-stats status
+/// naming the file and the error, statuses keep reaching xymond, the files are written once the disk
+/// takes them, and SIGTERM exits 0.
+#[test]
+fn read_only_and_full_rrd_dir_are_reported_and_skipped() {
+    let rrd = match Tmpfs::mount("1m", ",ro") {
+        Ok(t) => t,
+        Err(e) => {
+            println!("SKIPPED: cannot mount a tmpfs here ({e}); needs root with CAP_SYS_ADMIN");
+            return;
+        }
+    };
+    let xymond = Xymond::start(&["broker.example.com"]);
+    let mqtt = Mosquitto::start();
+    let toml = format!(
+        "[xymon]\nserver = \"{}\"\nrrd_dir = \"{}\"\n[web]\nenabled = false\n[[broker]]\nname = \"local\"\nurl = \"{}\"\n\
+         [[test]]\nhost = \"broker.example.com\"\ntest = \"mqtt\"\nbroker = \"local\"\nkind = \"broker-stats\"\ninterval = \"2s\"\n",
+        xymond.addr(),
+        rrd.path.display(),
+        mqtt.url()
+    );
+    let mut daemon = Daemon::start(Path::new(BIN), &toml, Stderr::Read, Stdio::null());
+    daemon.wait_log("RRD updates fail until rrd_dir takes files again");
+    let host_test = "broker.example.com.mqtt";
+    let rrd_line = "&yellow RRD mqtt.broker.message.rrd:";
+    let problem = |what: &'static str| {
+        move |s: &common::StatusLog| {
+            s.body
+                .lines()
+                .any(|l| l.starts_with(rrd_line) && l.contains(what))
+        }
+    };
+    let s = xymond.wait_for_status(host_test, WAIT, problem("Read-only file system"));
+    assert_eq!(s.color, "yellow", "{}", s.body);
+    assert!(s.body.contains("Total counts"), "{}", s.body);
+
+    rrd.remount("rw");
+    let filler = rrd.fill();
+    let s = xymond.wait_for_status(host_test, WAIT, problem("No space left on device"));
+    assert!(s.body.contains("Total counts"), "{}", s.body);
+    assert!(daemon.is_running());
+
+    std::fs::remove_file(&filler).unwrap();
+    let message = rrd.path.join("broker.example.com/mqtt.broker.message.rrd");
+    xymond.wait_for_status(host_test, WAIT, |s| {
+        s.color == "green" && !s.body.contains("&yellow RRD")
+    });
+    assert!(message.exists());
+
+    rrd.remount("ro");
+    let s = xymond.wait_for_status(host_test, WAIT, problem("Read-only file system"));
+    assert!(s.body.contains("Total counts"), "{}", s.body);
+    let status = daemon.terminate();
+    assert_eq!(status.code(), Some(0), "{status:?}; log:\n{}", daemon.log());
+    drop(daemon);
+}
