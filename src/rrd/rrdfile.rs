@@ -123,6 +123,8 @@ fn create_error(path: &Path, def: &RrdDef, source: rrd::error::RrdError) -> RrdE
 }
 
 /// Bytes an unprivileged user may still write on the file system of `dir` (statvfs's `f_bavail`).
+// fsblkcnt_t and c_ulong are 64 bits wide here, 32 on some targets: the conversions are for those.
+#[allow(clippy::useless_conversion)]
 fn free_bytes(dir: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
