@@ -78,16 +78,24 @@ pub struct RrdWriter {
 
 impl RrdWriter {
     /// Checks `rrd_dir` ([`check_rrd_dir`]) and starts the writer thread with a queue of
-    /// `capacity` samples (at least 1).
+    /// `capacity` samples (at least 1). An rrd_dir that exists but takes no file (a read-only or full
+    /// file system) is logged and not fatal: statuses matter more than graphs, and each update that fails
+    /// is reported in its test's status until the disk takes it again.
     ///
     /// # Errors
-    /// The rrd_dir check fails, or the thread cannot be spawned.
+    /// rrd_dir is missing or not a directory (a configuration error), or the thread cannot be spawned.
     pub fn start(
         rrd_dir: PathBuf,
         defs: RrdDefs,
         capacity: usize,
     ) -> Result<(RrdWriter, JoinHandle<()>), RrdError> {
-        check_rrd_dir(&rrd_dir)?;
+        match check_rrd_dir(&rrd_dir) {
+            Err(e @ RrdError::NotWritable { .. }) => tracing::warn!(
+                error = %e,
+                "RRD updates fail until rrd_dir takes files again; each failing file is shown in its test's status"
+            ),
+            other => other?,
+        }
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let shared = Arc::new(Shared::default());
         let mut worker = Worker {

@@ -3,13 +3,12 @@
 //! Every problem is a `RuleError` naming the key relative to the test (`topic`, `value[1].path`), so the
 //! plan can point at the file, the line and the key.
 
-use super::extract::Extractor;
+use super::extract::{parse_path, Extractor};
 use super::threshold::{Cond, Thresholds};
 use super::{Rule, ValueRule};
 use crate::config::{ColourName, TestConfig, DEFAULT_MAX_INSTANCES};
 use crate::filter::{Template, TopicFilter};
 use crate::names::HostName;
-use serde_json_path::JsonPath;
 use std::time::Duration;
 
 /// A rule test that does not compile: the key (relative to the test) and what is wrong with it.
@@ -125,9 +124,7 @@ impl Rule {
         }
         let timestamp = match &tc.timestamp_path {
             Some(p) => Some((
-                JsonPath::parse(p).map_err(|err| {
-                    e("timestamp_path", format!("{p:?} is not a JSONPath: {err}"))
-                })?,
+                parse_path(p).map_err(|err| e("timestamp_path", err))?,
                 p.clone(),
             )),
             None => None,

@@ -9,7 +9,8 @@
 //! - `api`: `/api/v1/*` JSON, `/healthz`, `/metrics`.
 //! - `openapi`: `openapi.json`, generated from the annotations of `api` and `sse`.
 //! - `items`: the JSON shapes `api`, `sse` and `pages` share.
-//! - `json`: the JSON response type of the API and of errors.
+//! - `json`: the JSON response type of the API and of errors; format characters written as `\uXXXX`.
+//! - `escape`: the templates' escaper (HTML, and format characters shown as `[U+XXXX]`).
 //! - `sse`: `/api/v1/events`.
 //! - `pages`: the dashboard, test and topic pages, RRD graphs as PNG.
 //! - `auth`: the optional bearer token.
@@ -23,6 +24,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod escape;
 pub mod items;
 pub mod json;
 pub mod listener;

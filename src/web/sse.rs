@@ -84,7 +84,8 @@ pub async fn events(
 }
 
 fn json_event(name: &str, value: &impl Serialize) -> Option<Event> {
-    let data = serde_json::to_string(value).ok()?;
+    // The visible form (format characters as \u escapes), as the API's answers.
+    let data = String::from_utf8(super::json::to_vec(value, 256).ok()?).ok()?;
     Some(Event::default().event(name).data(data))
 }
 

@@ -5,6 +5,8 @@
 //! * `xymond.rs`: a private xymond ([`Xymond`]); `xymond_setup.rs`: its env file, command line and
 //!   private SysV IPC keys; `xymond_status.rs`: parsing its replies ([`StatusLog`], ghost list).
 //! * `bridge.rs`: the bridge in-process on its own tokio runtime.
+//! * `daemon.rs`: the real binary as a child process ([`daemon::Daemon`]): signals, its stderr as a pipe
+//!   the test reads or breaks, closed standard descriptors.
 //! * `rrd.rs`: an RRD writer filled with synthetic snapshots, and the rrdtool CLI.
 //! * `xymon_cgi.rs`: a private Xymon layout for its CGIs, xymond and xymond_rrd.
 //! * `web.rs`: HTTP to the web server and WebDriver to chromedriver.
@@ -26,6 +28,7 @@
 #![allow(dead_code)]
 
 pub mod bridge;
+pub mod daemon;
 pub mod mosquitto;
 pub mod processes;
 pub mod rrd;
