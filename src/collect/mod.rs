@@ -26,16 +26,17 @@ pub use snapshots::{Fetched, SnapshotError, SnapshotRequest, SnapshotResult};
 
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
-use crate::names::{BrokerId, RouteId};
+use crate::names::{BrokerId, HostName, RouteId, TestName};
 use crate::plan::{RulePlan, TestPlan};
 use crate::rrd::RrdWriter;
 use crate::store::Store;
 use crate::xymon::Outbox;
 use bytes::Bytes;
 use rrd_feed::RrdFeed;
-use rule_tests::RuleSlot;
+use rule_tests::{Owner, RuleSlot};
 use schedule::{Timer, TimerKind, Timers};
 use snapshots::SnapshotDone;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
@@ -86,6 +87,8 @@ pub struct Collector {
     rules: Vec<RuleSlot>,
     /// Per broker: indices into `rules`.
     rule_routes: Vec<Vec<usize>>,
+    /// The host.test pairs known from the config, and who writes each.
+    owners: HashMap<(HostName, TestName), Owner>,
     /// Finished periodic snapshots come back here.
     snapshots_tx: mpsc::Sender<SnapshotDone>,
     snapshots_rx: mpsc::Receiver<SnapshotDone>,
@@ -111,6 +114,7 @@ impl Collector {
         max_value_chars: usize,
     ) -> Collector {
         let start = Instant::now();
+        let owners = rule_tests::configured_owners(&tests, &rules);
         let mut rule_routes = vec![Vec::new(); routes.len()];
         let rules: Vec<RuleSlot> = rules
             .into_iter()
@@ -128,6 +132,7 @@ impl Collector {
             routes,
             rules,
             rule_routes,
+            owners,
             snapshots_tx,
             snapshots_rx,
             snapshot_requests: sinks.snapshots,
@@ -245,5 +250,7 @@ impl Collector {
     }
 }
 
+#[cfg(test)]
+mod ownership_tests;
 #[cfg(test)]
 mod tests;

@@ -1,19 +1,58 @@
 //! Rule tests in the collector: samples matched against each rule of their broker, instance statuses
-//! sent on a colour change or when due, and a sweep that catches staleness and expected hosts.
+//! sent on a colour change or when due, and a sweep that catches staleness and expected hosts. A new
+//! instance's host.test must be free: not a configured test's, not another rule's (`Owner`).
 
 use super::rrd_feed::unix_secs;
 use super::Collector;
 use super::Sample;
 use crate::metrics::RuleLabel;
 use crate::names::{HostName, TestName};
-use crate::plan::RulePlan;
+use crate::plan::{RulePlan, TestPlan};
 use crate::rrd::RrdSample;
-use crate::rules::{Instance, Offered, RuleState};
+use crate::rules::{Instance, Matched, Offered, RuleState, Skip};
 use crate::status;
 use crate::text::short;
+use std::collections::HashMap;
 use std::time::SystemTime;
 use tokio::time::Instant;
 use tracing::{debug, warn};
+
+/// Who writes a host.test that is known before any message: a `topics` or `broker-stats` test, or a rule
+/// whose host and test are both literal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Owner {
+    Test,
+    Rule(usize),
+}
+
+/// The configured columns: every `topics` and `broker-stats` test's host.test, and the literal host.test
+/// of rules without captures in their names (indexed by rule). A rule may make an instance of none of
+/// them but its own (`Collector::on_rule_sample`), nor of another rule's instance.
+pub(super) fn configured_owners(
+    tests: &[TestPlan],
+    rules: &[RulePlan],
+) -> HashMap<(HostName, TestName), Owner> {
+    let mut owners = HashMap::new();
+    for t in tests {
+        owners.insert((t.config.host.clone(), t.config.test.clone()), Owner::Test);
+    }
+    for (r, plan) in rules.iter().enumerate() {
+        let rule = &plan.rule;
+        if !(rule.host.is_literal() && rule.test.is_literal()) {
+            continue;
+        }
+        let host = HostName::try_from(rule.host.as_str().to_string());
+        let test = TestName::try_from(rule.test.as_str().to_string());
+        if let (Ok(h), Ok(t)) = (host, test) {
+            owners.entry((h, t)).or_insert(Owner::Rule(r));
+        }
+    }
+    owners
+}
+
+fn column(key: &(HostName, TestName)) -> String {
+    format!("{}.{}", key.0, key.1)
+}
 
 /// One rule test's runtime state.
 pub(super) struct RuleSlot {
@@ -38,14 +77,30 @@ impl Collector {
         let wall = SystemTime::now();
         for k in 0..self.rule_routes[s.broker].len() {
             let r = self.rule_routes[s.broker][k];
-            let slot = &mut self.rules[r];
+            let (before, rest) = self.rules.split_at_mut(r);
+            let Some((slot, after)) = rest.split_first_mut() else {
+                continue;
+            };
             let Ok(caps) = slot.state.rule.filter.match_topic(&s.topic) else {
                 continue;
             };
-            match slot
-                .state
-                .offer(&s.topic, caps, &s.payload, s.retained, now, wall)
-            {
+            let m = Matched {
+                topic: &s.topic,
+                caps,
+                raw: &s.payload,
+                retained: s.retained,
+            };
+            let owners = &self.owners;
+            let others = || before.iter().chain(after.iter());
+            let mut claim = |key: &(HostName, TestName)| match owners.get(key) {
+                Some(Owner::Test) => Err(Skip::ConfiguredColumn(column(key))),
+                Some(Owner::Rule(o)) if *o != r => Err(Skip::OtherRuleColumn(column(key))),
+                _ if others().any(|o| o.state.instances.contains_key(key)) => {
+                    Err(Skip::OtherRuleColumn(column(key)))
+                }
+                _ => Ok(()),
+            };
+            match slot.state.offer_owned(m, now, wall, &mut claim) {
                 Err(skip) => {
                     self.metrics.count_drop(skip.reason());
                     self.metrics

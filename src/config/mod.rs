@@ -10,6 +10,7 @@
 mod broker_url;
 mod duration;
 mod error;
+mod ownership;
 mod schema;
 mod templates;
 
@@ -196,6 +197,7 @@ impl Config {
                     ("expect", !tc.expect.is_empty()),
                     ("expire_after", tc.expire_after.is_some()),
                     ("timestamp_path", tc.timestamp_path.is_some()),
+                    ("tests", !tc.tests.is_empty()),
                 ];
                 if let Some((k, _)) = rule_only.iter().find(|(_, set)| *set) {
                     return Err(err(
@@ -214,6 +216,9 @@ impl Config {
                     key("test"),
                     format!("{}.{} is defined twice", tc.host, tc.test),
                 ));
+            }
+            if let Some((k, msg)) = ownership::test_names(tc) {
+                return Err(err(t.span(), key(k), msg));
             }
             if tc.qos > 2 {
                 return Err(err(t.span(), key("qos"), "must be 0, 1 or 2".into()));
@@ -234,6 +239,13 @@ impl Config {
                         t.span(),
                         key("topics"),
                         "broker-stats reads the fixed $SYS topics; remove `topics`".into(),
+                    ))
+                }
+                _ if tc.outage_colour.is_some() && tc.mode() == Mode::Periodic => {
+                    return Err(err(
+                        t.span(),
+                        key("outage_colour"),
+                        "applies to continuous and rule tests; a periodic test reports an unreachable broker in its own status".into(),
                     ))
                 }
                 TestKind::BrokerStats if tc.mode == Some(Mode::Continuous) => {
@@ -266,6 +278,9 @@ impl Config {
                     ));
                 }
             }
+        }
+        if let Some((i, msg)) = ownership::expected_hosts(&self.tests, &columns) {
+            return Err(err(self.tests[i].span(), format!("test[{i}].expect"), msg));
         }
         Ok(())
     }
