@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 use crate::mqtt::{self, Connection, Wanted};
 use crate::plan::{Plan, VALUE_RRD_DEF};
 use crate::rrd::{RrdDefs, RrdWriter};
-use crate::store::Store;
+use crate::store::{Store, UsageCollector};
 use crate::web;
 use crate::xymon::{self, Outbox};
 use std::sync::Arc;
@@ -77,10 +77,16 @@ pub struct Bridge {
 
 impl Bridge {
     pub fn new(plan: Plan) -> Bridge {
+        let store = Store::for_plan(&plan);
+        let mut metrics = Metrics::new();
+        // The store's budget figures, read from the store at each scrape.
+        metrics
+            .registry
+            .register_collector(Box::new(UsageCollector(store.clone())));
         let shared = Shared {
-            store: Store::for_plan(&plan),
+            store,
             outbox: Arc::new(Outbox::new()),
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(metrics),
         };
         Bridge { plan, shared }
     }

@@ -71,10 +71,13 @@ impl RuleSlot {
 }
 
 impl Collector {
-    /// Routes a sample to every rule of its broker whose filter matches.
+    /// Routes a sample to every rule of its broker whose filter matches. When some rule matched its
+    /// topic and none took it (and it is not a configured topic), the store is told to keep no payload for
+    /// it: nothing will ever show it.
     pub(super) fn on_rule_sample(&mut self, s: &Sample) {
         let now = Instant::now();
         let wall = SystemTime::now();
+        let (mut matched, mut taken) = (false, false);
         for k in 0..self.rule_routes[s.broker].len() {
             let r = self.rule_routes[s.broker][k];
             let (before, rest) = self.rules.split_at_mut(r);
@@ -84,6 +87,7 @@ impl Collector {
             let Ok(caps) = slot.state.rule.filter.match_topic(&s.topic) else {
                 continue;
             };
+            matched = true;
             let m = Matched {
                 topic: &s.topic,
                 caps,
@@ -116,6 +120,7 @@ impl Collector {
                     }
                 }
                 Ok(offered) => {
+                    taken = true;
                     if offered.created {
                         debug!(host = %offered.key.0, test = %offered.key.1, "rule instance created");
                     }
@@ -123,6 +128,9 @@ impl Collector {
                     self.send_rule(r, &offered.key, now, wall);
                 }
             }
+        }
+        if matched && !taken && s.route.is_none() {
+            self.store.refuse(s.broker, &s.topic);
         }
     }
 

@@ -87,6 +87,14 @@ pub struct TestPlan {
     pub topics: Arc<[TopicName]>,
 }
 
+impl TestPlan {
+    /// Read by short-lived snapshot sessions (`mode = "periodic"`, and every broker-stats test), not by
+    /// the permanent subscriptions.
+    pub fn is_periodic(&self) -> bool {
+        self.config.mode() == crate::config::Mode::Periodic
+    }
+}
+
 /// A compiled rule test and its broker.
 #[derive(Debug, Clone)]
 pub struct RulePlan {

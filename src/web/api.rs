@@ -3,7 +3,7 @@
 
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use super::items::{
-    check_filter, filter_matches, BrokerItem, Health, TestItem, TopicItem, TopicPage,
+    check_filter, filter_matches, BrokerItem, Health, StoreItem, TestItem, TopicItem, TopicPage,
 };
 use super::json::{Json, NO_STORE};
 use super::AppState;
@@ -181,6 +181,17 @@ pub async fn tests(State(st): State<AppState>) -> Json<Vec<TestItem>> {
 )]
 pub async fn brokers(State(st): State<AppState>) -> Json<Vec<BrokerItem>> {
     Json(st.store.brokers().iter().map(BrokerItem::from).collect())
+}
+
+/// The topic store against its memory budget.
+#[utoipa::path(
+    get,
+    path = "/api/v1/store",
+    responses((status = 200, description = "Topics and bytes held, the budget, evictions and refused topics", body = StoreItem)),
+    tag = "topics"
+)]
+pub async fn store(State(st): State<AppState>) -> Json<StoreItem> {
+    Json(StoreItem::from(st.store.usage()))
 }
 
 /// Reasons the bridge is not healthy: no broker connected, or xymond deliveries failing.

@@ -212,6 +212,7 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/topics/{*topic}", get(api::topic))
         .route("/api/v1/tests", get(api::tests))
         .route("/api/v1/brokers", get(api::brokers))
+        .route("/api/v1/store", get(api::store))
         .route("/api/v1/events", get(sse::events))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics));
