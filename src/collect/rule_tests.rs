@@ -2,15 +2,17 @@
 //! sent on a colour change or when due, and a sweep that catches staleness and expected hosts. A new
 //! instance's host.test must be free: not a configured test's, not another rule's (`Owner`).
 
+use super::outage::announced;
 use super::rrd_feed::unix_secs;
 use super::Collector;
 use super::Sample;
+use crate::colour::Colour;
 use crate::metrics::RuleLabel;
-use crate::names::{HostName, TestName};
+use crate::names::{BrokerId, HostName, TestName};
 use crate::plan::{RulePlan, TestPlan};
 use crate::rrd::RrdSample;
 use crate::rules::{Instance, Matched, Offered, RuleState, Skip};
-use crate::status;
+use crate::status::{self, outage_status};
 use crate::text::short;
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -59,6 +61,9 @@ pub(super) struct RuleSlot {
     pub(super) state: RuleState,
     /// The config's test index, for log lines.
     index: usize,
+    broker: BrokerId,
+    /// Its instances' colour while the broker is disconnected.
+    outage_colour: Colour,
 }
 
 impl RuleSlot {
@@ -66,6 +71,8 @@ impl RuleSlot {
         RuleSlot {
             state: RuleState::new(plan.rule, now),
             index: plan.index,
+            broker: plan.broker,
+            outage_colour: plan.outage_colour,
         }
     }
 }
@@ -157,27 +164,70 @@ impl Collector {
 
     /// Sends an instance's status when its colour changed since the last one, or `interval` has passed.
     fn send_rule(&mut self, r: usize, key: &(HostName, TestName), now: Instant, wall: SystemTime) {
+        self.send_rule_if(r, key, now, wall, false);
+    }
+
+    /// Every instance of rule `r`: `send_rule`, or with `force` sent whether due or not (an outage begins
+    /// or ends).
+    pub(super) fn resend_rule(&mut self, r: usize, now: Instant, wall: SystemTime, force: bool) {
+        let keys: Vec<(HostName, TestName)> =
+            self.rules[r].state.instances.keys().cloned().collect();
+        for key in keys {
+            self.send_rule_if(r, &key, now, wall, force);
+        }
+    }
+
+    /// `send_rule`, or with `force` whether due or not. While the rule's broker is down (announced), the
+    /// status is the outage's, in the rule's outage colour.
+    fn send_rule_if(
+        &mut self,
+        r: usize,
+        key: &(HostName, TestName),
+        now: Instant,
+        wall: SystemTime,
+        force: bool,
+    ) {
         let slot = &mut self.rules[r];
+        let down = announced(&self.links, slot.broker);
         let rule = &slot.state.rule;
         let Some(inst) = slot.state.instances.get_mut(key) else {
             return;
         };
-        let lines = inst.evaluate(rule, now, wall);
-        let colour = Instance::colour(&lines);
+        let lines = match down {
+            Some(_) => Vec::new(),
+            None => inst.evaluate(rule, now, wall),
+        };
+        let colour = match down {
+            Some(_) => slot.outage_colour,
+            None => Instance::colour(&lines),
+        };
         let due = inst.last_sent.is_none_or(|t| now >= t + rule.interval);
-        if inst.sent_colour == Some(colour) && !due {
+        if inst.sent_colour == Some(colour) && !due && !force {
             return;
         }
-        let mut status = status::rule_status(rule, inst, &lines, wall, self.max_value_chars);
-        if let Some(rrd) = &self.rrd {
-            for v in rule.values.iter().filter(|v| v.rrd) {
-                rrd.report(
-                    inst.host.as_str(),
-                    &format!("{}.{}", inst.test, v.name),
-                    &mut status,
-                );
+        let status = match down {
+            Some(d) => outage_status(
+                &inst.host,
+                &inst.test,
+                rule.lifetime,
+                &d.outage(slot.outage_colour),
+                wall,
+            ),
+            None => {
+                let mut status =
+                    status::rule_status(rule, inst, &lines, wall, self.max_value_chars);
+                if let Some(rrd) = &self.rrd {
+                    for v in rule.values.iter().filter(|v| v.rrd) {
+                        rrd.report(
+                            inst.host.as_str(),
+                            &format!("{}.{}", inst.test, v.name),
+                            &mut status,
+                        );
+                    }
+                }
+                status
             }
-        }
+        };
         inst.last_sent = Some(now);
         inst.sent_colour = Some(colour);
         debug!(test = %status.key(), colour = %status.colour, "rule status built");
@@ -188,11 +238,7 @@ impl Collector {
     /// have not published.
     pub(super) fn sweep(&mut self, r: usize, now: Instant) {
         let wall = SystemTime::now();
-        let keys: Vec<(HostName, TestName)> =
-            self.rules[r].state.instances.keys().cloned().collect();
-        for key in keys {
-            self.send_rule(r, &key, now, wall);
-        }
+        self.resend_rule(r, now, wall, false);
         let st = &mut self.rules[r].state;
         let grace = st.rule.min_expire.unwrap_or(st.rule.interval);
         let due = st.expect_sent.is_none_or(|t| now >= t + st.rule.interval);

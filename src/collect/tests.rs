@@ -51,7 +51,7 @@ topics = ["room3/slow"]
 pub(super) struct Routed {
     config: crate::config::Config,
     plan: Plan,
-    store: Store,
+    pub(super) store: Store,
     wanted: Vec<Wanted>,
     routes: Vec<RouteTable>,
 }

@@ -37,6 +37,9 @@ pub const EXAMPLE: &str = include_str!("../../xymon-mqtt.example.toml");
 /// takes (it panics above `usize::MAX >> 3`).
 const MAX_WEB_CONNECTIONS: usize = 65_536;
 
+/// Least `[limits] store_bytes`: below a megabyte the store would evict what a small site needs.
+const MIN_STORE_BYTES: usize = 1 << 20;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -145,6 +148,14 @@ impl Config {
                 text,
                 "web.max_connections",
                 format!("must be at least 1 and at most {MAX_WEB_CONNECTIONS}"),
+            ));
+        }
+        if self.limits.store_bytes < MIN_STORE_BYTES {
+            return Err(ConfigError::at_line(
+                path,
+                text,
+                "limits.store_bytes",
+                format!("must be at least {MIN_STORE_BYTES} (1 MiB)"),
             ));
         }
         let mut names = HashSet::new();

@@ -195,6 +195,13 @@ fn errors_name_file_line_and_key() {
             says: "at most 65535s",
         },
         Case {
+            name: "a store budget below a megabyte",
+            text: format!("{BROKER}[limits]\nstore_bytes = 1000\n"),
+            line: 5,
+            key: "limits.store_bytes",
+            says: "at least 1048576",
+        },
+        Case {
             name: "syntax error",
             text: "[xymon\nserver = 1\n".into(),
             line: 1,

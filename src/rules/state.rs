@@ -27,6 +27,9 @@ pub struct Offered {
     pub numbers: Vec<(usize, f64)>,
 }
 
+/// Asked before a rule makes a new instance: whether its host.test is free for the rule, or why not.
+pub type Claim<'a> = dyn FnMut(&(HostName, TestName)) -> Result<(), Skip> + 'a;
+
 /// One message whose topic matched a rule's filter.
 pub struct Matched<'a> {
     pub topic: &'a str,
@@ -86,7 +89,7 @@ impl RuleState {
         m: Matched<'_>,
         now: Instant,
         now_wall: SystemTime,
-        claim: &mut dyn FnMut(&(HostName, TestName)) -> Result<(), Skip>,
+        claim: &mut Claim<'_>,
     ) -> Result<Offered, Skip> {
         let Matched {
             topic,

@@ -102,6 +102,8 @@ pub struct Store {
     hasher: RandomState,
     limits: Limits,
     changes: tokio::sync::broadcast::Sender<Change>,
+    /// Woken whenever a broker's connection state is set: the collector's cue to look (`link_changes`).
+    links: Arc<tokio::sync::Notify>,
 }
 
 /// A change notification for watchers (the web layer's live updates). Only the key: a watcher reads the
@@ -191,7 +193,14 @@ impl Store {
             hasher: RandomState::new(),
             limits,
             changes: tokio::sync::broadcast::channel(CHANGE_CAPACITY).0,
+            links: Arc::default(),
         }
+    }
+
+    /// Notified after a broker's connection state was set (connected, or a failed attempt); one waiter
+    /// (the collector) reads `brokers` then. A notification while nobody waits is kept for the next.
+    pub fn link_changes(&self) -> Arc<tokio::sync::Notify> {
+        self.links.clone()
     }
 
     /// Watches topic updates and broker state changes (sent after the store has the new value).
@@ -356,6 +365,7 @@ impl Store {
             }
         }
         drop(guard);
+        self.links.notify_one();
         self.notify(|| Change::Broker(broker));
     }
 
