@@ -24,8 +24,7 @@ pub fn limit_arenas() {
 ///
 /// glibc returns freed memory by itself only from the top of the heap; the payloads of evicted topics lie
 /// anywhere in it, so without this the resident size would stay at its highest point after the store
-/// evicted or refused megabytes. It walks the heap, so the store calls it only after it freed at least a
-/// megabyte, and at most once a second.
+/// evicted or refused megabytes. It walks the heap, so the store calls it only after it freed 4 MiB.
 pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free pages to the kernel; it has no preconditions and is

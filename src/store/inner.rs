@@ -15,13 +15,11 @@ use super::{BrokerState, Ingested, Rejected};
 use crate::names::BrokerId;
 use std::hash::RandomState;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// Bytes freed (evicted, refused, payloads that shrank) before the store asks malloc to hand free memory
-/// back to the system; see `crate::heap::release_free_memory`.
-const TRIM_AFTER_BYTES: usize = 1 << 20;
-/// At most one such request per this long: it walks the heap.
-const TRIM_EVERY: Duration = Duration::from_secs(1);
+/// back to the system (`crate::heap::release_free_memory`, which walks the heap: about a millisecond for
+/// a full 64 MiB store). At most this much freed memory is left in the process untrimmed.
+const TRIM_AFTER_BYTES: usize = 4 << 20;
 
 /// The store's limits, from `[limits]`.
 #[derive(Debug, Clone, Copy)]
@@ -57,9 +55,8 @@ pub(super) struct Inner {
     pub topics: Vec<Table>,
     pub brokers: Vec<BrokerState>,
     pub usage: Usage,
-    /// Bytes freed since malloc was last asked to trim, and when that was.
+    /// Bytes freed since malloc was last asked to trim.
     freed: usize,
-    last_trim: Option<Instant>,
 }
 
 /// One message, located: its broker, the hash of its topic, and a shared copy of the name if the caller
@@ -114,7 +111,6 @@ impl Inner {
                 ..Usage::default()
             },
             freed: 0,
-            last_trim: None,
         }
     }
 
@@ -317,18 +313,13 @@ impl Inner {
         self.freed += before.saturating_sub(after);
     }
 
-    /// Whether enough memory has been freed since the last trim, and long enough ago, to trim again now
-    /// (the caller does it once the lock is released).
+    /// Whether enough memory has been freed since the last trim to trim again now (the caller does it once
+    /// the lock is released).
     fn trim_due(&mut self) -> bool {
         if self.freed < TRIM_AFTER_BYTES {
             return false;
         }
-        let now = Instant::now();
-        if self.last_trim.is_some_and(|t| now < t + TRIM_EVERY) {
-            return false;
-        }
         self.freed = 0;
-        self.last_trim = Some(now);
         true
     }
 }
