@@ -562,3 +562,48 @@ fn publishers_cannot_write_columns_that_are_not_theirs() {
     );
     assert_eq!(bin.stop(), Some(0));
 }
+
+/// A stage that stops draining its queue makes `/healthz` 503 naming it: here the RRD writer, whose file
+/// is a FIFO nobody writes to, so librrd's open blocks; its queue fills with the values of a rule with
+/// `rrd = true`. Once the FIFO gives way the writer drains its queue and `/healthz` is 200 again.
+#[test]
+fn a_stuck_stage_shows_in_healthz() {
+    let xymond = Xymond::start(&["h"]);
+    let mqtt = Mosquitto::start();
+    let host_dir = xymond.dir().join("rrd/h");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    let fifo = host_dir.join("env.v.rrd");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let tests = "[[test]]\nbroker = \"local\"\ntopic = \"s/{n}\"\nhost = \"h\"\ntest = \"env\"\nqos = 1\n  [[test.value]]\n  name = \"v\"\n  rrd = true\n";
+    let bin = Bin::start(&xymond, &[("local", &mqtt, "")], "", tests);
+    // 1,200 live values, more than the writer's queue (1,024) holds behind the blocked one.
+    let values = (0..1200)
+        .map(|i| (format!("s/{i}"), b"1".to_vec()))
+        .collect();
+    flood(&bin, &mqtt, values);
+    wait_until(WAIT, "/healthz to name the RRD writer", || {
+        let (code, reasons) = bin.health();
+        code == 503
+            && reasons
+                .iter()
+                .any(|r| r.starts_with("the RRD writer is stuck: its queue is full"))
+    });
+    // The FIFO gives way: opened for reading and writing (which lets the blocked open through), removed,
+    // fed a line that is no RRD, and closed. The writer reports that file and writes a real one.
+    let mut end = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    std::fs::remove_file(&fifo).unwrap();
+    end.write_all(b"not an rrd\n").unwrap();
+    drop(end);
+    wait_until(WAIT, "/healthz 200 once the writer drains", || {
+        bin.health().0 == 200
+    });
+    wait_until(WAIT, "a real RRD file in the FIFO's place", || {
+        fifo.is_file()
+    });
+    assert_eq!(bin.stop(), Some(0));
+}
