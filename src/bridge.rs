@@ -23,8 +23,8 @@ use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 use crate::mqtt::{self, Connection, Wanted};
 use crate::plan::{Plan, VALUE_RRD_DEF};
-use crate::rrd::{RrdDefs, RrdWriter};
-use crate::store::Store;
+use crate::rrd::{RrdDefs, RrdProbe, RrdWriter};
+use crate::store::{Store, UsageCollector};
 use crate::web;
 use crate::xymon::{self, Outbox};
 use std::sync::Arc;
@@ -58,12 +58,13 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// What the web layer reads.
+    /// What the web layer reads (no stage to watch: see `Bridge::run` for the running bridge's).
     pub fn web_sources(&self) -> web::Sources {
         web::Sources {
             store: self.store.clone(),
             outbox: self.outbox.clone(),
             metrics: self.metrics.clone(),
+            stages: Arc::default(),
         }
     }
 }
@@ -77,10 +78,16 @@ pub struct Bridge {
 
 impl Bridge {
     pub fn new(plan: Plan) -> Bridge {
+        let store = Store::for_plan(&plan);
+        let mut metrics = Metrics::new();
+        // The store's budget figures, read from the store at each scrape.
+        metrics
+            .registry
+            .register_collector(Box::new(UsageCollector(store.clone())));
         let shared = Shared {
-            store: Store::for_plan(&plan),
+            store,
             outbox: Arc::new(Outbox::new()),
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(metrics),
         };
         Bridge { plan, shared }
     }
@@ -133,6 +140,7 @@ impl Bridge {
             },
             plan.limits.max_value_chars,
         );
+        let rrd_probe = rrd.as_ref().map(|(w, _)| w.probe());
         let rrd_thread = rrd.map(|(_, thread)| thread);
         // The collector stops when ingest has stopped and the channel is drained.
         let mut collector = tokio::spawn(collector.run(sample_rx));
@@ -150,7 +158,11 @@ impl Bridge {
             sender_stop.clone(),
         ));
         // A web problem never stops the bridge.
-        let web = web::start(&plan.web, shared.web_sources(), cancel.clone()).await;
+        let sources = web::Sources {
+            stages: Arc::new(watched_stages(&sample_tx_held, rrd_probe, &shared)),
+            ..shared.web_sources()
+        };
+        let web = web::start(&plan.web, sources, cancel.clone()).await;
 
         info!(brokers = plan.brokers.len(), tests = plan.test_count(), xymond = %plan.xymon.server, "bridge running");
         // Every stage has what it needs; the rest of the plan (for 100k topics, megabytes) is not kept.
@@ -239,6 +251,50 @@ impl Bridge {
 /// Runs a bridge for `plan` until `cancel` fires (or a stage fails; see `Bridge::run`).
 pub async fn run(plan: Plan, cancel: CancellationToken) -> anyhow::Result<()> {
     Bridge::new(plan).run(cancel).await
+}
+
+/// How long a stage's queue may stay full with nothing taken before `/healthz` calls it stuck.
+const STAGE_STUCK_AFTER: Duration = Duration::from_secs(10);
+
+/// How long statuses may wait without the sender taking any: longer than its longest backoff (30 s) plus
+/// one delivery's timeout, so a sender that retries a refusing xymond is slow, not stuck.
+const SENDER_STUCK_AFTER: Duration = Duration::from_secs(60);
+
+/// The stages whose queues `/healthz` watches: the collector (the sample queue from ingest), the RRD
+/// writer (its queue), the Xymon sender (the outbox). None holds a sender of a queue, so that the queues
+/// still close at shutdown.
+fn watched_stages(
+    samples: &mpsc::Sender<Sample>,
+    rrd: Option<RrdProbe>,
+    shared: &Shared,
+) -> Vec<web::Stage> {
+    let queue = samples.downgrade();
+    let metrics = shared.metrics.clone();
+    let mut stages = vec![web::Stage {
+        name: "the collector",
+        what: "the queue of samples from MQTT ingest is full and it took none",
+        after: STAGE_STUCK_AFTER,
+        stuck_for: Box::new(move || {
+            let full = queue.upgrade().is_some_and(|q| q.capacity() == 0);
+            full.then(|| metrics.collector_beat.idle())
+        }),
+    }];
+    if let Some(rrd) = rrd {
+        stages.push(web::Stage {
+            name: "the RRD writer",
+            what: "its queue is full and it finished no update",
+            after: STAGE_STUCK_AFTER,
+            stuck_for: Box::new(move || rrd.full_for()),
+        });
+    }
+    let outbox = shared.outbox.clone();
+    stages.push(web::Stage {
+        name: "the Xymon sender",
+        what: "statuses are pending and it took none",
+        after: SENDER_STUCK_AFTER,
+        stuck_for: Box::new(move || outbox.stalled()),
+    });
+    stages
 }
 
 /// One ingest task per broker, each with its session and its subscriptions.

@@ -1,25 +1,69 @@
 //! Rule tests in the collector: samples matched against each rule of their broker, instance statuses
-//! sent on a colour change or when due, and a sweep that catches staleness and expected hosts.
+//! sent on a colour change or when due, and a sweep that catches staleness and expected hosts. A new
+//! instance's host.test must be free: not a configured test's, not another rule's (`Owner`).
 
+use super::outage::announced;
 use super::rrd_feed::unix_secs;
 use super::Collector;
 use super::Sample;
+use crate::colour::Colour;
 use crate::metrics::RuleLabel;
-use crate::names::{HostName, TestName};
-use crate::plan::RulePlan;
+use crate::names::{BrokerId, HostName, TestName};
+use crate::plan::{RulePlan, TestPlan};
 use crate::rrd::RrdSample;
-use crate::rules::{Instance, Offered, RuleState};
-use crate::status;
+use crate::rules::{Instance, Matched, Offered, RuleState, Skip};
+use crate::status::{self, outage_status};
 use crate::text::short;
+use std::collections::HashMap;
 use std::time::SystemTime;
 use tokio::time::Instant;
 use tracing::{debug, warn};
+
+/// Who writes a host.test that is known before any message: a `topics` or `broker-stats` test, or a rule
+/// whose host and test are both literal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Owner {
+    Test,
+    Rule(usize),
+}
+
+/// The configured columns: every `topics` and `broker-stats` test's host.test, and the literal host.test
+/// of rules without captures in their names (indexed by rule). A rule may make an instance of none of
+/// them but its own (`Collector::on_rule_sample`), nor of another rule's instance.
+pub(super) fn configured_owners(
+    tests: &[TestPlan],
+    rules: &[RulePlan],
+) -> HashMap<(HostName, TestName), Owner> {
+    let mut owners = HashMap::new();
+    for t in tests {
+        owners.insert((t.config.host.clone(), t.config.test.clone()), Owner::Test);
+    }
+    for (r, plan) in rules.iter().enumerate() {
+        let rule = &plan.rule;
+        if !(rule.host.is_literal() && rule.test.is_literal()) {
+            continue;
+        }
+        let host = HostName::try_from(rule.host.as_str().to_string());
+        let test = TestName::try_from(rule.test.as_str().to_string());
+        if let (Ok(h), Ok(t)) = (host, test) {
+            owners.entry((h, t)).or_insert(Owner::Rule(r));
+        }
+    }
+    owners
+}
+
+fn column(key: &(HostName, TestName)) -> String {
+    format!("{}.{}", key.0, key.1)
+}
 
 /// One rule test's runtime state.
 pub(super) struct RuleSlot {
     pub(super) state: RuleState,
     /// The config's test index, for log lines.
     index: usize,
+    broker: BrokerId,
+    /// Its instances' colour while the broker is disconnected.
+    outage_colour: Colour,
 }
 
 impl RuleSlot {
@@ -27,25 +71,47 @@ impl RuleSlot {
         RuleSlot {
             state: RuleState::new(plan.rule, now),
             index: plan.index,
+            broker: plan.broker,
+            outage_colour: plan.outage_colour,
         }
     }
 }
 
 impl Collector {
-    /// Routes a sample to every rule of its broker whose filter matches.
+    /// Routes a sample to every rule of its broker whose filter matches. When some rule matched its
+    /// topic and none took it (and it is not a configured topic), the store is told to keep no payload for
+    /// it: nothing will ever show it.
     pub(super) fn on_rule_sample(&mut self, s: &Sample) {
         let now = Instant::now();
         let wall = SystemTime::now();
+        let (mut matched, mut taken) = (false, false);
         for k in 0..self.rule_routes[s.broker].len() {
             let r = self.rule_routes[s.broker][k];
-            let slot = &mut self.rules[r];
+            let (before, rest) = self.rules.split_at_mut(r);
+            let Some((slot, after)) = rest.split_first_mut() else {
+                continue;
+            };
             let Ok(caps) = slot.state.rule.filter.match_topic(&s.topic) else {
                 continue;
             };
-            match slot
-                .state
-                .offer(&s.topic, caps, &s.payload, s.retained, now, wall)
-            {
+            matched = true;
+            let m = Matched {
+                topic: &s.topic,
+                caps,
+                raw: &s.payload,
+                retained: s.retained,
+            };
+            let owners = &self.owners;
+            let others = || before.iter().chain(after.iter());
+            let mut claim = |key: &(HostName, TestName)| match owners.get(key) {
+                Some(Owner::Test) => Err(Skip::ConfiguredColumn(column(key))),
+                Some(Owner::Rule(o)) if *o != r => Err(Skip::OtherRuleColumn(column(key))),
+                _ if others().any(|o| o.state.instances.contains_key(key)) => {
+                    Err(Skip::OtherRuleColumn(column(key)))
+                }
+                _ => Ok(()),
+            };
+            match slot.state.offer_owned(m, now, wall, &mut claim) {
                 Err(skip) => {
                     self.metrics.count_drop(skip.reason());
                     self.metrics
@@ -61,6 +127,7 @@ impl Collector {
                     }
                 }
                 Ok(offered) => {
+                    taken = true;
                     if offered.created {
                         debug!(host = %offered.key.0, test = %offered.key.1, "rule instance created");
                     }
@@ -68,6 +135,9 @@ impl Collector {
                     self.send_rule(r, &offered.key, now, wall);
                 }
             }
+        }
+        if matched && !taken && s.route.is_none() {
+            self.store.refuse(s.broker, &s.topic);
         }
     }
 
@@ -94,27 +164,70 @@ impl Collector {
 
     /// Sends an instance's status when its colour changed since the last one, or `interval` has passed.
     fn send_rule(&mut self, r: usize, key: &(HostName, TestName), now: Instant, wall: SystemTime) {
+        self.send_rule_if(r, key, now, wall, false);
+    }
+
+    /// Every instance of rule `r`: `send_rule`, or with `force` sent whether due or not (an outage begins
+    /// or ends).
+    pub(super) fn resend_rule(&mut self, r: usize, now: Instant, wall: SystemTime, force: bool) {
+        let keys: Vec<(HostName, TestName)> =
+            self.rules[r].state.instances.keys().cloned().collect();
+        for key in keys {
+            self.send_rule_if(r, &key, now, wall, force);
+        }
+    }
+
+    /// `send_rule`, or with `force` whether due or not. While the rule's broker is down (announced), the
+    /// status is the outage's, in the rule's outage colour.
+    fn send_rule_if(
+        &mut self,
+        r: usize,
+        key: &(HostName, TestName),
+        now: Instant,
+        wall: SystemTime,
+        force: bool,
+    ) {
         let slot = &mut self.rules[r];
+        let down = announced(&self.links, slot.broker);
         let rule = &slot.state.rule;
         let Some(inst) = slot.state.instances.get_mut(key) else {
             return;
         };
-        let lines = inst.evaluate(rule, now, wall);
-        let colour = Instance::colour(&lines);
+        let lines = match down {
+            Some(_) => Vec::new(),
+            None => inst.evaluate(rule, now, wall),
+        };
+        let colour = match down {
+            Some(_) => slot.outage_colour,
+            None => Instance::colour(&lines),
+        };
         let due = inst.last_sent.is_none_or(|t| now >= t + rule.interval);
-        if inst.sent_colour == Some(colour) && !due {
+        if inst.sent_colour == Some(colour) && !due && !force {
             return;
         }
-        let mut status = status::rule_status(rule, inst, &lines, wall, self.max_value_chars);
-        if let Some(rrd) = &self.rrd {
-            for v in rule.values.iter().filter(|v| v.rrd) {
-                rrd.report(
-                    inst.host.as_str(),
-                    &format!("{}.{}", inst.test, v.name),
-                    &mut status,
-                );
+        let status = match down {
+            Some(d) => outage_status(
+                &inst.host,
+                &inst.test,
+                rule.lifetime,
+                &d.outage(slot.outage_colour),
+                wall,
+            ),
+            None => {
+                let mut status =
+                    status::rule_status(rule, inst, &lines, wall, self.max_value_chars);
+                if let Some(rrd) = &self.rrd {
+                    for v in rule.values.iter().filter(|v| v.rrd) {
+                        rrd.report(
+                            inst.host.as_str(),
+                            &format!("{}.{}", inst.test, v.name),
+                            &mut status,
+                        );
+                    }
+                }
+                status
             }
-        }
+        };
         inst.last_sent = Some(now);
         inst.sent_colour = Some(colour);
         debug!(test = %status.key(), colour = %status.colour, "rule status built");
@@ -125,11 +238,7 @@ impl Collector {
     /// have not published.
     pub(super) fn sweep(&mut self, r: usize, now: Instant) {
         let wall = SystemTime::now();
-        let keys: Vec<(HostName, TestName)> =
-            self.rules[r].state.instances.keys().cloned().collect();
-        for key in keys {
-            self.send_rule(r, &key, now, wall);
-        }
+        self.resend_rule(r, now, wall, false);
         let st = &mut self.rules[r].state;
         let grace = st.rule.min_expire.unwrap_or(st.rule.interval);
         let due = st.expect_sent.is_none_or(|t| now >= t + st.rule.interval);

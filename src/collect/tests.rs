@@ -48,15 +48,15 @@ topics = ["room3/slow"]
 
 /// A config's plan, its store (the exact topics registered) and each broker's subscriptions and routes,
 /// as the bridge builds them at start-up.
-struct Routed {
+pub(super) struct Routed {
     config: crate::config::Config,
     plan: Plan,
-    store: Store,
+    pub(super) store: Store,
     wanted: Vec<Wanted>,
     routes: Vec<RouteTable>,
 }
 
-fn routed(text: &str) -> Routed {
+pub(super) fn routed(text: &str) -> Routed {
     let config = fixtures::config(text);
     let plan = Plan::compile(&config).expect("plan");
     let store = Store::for_plan(&plan);
@@ -89,7 +89,7 @@ fn ingest(store: &Store, topic: &str) -> Option<(Arc<str>, RouteId)> {
 
 /// A collector for the plan's tests on one broker ("local") that no snapshot can reach (nothing serves
 /// its snapshot requests), with its outbox.
-fn collector_for(r: Routed) -> (Collector, Arc<Outbox>) {
+pub(super) fn collector_for(r: Routed) -> (Collector, Arc<Outbox>) {
     let outbox = Arc::new(Outbox::new());
     let (snapshots, _) = mpsc::channel(1);
     let sinks = Sinks {

@@ -10,6 +10,7 @@
 mod broker_url;
 mod duration;
 mod error;
+mod ownership;
 mod schema;
 mod templates;
 
@@ -35,6 +36,9 @@ pub const EXAMPLE: &str = include_str!("../../xymon-mqtt.example.toml");
 /// Most `[web] max_connections`: far above what a dashboard needs, and within what tokio's semaphore
 /// takes (it panics above `usize::MAX >> 3`).
 const MAX_WEB_CONNECTIONS: usize = 65_536;
+
+/// Least `[limits] store_bytes`: below a megabyte the store would evict what a small site needs.
+const MIN_STORE_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -146,6 +150,14 @@ impl Config {
                 format!("must be at least 1 and at most {MAX_WEB_CONNECTIONS}"),
             ));
         }
+        if self.limits.store_bytes < MIN_STORE_BYTES {
+            return Err(ConfigError::at_line(
+                path,
+                text,
+                "limits.store_bytes",
+                format!("must be at least {MIN_STORE_BYTES} (1 MiB)"),
+            ));
+        }
         let mut names = HashSet::new();
         for (i, b) in self.brokers.iter().enumerate() {
             let key = |k: &str| format!("broker[{i}].{k}");
@@ -196,6 +208,7 @@ impl Config {
                     ("expect", !tc.expect.is_empty()),
                     ("expire_after", tc.expire_after.is_some()),
                     ("timestamp_path", tc.timestamp_path.is_some()),
+                    ("tests", !tc.tests.is_empty()),
                 ];
                 if let Some((k, _)) = rule_only.iter().find(|(_, set)| *set) {
                     return Err(err(
@@ -214,6 +227,9 @@ impl Config {
                     key("test"),
                     format!("{}.{} is defined twice", tc.host, tc.test),
                 ));
+            }
+            if let Some((k, msg)) = ownership::test_names(tc) {
+                return Err(err(t.span(), key(k), msg));
             }
             if tc.qos > 2 {
                 return Err(err(t.span(), key("qos"), "must be 0, 1 or 2".into()));
@@ -234,6 +250,13 @@ impl Config {
                         t.span(),
                         key("topics"),
                         "broker-stats reads the fixed $SYS topics; remove `topics`".into(),
+                    ))
+                }
+                _ if tc.outage_colour.is_some() && tc.mode() == Mode::Periodic => {
+                    return Err(err(
+                        t.span(),
+                        key("outage_colour"),
+                        "applies to continuous and rule tests; a periodic test reports an unreachable broker in its own status".into(),
                     ))
                 }
                 TestKind::BrokerStats if tc.mode == Some(Mode::Continuous) => {
@@ -266,6 +289,9 @@ impl Config {
                     ));
                 }
             }
+        }
+        if let Some((i, msg)) = ownership::expected_hosts(&self.tests, &columns) {
+            return Err(err(self.tests[i].span(), format!("test[{i}].expect"), msg));
         }
         Ok(())
     }

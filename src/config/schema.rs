@@ -113,6 +113,11 @@ pub struct LimitsConfig {
     /// Distinct topics kept in the store; new topics past this are counted and not stored.
     #[serde(default = "default_max_topics")]
     pub max_topics: usize,
+    /// Bytes the topic store may hold: payloads, names and a fixed cost per topic
+    /// (`store::ENTRY_OVERHEAD`). When it is reached, the least recently updated topics that no configured
+    /// test waits for are evicted.
+    #[serde(default = "default_store_bytes")]
+    pub store_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -122,6 +127,7 @@ impl Default for LimitsConfig {
             max_payload_bytes: default_max_payload_bytes(),
             max_value_chars: default_max_value_chars(),
             max_topics: default_max_topics(),
+            store_bytes: default_store_bytes(),
         }
     }
 }
@@ -143,6 +149,9 @@ pub struct BrokerConfig {
     /// Cap of the reconnect backoff (it starts at 1 s and doubles).
     #[serde(default = "default_reconnect_max", with = "duration")]
     pub reconnect_max: Duration,
+    /// The colour of this broker's continuous tests and rule instances while it is disconnected (a test's
+    /// own `outage_colour` wins). Default clear: the bridge cannot tell how the sensors are.
+    pub outage_colour: Option<ColourName>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -265,6 +274,12 @@ pub struct TestConfig {
     pub max_instances: Option<usize>,
     /// Rule tests: most concrete topics this rule tracks; more are counted and logged.
     pub max_topics: Option<usize>,
+    /// Rule tests whose `test` has a `{capture}`: the test names it may produce; any other is refused.
+    #[serde(default)]
+    pub tests: Vec<TestName>,
+    /// Continuous and rule tests: the colour while the broker is disconnected (default: the broker's
+    /// `outage_colour`, else clear).
+    pub outage_colour: Option<ColourName>,
     #[serde(default, rename = "value")]
     pub values: Vec<ValueConfig>,
 }
@@ -376,4 +391,7 @@ fn default_max_value_chars() -> usize {
 }
 fn default_max_topics() -> usize {
     1_000_000
+}
+fn default_store_bytes() -> usize {
+    64 << 20
 }

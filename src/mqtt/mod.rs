@@ -188,11 +188,22 @@ async fn handle_publish(
     // The one hash lookup of this message: stores it and, for a configured topic, yields its shared name
     // and the collector's route.
     let ingested = shared.store.ingest(task.id, &incoming, None);
-    if let Err(Rejected::Full) = ingested.stored {
-        shared.metrics.count_drop("store_full");
-        if shared.log_limit.allow("store_full") {
-            warn!(broker = %task.name, topic = %topic, "topic store is full (limits.max_topics); new topics are not stored");
+    match ingested.stored {
+        Err(Rejected::Full) => {
+            shared.metrics.count_drop("store_full");
+            if shared.log_limit.allow("store_full") {
+                warn!(broker = %task.name, topic = %topic, "topic store is full (limits.max_topics); new topics are not stored");
+            }
         }
+        Err(Rejected::Budget) => {
+            shared.metrics.count_drop("store_budget");
+            if shared.log_limit.allow("store_budget") {
+                warn!(broker = %task.name, topic = %topic, bytes = payload.len(),
+                    "the message does not fit in limits.store_bytes even after evicting every topic no configured test reads; not stored");
+            }
+        }
+        // Counted by the store (`store_refused_messages`); the collector counts why, per rule.
+        Err(Rejected::Refused) | Ok(_) => {}
     }
     let (topic, route) = match ingested.registered {
         Some((name, route)) => (name, Some(route)),

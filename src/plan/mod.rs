@@ -11,6 +11,7 @@ mod routing;
 
 pub use routing::{BrokerRouting, Dest, ExactTopic};
 
+use crate::colour::Colour;
 use crate::config::{
     BrokerUrl, Config, ConfigError, LimitsConfig, TestConfig, TestKind, XymonConfig,
 };
@@ -85,6 +86,16 @@ pub struct TestPlan {
     /// The topics it reads, in display order (the config's own list, shared; broker-stats: the `$SYS`
     /// names).
     pub topics: Arc<[TopicName]>,
+    /// A continuous test's colour while its broker is disconnected.
+    pub outage_colour: Colour,
+}
+
+impl TestPlan {
+    /// Read by short-lived snapshot sessions (`mode = "periodic"`, and every broker-stats test), not by
+    /// the permanent subscriptions.
+    pub fn is_periodic(&self) -> bool {
+        self.config.mode() == crate::config::Mode::Periodic
+    }
 }
 
 /// A compiled rule test and its broker.
@@ -94,6 +105,8 @@ pub struct RulePlan {
     pub broker: BrokerId,
     /// Its index among the config's `[[test]]`s, for log lines.
     pub index: usize,
+    /// Its instances' colour while the broker is disconnected.
+    pub outage_colour: Colour,
 }
 
 /// The RRD files the bridge writes itself.
@@ -174,6 +187,12 @@ impl Plan {
         }
         // Validation checked that every test names a broker.
         let broker_id = |name: &str| brokers.iter().position(|b| b.name == name);
+        // A test's own outage colour, else its broker's, else clear.
+        let outage_colour = |tc: &TestConfig, broker: BrokerId| {
+            tc.outage_colour
+                .or_else(|| config.brokers.get(broker)?.get_ref().outage_colour)
+                .map_or(Colour::Clear, Colour::from)
+        };
         let mut tests = Vec::new();
         let mut rules = Vec::new();
         let mut web_tests = Vec::with_capacity(config.tests.len());
@@ -198,6 +217,7 @@ impl Plan {
                     rule,
                     broker,
                     index,
+                    outage_colour: outage_colour(tc, broker),
                 });
             } else {
                 tests.push(TestPlan {
@@ -205,6 +225,7 @@ impl Plan {
                     broker,
                     index,
                     topics,
+                    outage_colour: outage_colour(tc, broker),
                 });
             }
         }

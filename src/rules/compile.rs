@@ -165,6 +165,7 @@ impl Rule {
             interval: tc.interval(),
             lifetime: tc.lifetime(),
             qos: tc.qos(),
+            tests: tc.tests.clone(),
             min_expire,
         })
     }

@@ -27,6 +27,18 @@ pub struct Offered {
     pub numbers: Vec<(usize, f64)>,
 }
 
+/// Asked before a rule makes a new instance: whether its host.test is free for the rule, or why not.
+pub type Claim<'a> = dyn FnMut(&(HostName, TestName)) -> Result<(), Skip> + 'a;
+
+/// One message whose topic matched a rule's filter.
+pub struct Matched<'a> {
+    pub topic: &'a str,
+    /// The filter's captures of `topic`.
+    pub caps: Captures,
+    pub raw: &'a [u8],
+    pub retained: bool,
+}
+
 /// One rule's runtime state: its instances and the topics that feed them.
 #[derive(Debug)]
 pub struct RuleState {
@@ -49,7 +61,8 @@ impl RuleState {
         }
     }
 
-    /// Feeds one message whose topic matched the filter (`caps`).
+    /// Feeds one message whose topic matched the filter (`caps`), as the only test of the bridge: every
+    /// column its names allow is this rule's (`explain` and the tests; the collector uses `offer_owned`).
     pub fn offer(
         &mut self,
         topic: &str,
@@ -59,6 +72,31 @@ impl RuleState {
         now: Instant,
         now_wall: SystemTime,
     ) -> Result<Offered, Skip> {
+        let m = Matched {
+            topic,
+            caps,
+            raw,
+            retained,
+        };
+        self.offer_owned(m, now, now_wall, &mut |_| Ok(()))
+    }
+
+    /// `offer`, asking `claim` before a new instance is made whether its host.test is free for this rule
+    /// (the collector knows the configured tests and the other rules' instances). A refused claim makes
+    /// nothing: no instance, no topic tracked.
+    pub fn offer_owned(
+        &mut self,
+        m: Matched<'_>,
+        now: Instant,
+        now_wall: SystemTime,
+        claim: &mut Claim<'_>,
+    ) -> Result<Offered, Skip> {
+        let Matched {
+            topic,
+            caps,
+            raw,
+            retained,
+        } = m;
         let (key, created) = match self.topic_index.get(topic) {
             Some(k) => (k.clone(), false),
             None => {
@@ -67,8 +105,11 @@ impl RuleState {
                     return Err(Skip::MaxTopics(self.rule.max_topics));
                 }
                 let created = !self.instances.contains_key(&key);
-                if created && self.instances.len() >= self.rule.max_instances {
-                    return Err(Skip::MaxInstances(self.rule.max_instances));
+                if created {
+                    claim(&key)?;
+                    if self.instances.len() >= self.rule.max_instances {
+                        return Err(Skip::MaxInstances(self.rule.max_instances));
+                    }
                 }
                 self.topic_index.insert(topic.to_string(), key.clone());
                 (key, created)

@@ -11,13 +11,16 @@
 //! - `topics`: `kind = "topics"` tests, and any periodic test whose broker is unreachable.
 //! - `broker_stats`: the broker's `$SYS` counters, totals and rates.
 //! - `rule`: one rule instance, and a host a rule expects that never published.
+//! - `outage`: a continuous test or rule instance while its broker is disconnected.
 
 mod broker_stats;
+mod outage;
 mod round;
 mod rule;
 mod topics;
 
 pub use broker_stats::{broker_stats_status, Counters};
+pub use outage::{outage_status, Outage};
 pub use round::{Changed, Closed, Reading};
 pub use rule::{expected_missing_status, rule_status};
 pub use topics::{broker_down_status, topics_status};

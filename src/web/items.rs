@@ -5,7 +5,7 @@
 
 use super::error::ApiError;
 use crate::filter::TopicFilter;
-use crate::store::{BrokerState, TopicValue};
+use crate::store::{BrokerState, TopicValue, Usage};
 use crate::xymon::outbox::{DeliveryState, TestDelivery};
 use base64::Engine as _;
 use serde::Serialize;
@@ -223,6 +223,41 @@ impl From<&BrokerState> for BrokerItem {
             last_message: b.last_message.map(Timestamp),
             messages: b.messages,
             last_error: b.last_error.clone(),
+        }
+    }
+}
+
+/// What the topic store holds against its memory budget (`limits.store_bytes`), and what the budget did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StoreItem {
+    /// Topics held (with their latest value, or by name only when no test accepts them).
+    pub topics: u64,
+    /// Bytes counted against the budget: per topic a fixed overhead, the name and the payload kept.
+    pub bytes: u64,
+    /// `limits.store_bytes`.
+    pub budget_bytes: u64,
+    /// Topics evicted to stay within the budget (least recently updated first, never a configured one).
+    pub evicted_topics: u64,
+    pub evicted_bytes: u64,
+    /// Messages on new topics that did not fit even after evicting.
+    pub over_budget: u64,
+    /// Topics no test accepts: kept by name, their payload dropped, not listed under `/topics`.
+    pub refused_topics: u64,
+    /// Messages that came on refused topics.
+    pub refused_messages: u64,
+}
+
+impl From<Usage> for StoreItem {
+    fn from(u: Usage) -> Self {
+        StoreItem {
+            topics: u.topics as u64,
+            bytes: u.bytes as u64,
+            budget_bytes: u.budget as u64,
+            evicted_topics: u.evicted_topics,
+            evicted_bytes: u.evicted_bytes,
+            over_budget: u.over_budget,
+            refused_topics: u.refused_topics,
+            refused_messages: u.refused_messages,
         }
     }
 }

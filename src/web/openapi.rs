@@ -1,7 +1,7 @@
 //! The OpenAPI document of the API and the event stream, generated from their handlers' annotations.
 
 use super::error::ErrorBody;
-use super::items::{BrokerItem, Delivery, Health, TestItem, TopicItem, TopicPage};
+use super::items::{BrokerItem, Delivery, Health, StoreItem, TestItem, TopicItem, TopicPage};
 use super::json::Json;
 use super::{api, sse};
 use utoipa::OpenApi;
@@ -10,19 +10,20 @@ use utoipa::OpenApi;
 #[openapi(
     info(
         title = "xymon-mqtt",
-        description = "What the MQTT to Xymon bridge sees: latest topic values, Xymon tests and their delivery, broker states."
+        description = "What the MQTT to Xymon bridge sees: latest topic values, Xymon tests and their delivery, broker states, the topic store's memory budget."
     ),
     paths(
         api::topics,
         api::topic,
         api::tests,
         api::brokers,
+        api::store,
         sse::events,
         api::healthz,
         api::metrics
     ),
     components(schemas(
-        TopicItem, TopicPage, TestItem, Delivery, BrokerItem, Health, ErrorBody
+        TopicItem, TopicPage, TestItem, Delivery, BrokerItem, StoreItem, Health, ErrorBody
     ))
 )]
 pub struct ApiDoc;
