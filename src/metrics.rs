@@ -22,6 +22,13 @@ pub struct RuleLabel {
     pub reason: String,
 }
 
+/// A subscription filter of a broker. Bounded: both come from the config.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FilterLabel {
+    pub broker: String,
+    pub filter: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: String,
@@ -46,6 +53,8 @@ pub struct Metrics {
     pub rule_refused: Family<RuleLabel, Counter>,
     /// Collection rounds completed, per outcome.
     pub rounds: Family<ReasonLabel, Counter>,
+    /// Subscription filters the broker refused in a SUBACK, per broker and filter (once per SUBACK).
+    pub subscribe_refused: Family<FilterLabel, Counter>,
 }
 
 impl Metrics {
@@ -60,6 +69,7 @@ impl Metrics {
             delivery_failures: Counter::default(),
             rounds: Family::default(),
             rule_refused: Family::default(),
+            subscribe_refused: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -98,6 +108,11 @@ impl Metrics {
             "Collection rounds completed, by outcome",
             m.rounds.clone(),
         );
+        registry.register(
+            "subscribe_refused",
+            "Subscription filters the broker refused, by broker and filter",
+            m.subscribe_refused.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -111,6 +126,16 @@ impl Metrics {
         self.dropped
             .get_or_create(&ReasonLabel {
                 reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts one refusal of `filter` by `broker`.
+    pub fn count_refusal(&self, broker: &str, filter: &str) {
+        self.subscribe_refused
+            .get_or_create(&FilterLabel {
+                broker: broker.to_string(),
+                filter: filter.to_string(),
             })
             .inc();
     }

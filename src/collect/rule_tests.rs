@@ -5,7 +5,7 @@ use super::rrd_feed::unix_secs;
 use super::Collector;
 use super::Sample;
 use crate::metrics::RuleLabel;
-use crate::names::{HostName, TestName};
+use crate::names::{BrokerId, HostName, TestName};
 use crate::plan::RulePlan;
 use crate::rrd::RrdSample;
 use crate::rules::{Instance, Offered, RuleState};
@@ -20,11 +20,16 @@ pub(super) struct RuleSlot {
     pub(super) state: RuleState,
     /// The config's test index, for log lines.
     index: usize,
+    pub(super) broker: BrokerId,
+    /// The rule's filter as subscribed (`sensors/+/env`), to match refusals.
+    pub(super) subscription: String,
 }
 
 impl RuleSlot {
     pub(super) fn new(plan: RulePlan, now: Instant) -> RuleSlot {
         RuleSlot {
+            subscription: plan.rule.filter.subscription(),
+            broker: plan.broker,
             state: RuleState::new(plan.rule, now),
             index: plan.index,
         }
@@ -93,7 +98,13 @@ impl Collector {
     }
 
     /// Sends an instance's status when its colour changed since the last one, or `interval` has passed.
-    fn send_rule(&mut self, r: usize, key: &(HostName, TestName), now: Instant, wall: SystemTime) {
+    pub(super) fn send_rule(
+        &mut self,
+        r: usize,
+        key: &(HostName, TestName),
+        now: Instant,
+        wall: SystemTime,
+    ) {
         let slot = &mut self.rules[r];
         let rule = &slot.state.rule;
         let Some(inst) = slot.state.instances.get_mut(key) else {
@@ -115,6 +126,8 @@ impl Collector {
                 );
             }
         }
+        self.refused
+            .note(slot.broker, [slot.subscription.as_str()], &mut status);
         inst.last_sent = Some(now);
         inst.sent_colour = Some(colour);
         debug!(test = %status.key(), colour = %status.colour, "rule status built");
@@ -140,11 +153,15 @@ impl Collector {
             return;
         };
         let since = now.saturating_duration_since(st.started);
+        let slot = &self.rules[r];
+        let st = &slot.state;
         for host in st.missing_expected() {
-            self.outbox.put(status::expected_missing_status(
-                &st.rule, host, &test, since, wall,
-            ));
+            let mut status = status::expected_missing_status(&st.rule, host, &test, since, wall);
+            self.refused
+                .note(slot.broker, [slot.subscription.as_str()], &mut status);
+            self.outbox.put(status);
         }
+        let st = &mut self.rules[r].state;
         st.expect_sent = Some(now);
     }
 }

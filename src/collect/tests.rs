@@ -161,7 +161,7 @@ fn subscriptions_come_in_chunks_that_cover_everything_once() {
         }
         assert!(chunk.len() <= 2);
         start += chunk.len();
-        all.extend(chunk.into_iter().map(|f| (f.path, f.qos)));
+        all.extend(chunk);
     }
     assert_eq!(all[0].0, "sensors/+/env", "rule filters first");
     all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -183,7 +183,7 @@ async fn a_round_after_a_rule_completes_into_its_own_status() {
     let store = r.store.clone();
     let (collector, outbox) = collector_for(r);
     let (tx, rx) = mpsc::channel(16);
-    let run = tokio::spawn(collector.run(rx));
+    let run = tokio::spawn(collector.run(rx, mpsc::channel(1).1));
     for (topic, payload) in [("room1/volts", "230"), ("shared/clock", "12:00")] {
         let Some((name, route)) = ingest(&store, topic) else {
             panic!("{topic} not wanted");

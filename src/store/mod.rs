@@ -42,13 +42,22 @@ pub struct BrokerState {
     pub name: String,
     pub url: String,
     pub connected: bool,
-    /// The permanent subscriptions are acknowledged (SubAck) on the current connection.
+    /// Every permanent subscription is acknowledged and granted on the current connection.
     pub subscribed: bool,
     /// When `connected` last changed.
     pub since: Option<SystemTime>,
     pub last_message: Option<SystemTime>,
     pub messages: u64,
     pub last_error: Option<String>,
+    /// Subscription filters the broker refuses (in its last SUBACK for them), sorted by filter.
+    pub refused: Vec<Refused>,
+}
+
+/// A subscription filter the broker refused, and its reason (the broker's words: untrusted text).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Refused {
+    pub filter: String,
+    pub reason: String,
 }
 
 /// Why `ingest` did not store a message.
@@ -151,6 +160,7 @@ impl Store {
                     last_message: None,
                     messages: 0,
                     last_error: None,
+                    refused: Vec::new(),
                 })
                 .collect(),
         };
@@ -379,6 +389,40 @@ impl Store {
             b.subscribed = true;
         }
         self.notify(|| Change::Broker(broker));
+    }
+
+    /// Records that the broker refuses `filter` (`Some(reason)`) or grants it (`None`). Returns whether
+    /// that changed anything.
+    pub fn set_refused(&self, broker: BrokerId, filter: &str, reason: Option<String>) -> bool {
+        let mut guard = self.lock();
+        let Some(b) = guard.brokers.get_mut(broker) else {
+            return false;
+        };
+        let at = b
+            .refused
+            .binary_search_by(|r| r.filter.as_str().cmp(filter));
+        let changed = match (at, reason) {
+            (Ok(i), Some(reason)) if b.refused[i].reason != reason => {
+                b.refused[i].reason = reason;
+                true
+            }
+            (Ok(_), Some(_)) => false,
+            (Ok(i), None) => {
+                b.refused.remove(i);
+                true
+            }
+            (Err(i), Some(reason)) => {
+                let filter = filter.to_string();
+                b.refused.insert(i, Refused { filter, reason });
+                true
+            }
+            (Err(_), None) => false,
+        };
+        drop(guard);
+        if changed {
+            self.notify(|| Change::Broker(broker));
+        }
+        changed
     }
 
     pub fn brokers(&self) -> Vec<BrokerState> {

@@ -1,7 +1,7 @@
 //! The OpenAPI document of the API and the event stream, generated from their handlers' annotations.
 
 use super::error::ErrorBody;
-use super::items::{BrokerItem, Delivery, Health, TestItem, TopicItem, TopicPage};
+use super::items::{BrokerItem, Delivery, Health, RefusedItem, TestItem, TopicItem, TopicPage};
 use super::json::Json;
 use super::{api, sse};
 use utoipa::OpenApi;
@@ -22,7 +22,14 @@ use utoipa::OpenApi;
         api::metrics
     ),
     components(schemas(
-        TopicItem, TopicPage, TestItem, Delivery, BrokerItem, Health, ErrorBody
+        TopicItem,
+        TopicPage,
+        TestItem,
+        Delivery,
+        BrokerItem,
+        RefusedItem,
+        Health,
+        ErrorBody
     ))
 )]
 pub struct ApiDoc;
