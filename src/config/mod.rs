@@ -302,6 +302,13 @@ fn broker_problem(b: &BrokerConfig) -> Option<(&'static str, String)> {
             "must be at least 1s and at most 65535s (MQTT's 16-bit field)".into(),
         ));
     }
+    // rumqttc's MQTT 5 client panics on a shorter one.
+    if b.protocol == Protocol::V5 && b.keep_alive < Duration::from_secs(5) {
+        return Some((
+            "keep_alive",
+            "must be at least 5s with protocol = \"5\" (the MQTT client's minimum)".into(),
+        ));
+    }
     let tls_keys = [
         ("ca_file", b.ca_file.is_some()),
         ("client_cert_file", b.client_cert_file.is_some()),

@@ -7,6 +7,7 @@
 //! One `std::sync::Mutex`, never held across an `.await`, so the lock is held only for a hash lookup and
 //! a small copy (the hash is computed before taking it). The per-broker table is in `table`.
 
+mod brokers;
 mod table;
 
 use crate::plan::Plan;
@@ -17,6 +18,7 @@ use std::time::SystemTime;
 use table::{Message, Named, Stamp, Table};
 
 pub use crate::names::{BrokerId, RouteId};
+pub use brokers::{BrokerState, Refused};
 
 /// The latest message on one topic.
 #[derive(Debug, Clone)]
@@ -34,30 +36,6 @@ pub struct TopicValue {
     pub retained: bool,
     /// Messages seen on this topic.
     pub count: u64,
-}
-
-/// A broker as the web layer shows it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct BrokerState {
-    pub name: String,
-    pub url: String,
-    pub connected: bool,
-    /// Every permanent subscription is acknowledged and granted on the current connection.
-    pub subscribed: bool,
-    /// When `connected` last changed.
-    pub since: Option<SystemTime>,
-    pub last_message: Option<SystemTime>,
-    pub messages: u64,
-    pub last_error: Option<String>,
-    /// Subscription filters the broker refuses (in its last SUBACK for them), sorted by filter.
-    pub refused: Vec<Refused>,
-}
-
-/// A subscription filter the broker refused, and its reason (the broker's words: untrusted text).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Refused {
-    pub filter: String,
-    pub reason: String,
 }
 
 /// Why `ingest` did not store a message.
@@ -364,69 +342,6 @@ impl Store {
     /// Topics with a value (registered topics count from their first message).
     pub fn topic_count(&self) -> usize {
         self.lock().total
-    }
-
-    pub fn set_connected(&self, broker: BrokerId, connected: bool, error: Option<String>) {
-        let mut guard = self.lock();
-        if let Some(b) = guard.brokers.get_mut(broker) {
-            if b.connected != connected || b.since.is_none() {
-                b.since = Some(SystemTime::now());
-            }
-            b.connected = connected;
-            if !connected {
-                b.subscribed = false;
-            }
-            if error.is_some() || connected {
-                b.last_error = error;
-            }
-        }
-        drop(guard);
-        self.notify(|| Change::Broker(broker));
-    }
-
-    pub fn set_subscribed(&self, broker: BrokerId) {
-        if let Some(b) = self.lock().brokers.get_mut(broker) {
-            b.subscribed = true;
-        }
-        self.notify(|| Change::Broker(broker));
-    }
-
-    /// Records that the broker refuses `filter` (`Some(reason)`) or grants it (`None`). Returns whether
-    /// that changed anything.
-    pub fn set_refused(&self, broker: BrokerId, filter: &str, reason: Option<String>) -> bool {
-        let mut guard = self.lock();
-        let Some(b) = guard.brokers.get_mut(broker) else {
-            return false;
-        };
-        let at = b
-            .refused
-            .binary_search_by(|r| r.filter.as_str().cmp(filter));
-        let changed = match (at, reason) {
-            (Ok(i), Some(reason)) if b.refused[i].reason != reason => {
-                b.refused[i].reason = reason;
-                true
-            }
-            (Ok(_), Some(_)) => false,
-            (Ok(i), None) => {
-                b.refused.remove(i);
-                true
-            }
-            (Err(i), Some(reason)) => {
-                let filter = filter.to_string();
-                b.refused.insert(i, Refused { filter, reason });
-                true
-            }
-            (Err(_), None) => false,
-        };
-        drop(guard);
-        if changed {
-            self.notify(|| Change::Broker(broker));
-        }
-        changed
-    }
-
-    pub fn brokers(&self) -> Vec<BrokerState> {
-        self.lock().brokers.clone()
     }
 }
 
