@@ -15,9 +15,11 @@
 //! - `session`: either protocol's client behind one interface (`Client`, `Events`, `SessionEvent`).
 //! - `connection`: client options for a broker.
 //! - `subscriptions`: what a session subscribes to and forwards (`Wanted`).
+//! - `granted`: the permanent subscriptions sent in chunks, and what the SUBACKs grant and refuse.
 //! - `snapshot`: short-lived sessions that fetch retained values for the collector's periodic tests.
 
 mod connection;
+mod granted;
 mod session;
 pub mod snapshot;
 mod subscriptions;
@@ -33,16 +35,13 @@ use crate::metrics::Metrics;
 use crate::names::BrokerId;
 use crate::store::{Incoming, Rejected, Store};
 use bytes::Bytes;
+use granted::{on_suback, subscribe_next, Subscribing};
 use session::SessionEvent;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-
-/// Refused filters logged one by one per connection; the rest are summed up in one line.
-const REFUSALS_LOGGED: usize = 20;
 
 /// What one broker task needs.
 pub struct BrokerTask {
@@ -66,19 +65,6 @@ pub struct Shared {
     pub refusals: mpsc::Sender<Refusal>,
     pub metrics: Arc<Metrics>,
     pub log_limit: Arc<LogLimiter>,
-}
-
-/// The permanent subscriptions of the current connection.
-#[derive(Default)]
-struct Subscribing {
-    /// Subscriptions sent on this connection so far.
-    sent: usize,
-    /// The SUBSCRIBE in flight (one at a time): its first subscription and how many.
-    chunk: (usize, usize),
-    /// Refusals logged on this connection.
-    logged: usize,
-    /// Filters the broker refuses, and why; kept across connections so that only changes are told.
-    refused: HashMap<String, String>,
 }
 
 /// Polls the broker until `cancel`; reconnects forever with backoff.
@@ -199,80 +185,8 @@ pub async fn run(mut task: BrokerTask, shared: Shared, cancel: CancellationToken
     info!(broker = %task.name, "MQTT ingest stopped");
 }
 
-/// Sends the next packet of permanent subscriptions, if any are left.
-fn subscribe_next(task: &BrokerTask, store: &Store, subs: &mut Subscribing) {
-    let next = task
-        .wanted
-        .subscriptions(store, task.id, subs.sent, SUBSCRIBE_CHUNK);
-    if next.is_empty() {
-        return;
-    }
-    subs.chunk = (subs.sent, next.len());
-    subs.sent += next.len();
-    if let Err(e) = task.client.subscribe(next) {
-        warn!(broker = %task.name, error = %e, "cannot queue the subscriptions");
-    }
-}
-
-/// Reads one SUBACK: a refused filter is logged, counted, put in the store and told to the collector; a
-/// filter refused before and granted now is taken back. The names are looked up again only when there
-/// is a refusal to name, so a site with 100k topics pays nothing per SUBACK otherwise.
-async fn on_suback(
-    task: Origin<'_>,
-    shared: &Shared,
-    subs: &mut Subscribing,
-    codes: Vec<Result<u8, String>>,
-) {
-    if subs.refused.is_empty() && codes.iter().all(Result::is_ok) {
-        return;
-    }
-    let (start, len) = subs.chunk;
-    let names = task
-        .wanted
-        .subscriptions(&shared.store, task.id, start, len);
-    for ((filter, _), code) in names.into_iter().zip(codes) {
-        match code {
-            Err(reason) => {
-                shared.metrics.count_refusal(&task.name, &filter);
-                if subs.refused.get(&filter) == Some(&reason) {
-                    debug!(broker = %task.name, filter = %filter, reason = %reason, "subscription refused again");
-                    continue;
-                }
-                if subs.logged < REFUSALS_LOGGED {
-                    warn!(broker = %task.name, filter = %filter, reason = %reason, "the broker refused a subscription");
-                } else if subs.logged == REFUSALS_LOGGED {
-                    warn!(broker = %task.name, "more subscriptions refused; see /api/v1/brokers and /metrics");
-                }
-                subs.logged += 1;
-                shared
-                    .store
-                    .set_refused(task.id, &filter, Some(reason.clone()));
-                subs.refused.insert(filter.clone(), reason.clone());
-                tell(shared, task.id, filter, Some(reason)).await;
-            }
-            Ok(_) => {
-                if subs.refused.remove(&filter).is_some() {
-                    info!(broker = %task.name, filter = %filter, "the broker now grants a subscription it refused");
-                    shared.store.set_refused(task.id, &filter, None);
-                    tell(shared, task.id, filter, None).await;
-                }
-            }
-        }
-    }
-}
-
-async fn tell(shared: &Shared, broker: BrokerId, filter: String, reason: Option<String>) {
-    let refusal = Refusal {
-        broker,
-        filter,
-        reason,
-    };
-    if shared.refusals.send(refusal).await.is_err() {
-        debug!("collector has stopped; refusal not forwarded");
-    }
-}
-
-/// The parts of a `BrokerTask` that publish handling reads (the event loop itself is not `Sync`).
+/// The parts of a `BrokerTask` that publish and SUBACK handling read (the event loop itself is not
+/// `Sync`).
 struct Origin<'a> {
     id: BrokerId,
     name: &'a str,
