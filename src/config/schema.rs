@@ -143,6 +143,7 @@ pub struct BrokerConfig {
     /// Defaults to `xymon-mqtt-<name>-<pid>` for a clean session, and to `xymon-mqtt-<host>-<name>`
     /// (this machine's host name) when `session_expiry` keeps the session, so a restarted bridge finds it.
     pub client_id: Option<String>,
+    /// 1 s to 65,535 s (MQTT's 16-bit field); at least 5 s with MQTT 5 (rumqttc's minimum).
     #[serde(default = "default_keep_alive", with = "duration")]
     pub keep_alive: Duration,
     /// Cap of the reconnect backoff (it starts at 1 s and doubles).

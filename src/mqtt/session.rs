@@ -299,3 +299,58 @@ fn rustls_words(e: &rustls::Error) -> String {
     };
     format!("TLS handshake failed: {e}{hint}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rumqttc::v5::mqttbytes::v5::SubAck as SubAck5;
+
+    #[test]
+    fn suback_codes_become_granted_qos_or_a_reason() {
+        let ack = SubAck5 {
+            pkid: 1,
+            return_codes: vec![
+                Code5::Success(v5::mqttbytes::QoS::AtLeastOnce),
+                Code5::NotAuthorized,
+            ],
+            properties: None,
+        };
+        let SessionEvent::SubAck(codes) = event5(v5::Event::Incoming(Packet5::SubAck(ack))) else {
+            panic!("a SubAck");
+        };
+        assert_eq!(codes, [Ok(1), Err("not authorized (0x87)".to_string())]);
+        let ack = rumqttc::SubAck::new(1, vec![Code4::Failure, Code4::Success(QoS::AtMostOnce)]);
+        let SessionEvent::SubAck(codes) = event4(Event::Incoming(Packet::SubAck(ack))) else {
+            panic!("a SubAck");
+        };
+        assert_eq!(codes[1], Ok(0));
+        assert!(codes[0].as_ref().is_err_and(|r| r.contains("no reason")));
+    }
+
+    #[test]
+    fn a_topic_that_is_not_utf8_is_none() {
+        assert_eq!(Topic::Raw(Bytes::from_static(b"a/b")).as_str(), Some("a/b"));
+        assert_eq!(Topic::Raw(Bytes::from_static(b"a/\xff")).as_str(), None);
+        assert_eq!(Topic::Text("t".into()).as_str(), Some("t"));
+    }
+
+    /// TLS errors are told by rustls's reason, however deep rumqttc wraps them.
+    #[test]
+    fn tls_errors_in_words() {
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, alert);
+        let words = io_words(&io);
+        assert!(
+            words.starts_with("TLS handshake failed: received fatal alert: CertificateRequired (does the broker require a client certificate?"),
+            "{words}"
+        );
+        let e = error4(&rumqttc::ConnectionError::MqttState(
+            rumqttc::StateError::Deserialization(rumqttc::mqttbytes::Error::Io(io)),
+        ));
+        assert_eq!(e.message, words);
+        assert!(!e.timed_out);
+        assert!(error4(&rumqttc::ConnectionError::NetworkTimeout).timed_out);
+        let plain = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(io_words(&plain), "refused");
+    }
+}
