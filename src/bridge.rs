@@ -18,7 +18,7 @@
 //! A stage that ends on its own before the stop (a panic) stops the bridge with an error, so systemd
 //! restarts it.
 
-use crate::collect::{self, Collector, RouteTable, Sample, SnapshotRequest};
+use crate::collect::{self, Collector, Refusal, RouteTable, Sample, SnapshotRequest};
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 use crate::mqtt::{self, Connection, Wanted};
@@ -45,6 +45,10 @@ const RRD_QUEUE_CAPACITY: usize = 1024;
 
 /// Snapshot requests queued for the MQTT stage: one per periodic test at most is in flight.
 const SNAPSHOT_REQUEST_CAPACITY: usize = 64;
+
+/// Refused (or granted again) filters queued for the collector; only changes are sent, so this is
+/// rarely more than a handful. Full, the session waits, as it does for samples.
+const REFUSAL_CAPACITY: usize = 256;
 
 /// How long shutdown may take to deliver pending statuses before giving up.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
@@ -107,15 +111,17 @@ impl Bridge {
         let (sample_tx, sample_rx) = mpsc::channel::<Sample>(SAMPLE_CAPACITY);
         let (snapshot_tx, snapshot_rx) =
             mpsc::channel::<SnapshotRequest>(SNAPSHOT_REQUEST_CAPACITY);
+        let (refusal_tx, refusal_rx) = mpsc::channel::<Refusal>(REFUSAL_CAPACITY);
         let ingest_stop = cancel.child_token();
         let mut ingest = spawn_ingest(
             &plan,
             &routing,
             &connections,
             &shared,
-            &sample_tx,
+            (&sample_tx, &refusal_tx),
             &ingest_stop,
         );
+        drop(refusal_tx);
         // Held until the stop: the collector ends when the channel closes, which would otherwise happen
         // at once with no broker configured (and read as the collector failing, below).
         let sample_tx_held = sample_tx;
@@ -123,6 +129,7 @@ impl Bridge {
             snapshot_rx,
             connections,
             shared.store.clone(),
+            shared.metrics.clone(),
         ));
 
         let routes: Vec<RouteTable> = routing.iter().map(|r| RouteTable::new(&r.exact)).collect();
@@ -143,7 +150,7 @@ impl Bridge {
         let rrd_probe = rrd.as_ref().map(|(w, _)| w.probe());
         let rrd_thread = rrd.map(|(_, thread)| thread);
         // The collector stops when ingest has stopped and the channel is drained.
-        let mut collector = tokio::spawn(collector.run(sample_rx));
+        let mut collector = tokio::spawn(collector.run(sample_rx, refusal_rx));
 
         let sender_stop = CancellationToken::new();
         let mut sender = tokio::spawn(xymon::run(
@@ -297,13 +304,14 @@ fn watched_stages(
     stages
 }
 
-/// One ingest task per broker, each with its session and its subscriptions.
+/// One ingest task per broker, each with its session and its subscriptions; `to_collector`: the
+/// sample and refusal channels.
 fn spawn_ingest(
     plan: &Plan,
     routing: &[crate::plan::BrokerRouting],
     connections: &[Connection],
     shared: &Shared,
-    samples: &mpsc::Sender<Sample>,
+    to_collector: (&mpsc::Sender<Sample>, &mpsc::Sender<Refusal>),
     stop: &CancellationToken,
 ) -> JoinSet<()> {
     let log_limit = Arc::new(LogLimiter::new(Duration::from_secs(60)));
@@ -315,18 +323,21 @@ fn spawn_ingest(
         .zip(connections)
         .enumerate()
     {
-        let (client, eventloop) = mqtt::connect(connection.clone());
+        let keep = b.session_expiry.is_some();
+        let (client, events) = mqtt::open(connection, connection.client_id.clone(), keep);
         let task = mqtt::BrokerTask {
             id,
             name: b.name.clone(),
-            eventloop,
             client,
+            events,
             wanted: Arc::new(Wanted::new(routing)),
             reconnect_max: b.reconnect_max,
+            keep_alive: b.keep_alive,
         };
         let ingest_shared = mqtt::Shared {
             store: shared.store.clone(),
-            samples: samples.clone(),
+            samples: to_collector.0.clone(),
+            refusals: to_collector.1.clone(),
             metrics: shared.metrics.clone(),
             log_limit: log_limit.clone(),
         };

@@ -24,6 +24,13 @@ pub struct RuleLabel {
     pub reason: String,
 }
 
+/// A subscription filter of a broker. Bounded: both come from the config.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FilterLabel {
+    pub broker: String,
+    pub filter: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: String,
@@ -85,6 +92,8 @@ pub struct Metrics {
     pub rounds: Family<ReasonLabel, Counter>,
     /// The collector took samples (a beat per batch): with its queue full, a silent collector is stuck.
     pub collector_beat: Heartbeat,
+    /// Subscription filters the broker refused in a SUBACK, per broker and filter (once per SUBACK).
+    pub subscribe_refused: Family<FilterLabel, Counter>,
 }
 
 impl Metrics {
@@ -100,6 +109,7 @@ impl Metrics {
             rounds: Family::default(),
             rule_refused: Family::default(),
             collector_beat: Heartbeat::new(),
+            subscribe_refused: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -138,6 +148,11 @@ impl Metrics {
             "Collection rounds completed, by outcome",
             m.rounds.clone(),
         );
+        registry.register(
+            "subscribe_refused",
+            "Subscription filters the broker refused, by broker and filter",
+            m.subscribe_refused.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -151,6 +166,16 @@ impl Metrics {
         self.dropped
             .get_or_create(&ReasonLabel {
                 reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts one refusal of `filter` by `broker`.
+    pub fn count_refusal(&self, broker: &str, filter: &str) {
+        self.subscribe_refused
+            .get_or_create(&FilterLabel {
+                broker: broker.to_string(),
+                filter: filter.to_string(),
             })
             .inc();
     }

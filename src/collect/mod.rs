@@ -10,10 +10,12 @@
 //! - `rule_tests`: rule instances, their re-sends and sweeps.
 //! - `snapshots`: periodic tests' snapshot requests and results.
 //! - `outage`: what a broker outage does to its continuous tests and rule instances.
+//! - `refusals`: subscriptions the broker refuses, in the statuses of the tests that read them.
 //! - `round`, `schedule`, `route_table`: the pure parts (a round, the timers, the routes).
 //! - `rrd_feed`: what goes to the RRD writer, and its health back into statuses.
 
 mod outage;
+mod refusals;
 pub mod round;
 mod route_table;
 mod rrd_feed;
@@ -22,9 +24,10 @@ mod schedule;
 mod snapshots;
 mod topic_tests;
 
+pub use refusals::Refusal;
 pub use route_table::{Route, RouteTable};
 pub use rrd_feed::BROKER_RRDS;
-pub use snapshots::{Fetched, SnapshotError, SnapshotRequest, SnapshotResult};
+pub use snapshots::{Fetched, Snapshot, SnapshotError, SnapshotRequest, SnapshotResult};
 
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
@@ -34,6 +37,7 @@ use crate::rrd::RrdWriter;
 use crate::store::Store;
 use crate::xymon::Outbox;
 use bytes::Bytes;
+use refusals::Refused;
 use rrd_feed::RrdFeed;
 use rule_tests::{Owner, RuleSlot};
 use schedule::{Timer, TimerKind, Timers};
@@ -106,6 +110,8 @@ pub struct Collector {
     outbox: Arc<Outbox>,
     metrics: Arc<Metrics>,
     rrd: Option<RrdFeed>,
+    /// Subscription filters the brokers refuse.
+    refused: Refused,
     max_value_chars: usize,
     log_limit: LogLimiter,
 }
@@ -141,6 +147,7 @@ impl Collector {
                 *g = (*g).min(t.config.window);
             }
         }
+        let refused = Refused::new(routes.len());
         Collector {
             links: routes.iter().map(|_| None).collect(),
             outage_grace,
@@ -158,14 +165,20 @@ impl Collector {
             outbox: sinks.outbox,
             metrics: sinks.metrics,
             rrd: sinks.rrd.map(RrdFeed::new),
+            refused,
             max_value_chars,
             log_limit: LogLimiter::new(Duration::from_secs(60)),
         }
     }
 
     /// Runs until the sample channel closes (every ingest task has stopped), then processes what is
-    /// still queued and closes the open rounds, so nothing already received is lost.
-    pub async fn run(mut self, mut samples: mpsc::Receiver<Sample>) {
+    /// still queued and closes the open rounds, so nothing already received is lost. `refusals`: the
+    /// permanent sessions' refused (and granted again) filters.
+    pub async fn run(
+        mut self,
+        mut samples: mpsc::Receiver<Sample>,
+        mut refusals: mpsc::Receiver<Refusal>,
+    ) {
         self.arm_first_timers(Instant::now());
         let sleep = tokio::time::sleep_until(Instant::now() + Duration::from_secs(86_400 * 365));
         tokio::pin!(sleep);
@@ -205,6 +218,7 @@ impl Collector {
                     link_changed.set(link_changes.notified());
                     self.on_link_change(Instant::now());
                 }
+                Some(r) = refusals.recv() => self.on_refusal(r),
                 _ = &mut sleep, if armed.is_some() => {
                     armed = None;
                     let now = Instant::now();

@@ -70,7 +70,7 @@ async fn an_outage_shows_within_the_grace_and_ends_with_the_reconnect() {
     let store = r.store.clone();
     let (collector, outbox) = collector_for(r);
     let (tx, rx) = mpsc::channel(16);
-    let run = tokio::spawn(collector.run(rx));
+    let run = tokio::spawn(collector.run(rx, mpsc::channel(1).1));
     let settle = || tokio::time::sleep(Duration::from_millis(10));
     store.set_connected(0, true, None);
     for (t, p) in [("gh/t", "21"), ("gh/h", "50"), ("sensors/gh1/env", "7")] {

@@ -61,14 +61,17 @@ pub(super) struct RuleSlot {
     pub(super) state: RuleState,
     /// The config's test index, for log lines.
     index: usize,
-    broker: BrokerId,
+    pub(super) broker: BrokerId,
     /// Its instances' colour while the broker is disconnected.
     outage_colour: Colour,
+    /// The rule's filter as subscribed (`sensors/+/env`), to match refusals.
+    pub(super) subscription: String,
 }
 
 impl RuleSlot {
     pub(super) fn new(plan: RulePlan, now: Instant) -> RuleSlot {
         RuleSlot {
+            subscription: plan.rule.filter.subscription(),
             state: RuleState::new(plan.rule, now),
             index: plan.index,
             broker: plan.broker,
@@ -163,7 +166,13 @@ impl Collector {
     }
 
     /// Sends an instance's status when its colour changed since the last one, or `interval` has passed.
-    fn send_rule(&mut self, r: usize, key: &(HostName, TestName), now: Instant, wall: SystemTime) {
+    pub(super) fn send_rule(
+        &mut self,
+        r: usize,
+        key: &(HostName, TestName),
+        now: Instant,
+        wall: SystemTime,
+    ) {
         self.send_rule_if(r, key, now, wall, false);
     }
 
@@ -178,7 +187,7 @@ impl Collector {
     }
 
     /// `send_rule`, or with `force` whether due or not. While the rule's broker is down (announced), the
-    /// status is the outage's, in the rule's outage colour.
+    /// status is the outage's, in the rule's outage colour; a filter the broker refused is named in it.
     fn send_rule_if(
         &mut self,
         r: usize,
@@ -205,7 +214,7 @@ impl Collector {
         if inst.sent_colour == Some(colour) && !due && !force {
             return;
         }
-        let status = match down {
+        let mut status = match down {
             Some(d) => outage_status(
                 &inst.host,
                 &inst.test,
@@ -228,6 +237,8 @@ impl Collector {
                 status
             }
         };
+        self.refused
+            .note(slot.broker, [slot.subscription.as_str()], &mut status);
         inst.last_sent = Some(now);
         inst.sent_colour = Some(colour);
         debug!(test = %status.key(), colour = %status.colour, "rule status built");
@@ -249,11 +260,15 @@ impl Collector {
             return;
         };
         let since = now.saturating_duration_since(st.started);
+        let slot = &self.rules[r];
+        let st = &slot.state;
         for host in st.missing_expected() {
-            self.outbox.put(status::expected_missing_status(
-                &st.rule, host, &test, since, wall,
-            ));
+            let mut status = status::expected_missing_status(&st.rule, host, &test, since, wall);
+            self.refused
+                .note(slot.broker, [slot.subscription.as_str()], &mut status);
+            self.outbox.put(status);
         }
+        let st = &mut self.rules[r].state;
         st.expect_sent = Some(now);
     }
 }

@@ -166,6 +166,9 @@ impl Collector {
                 status
             }
         };
+        let mut status = status;
+        self.refused
+            .note(broker, slot.topics.iter().map(|t| &**t), &mut status);
         debug!(test = %status.key(), colour = %status.colour, "status built");
         self.outbox.put(status);
     }

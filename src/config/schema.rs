@@ -100,8 +100,9 @@ fn default_web_enabled() -> bool {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Largest MQTT packet accepted from a broker. MQTT 3.1.1 cannot tell the broker this limit, so a
-    /// larger packet makes the client drop that connection (it is logged and the bridge reconnects).
+    /// Largest MQTT packet accepted from a broker. With MQTT 5 the bridge announces it in CONNECT and the
+    /// broker drops larger messages for it; MQTT 3.1.1 cannot announce it, and there the broker's own
+    /// limit applies (see the README, "Oversize messages").
     #[serde(default = "default_max_packet_bytes")]
     pub max_packet_bytes: usize,
     /// Payload bytes kept per topic in the store; the rest is cut off (and the cut is noted).
@@ -137,13 +138,18 @@ impl Default for LimitsConfig {
 pub struct BrokerConfig {
     /// The name tests use in `broker = "..."`.
     pub name: String,
-    /// `mqtt://host[:port]` (port defaults to 1883).
+    /// `mqtt://host[:port]` (port defaults to 1883) or `mqtts://host[:port]` for TLS (8883).
     pub url: BrokerUrl,
+    /// The MQTT version spoken to this broker.
+    #[serde(default)]
+    pub protocol: Protocol,
     pub username: Option<String>,
     /// A file holding the password (first line), so the secret stays out of the config file.
     pub password_file: Option<PathBuf>,
-    /// Defaults to `xymon-mqtt-<name>-<pid>`.
+    /// Defaults to `xymon-mqtt-<name>-<pid>` for a clean session, and to `xymon-mqtt-<host>-<name>`
+    /// (this machine's host name) when `session_expiry` keeps the session, so a restarted bridge finds it.
     pub client_id: Option<String>,
+    /// 1 s to 65,535 s (MQTT's 16-bit field); at least 5 s with MQTT 5 (rumqttc's minimum).
     #[serde(default = "default_keep_alive", with = "duration")]
     pub keep_alive: Duration,
     /// Cap of the reconnect backoff (it starts at 1 s and doubles).
@@ -152,6 +158,47 @@ pub struct BrokerConfig {
     /// The colour of this broker's continuous tests and rule instances while it is disconnected (a test's
     /// own `outage_colour` wins). Default clear: the bridge cannot tell how the sensors are.
     pub outage_colour: Option<ColourName>,
+    /// `mqtts://` only: the CA certificates (PEM) the broker's certificate must chain to. Without it, the
+    /// system's CA certificates.
+    pub ca_file: Option<PathBuf>,
+    /// `mqtts://` only: the bridge's own certificate (PEM, the chain after it), for brokers that require
+    /// one (`require_certificate true`). Goes with `client_key_file`.
+    pub client_cert_file: Option<PathBuf>,
+    /// `mqtts://` only: the private key (PEM: PKCS#8, PKCS#1 or SEC1) of `client_cert_file`.
+    pub client_key_file: Option<PathBuf>,
+    /// How long the broker keeps the bridge's session (its subscriptions and the QoS 1 and 2 messages
+    /// published for it) while the bridge is away. 0 or absent: a clean session at every connect.
+    #[serde(default, with = "duration")]
+    pub session_expiry: Option<Duration>,
+}
+
+impl BrokerConfig {
+    /// Whether the broker keeps the session between connections.
+    pub fn persistent(&self) -> bool {
+        self.session_expiry.is_some_and(|d| !d.is_zero())
+    }
+}
+
+/// The MQTT version of a broker connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum Protocol {
+    /// MQTT 5: the bridge announces its Maximum Packet Size, sessions expire by `session_expiry`, and
+    /// SUBACKs say why a filter was refused.
+    #[default]
+    #[serde(rename = "5")]
+    V5,
+    /// MQTT 3.1.1, for brokers without MQTT 5.
+    #[serde(rename = "3.1.1")]
+    V311,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::V5 => "5",
+            Protocol::V311 => "3.1.1",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

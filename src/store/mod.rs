@@ -16,6 +16,7 @@
 //! - `inner`: the state under the mutex and the budget (`Usage`).
 //! - `collector`: the budget's figures for `/metrics`.
 
+mod brokers;
 mod collector;
 mod entry;
 mod inner;
@@ -35,6 +36,7 @@ use std::time::SystemTime;
 use table::Table;
 
 pub use crate::names::{BrokerId, RouteId};
+pub use brokers::{BrokerState, Refused};
 
 /// The latest message on one topic.
 #[derive(Debug, Clone)]
@@ -52,21 +54,6 @@ pub struct TopicValue {
     pub retained: bool,
     /// Messages seen on this topic.
     pub count: u64,
-}
-
-/// A broker as the web layer shows it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct BrokerState {
-    pub name: String,
-    pub url: String,
-    pub connected: bool,
-    /// The permanent subscriptions are acknowledged (SubAck) on the current connection.
-    pub subscribed: bool,
-    /// When `connected` last changed.
-    pub since: Option<SystemTime>,
-    pub last_message: Option<SystemTime>,
-    pub messages: u64,
-    pub last_error: Option<String>,
 }
 
 /// Why `ingest` did not store a message.
@@ -185,6 +172,7 @@ impl Store {
                 last_message: None,
                 messages: 0,
                 last_error: None,
+                refused: Vec::new(),
             })
             .collect();
         let tables = brokers.iter().map(|_| Table::default()).collect();
@@ -348,36 +336,6 @@ impl Store {
     /// Topics with a value (registered topics count from their first message).
     pub fn topic_count(&self) -> usize {
         self.lock().usage.topics
-    }
-
-    pub fn set_connected(&self, broker: BrokerId, connected: bool, error: Option<String>) {
-        let mut guard = self.lock();
-        if let Some(b) = guard.brokers.get_mut(broker) {
-            if b.connected != connected || b.since.is_none() {
-                b.since = Some(SystemTime::now());
-            }
-            b.connected = connected;
-            if !connected {
-                b.subscribed = false;
-            }
-            if error.is_some() || connected {
-                b.last_error = error;
-            }
-        }
-        drop(guard);
-        self.links.notify_one();
-        self.notify(|| Change::Broker(broker));
-    }
-
-    pub fn set_subscribed(&self, broker: BrokerId) {
-        if let Some(b) = self.lock().brokers.get_mut(broker) {
-            b.subscribed = true;
-        }
-        self.notify(|| Change::Broker(broker));
-    }
-
-    pub fn brokers(&self) -> Vec<BrokerState> {
-        self.lock().brokers.clone()
     }
 }
 

@@ -361,3 +361,39 @@ fn usage_is_encoded_for_prometheus() {
         assert!(text.contains(line), "{line} in\n{text}");
     }
 }
+
+/// Refused filters: kept sorted, a repeat changes nothing, a grant takes one back, and watchers hear of
+/// each change.
+#[test]
+fn refused_filters_per_broker() {
+    let s = store(10, 100);
+    let mut changes = s.subscribe();
+    assert!(s.set_refused(0, "b/#", Some("not authorized".into())));
+    assert!(s.set_refused(0, "a", Some("quota".into())));
+    assert!(!s.set_refused(0, "a", Some("quota".into())));
+    assert!(s.set_refused(0, "a", Some("other".into())));
+    assert!(!s.set_refused(0, "never", None));
+    assert!(!s.set_refused(9, "x", Some("no such broker".into())));
+    let filters = |b: usize| -> Vec<(String, String)> {
+        s.brokers()[b]
+            .refused
+            .iter()
+            .map(|r| (r.filter.clone(), r.reason.clone()))
+            .collect()
+    };
+    assert_eq!(
+        filters(0),
+        [
+            ("a".to_string(), "other".to_string()),
+            ("b/#".to_string(), "not authorized".to_string())
+        ]
+    );
+    assert!(filters(1).is_empty());
+    assert!(s.set_refused(0, "b/#", None));
+    assert_eq!(filters(0).len(), 1);
+    let mut heard = 0;
+    while changes.try_recv().is_ok() {
+        heard += 1;
+    }
+    assert_eq!(heard, 4);
+}

@@ -196,7 +196,7 @@ pub struct BrokerItem {
     pub name: String,
     pub url: String,
     pub connected: bool,
-    /// The subscriptions are acknowledged on the current connection.
+    /// Every subscription is acknowledged and granted on the current connection.
     pub subscribed: bool,
     /// When `connected` last changed (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -208,8 +208,20 @@ pub struct BrokerItem {
     pub last_message: Option<Timestamp>,
     /// Messages received from this broker.
     pub messages: u64,
+    /// Why the last connection attempt failed, or why the connection was lost (a TLS certificate
+    /// problem, refused credentials, a stall); absent while connected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Subscription filters the broker refuses, with its reason; the tests that read them say so.
+    pub refused: Vec<RefusedItem>,
+}
+
+/// A subscription filter a broker refused in its SUBACK.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RefusedItem {
+    pub filter: String,
+    /// The broker's reason (MQTT 5's reason code; MQTT 3.1.1 gives none).
+    pub reason: String,
 }
 
 impl From<&BrokerState> for BrokerItem {
@@ -223,6 +235,14 @@ impl From<&BrokerState> for BrokerItem {
             last_message: b.last_message.map(Timestamp),
             messages: b.messages,
             last_error: b.last_error.clone(),
+            refused: b
+                .refused
+                .iter()
+                .map(|r| RefusedItem {
+                    filter: r.filter.clone(),
+                    reason: r.reason.clone(),
+                })
+                .collect(),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The OpenAPI document of the API and the event stream, generated from their handlers' annotations.
 
 use super::error::ErrorBody;
-use super::items::{BrokerItem, Delivery, Health, StoreItem, TestItem, TopicItem, TopicPage};
+use super::items::{
+    BrokerItem, Delivery, Health, RefusedItem, StoreItem, TestItem, TopicItem, TopicPage,
+};
 use super::json::Json;
 use super::{api, sse};
 use utoipa::OpenApi;
@@ -23,7 +25,15 @@ use utoipa::OpenApi;
         api::metrics
     ),
     components(schemas(
-        TopicItem, TopicPage, TestItem, Delivery, BrokerItem, StoreItem, Health, ErrorBody
+        TopicItem,
+        TopicPage,
+        TestItem,
+        Delivery,
+        BrokerItem,
+        RefusedItem,
+        StoreItem,
+        Health,
+        ErrorBody
     ))
 )]
 pub struct ApiDoc;

@@ -1,7 +1,9 @@
 //! The shared integration-test harness, one file per component. A test file uses it with `mod common;`.
 //!
 //! * `processes.rs`: free loopback ports, bounded waiting, running client tools, stopping by PID.
-//! * `mosquitto.rs`: a private mosquitto broker ([`Mosquitto`]).
+//! * `mosquitto.rs`: a private mosquitto broker ([`Mosquitto`]), with TLS, password or
+//!   dynamic-security listeners when asked; `certs.rs`: certificates for its TLS listeners, made with
+//!   `openssl` at test time.
 //! * `xymond.rs`: a private xymond ([`Xymond`]); `xymond_setup.rs`: its env file, command line and
 //!   private SysV IPC keys; `xymond_status.rs`: parsing its replies ([`StatusLog`], ghost list).
 //! * `bridge.rs`: the bridge in-process on its own tokio runtime.
@@ -28,6 +30,7 @@
 #![allow(dead_code)]
 
 pub mod bridge;
+pub mod certs;
 pub mod daemon;
 pub mod mosquitto;
 pub mod processes;
