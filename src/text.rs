@@ -53,11 +53,17 @@ pub fn visible(s: &str) -> Cow<'_, str> {
 /// escaping is `untrusted`'s). Format and control characters are shown as code points ([`visible`]), so a
 /// log line reads as it was received.
 pub fn short(s: &str, n: usize) -> String {
-    let s = visible(s);
-    if s.chars().count() <= n {
-        s.into_owned()
+    // Only the first `n` characters can be shown, and a character is never shown shorter than it is:
+    // look at no more of a long payload than that (the rule path keeps a short text of every payload).
+    let (head, longer) = match s.char_indices().nth(n) {
+        Some((i, _)) => (&s[..i], true),
+        None => (s, false),
+    };
+    let head = visible(head);
+    if !longer && head.chars().count() <= n {
+        head.into_owned()
     } else {
-        let mut t: String = s.chars().take(n).collect();
+        let mut t: String = head.chars().take(n).collect();
         t.push('…');
         t
     }
