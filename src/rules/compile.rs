@@ -3,7 +3,8 @@
 //! Every problem is a `RuleError` naming the key relative to the test (`topic`, `value[1].path`), so the
 //! plan can point at the file, the line and the key.
 
-use super::extract::{parse_path, Extractor};
+use super::extract::Extractor;
+use super::path::parse_path;
 use super::threshold::{Cond, Thresholds};
 use super::{Rule, ValueRule};
 use crate::config::{ColourName, TestConfig, DEFAULT_MAX_INSTANCES};

@@ -9,6 +9,7 @@
 //!
 //! - `compile`: `TestConfig` → `Rule`, every problem named by its key.
 //! - `extract`: plain numbers, JSONPath (RFC 9535, `serde_json_path`), string maps.
+//! - `path`: JSONPaths from the config, parsed behind guards against what the parser cannot take.
 //! - `threshold`: `> 28`-style conditions, hits and hysteresis.
 //! - `staleness`: fresh / stale past `expire_after` / retained of unknown age.
 //! - `instance`: one Xymon test made by a rule, its values and how they look now.
@@ -30,6 +31,7 @@
 mod compile;
 pub mod extract;
 mod instance;
+pub mod path;
 pub mod staleness;
 mod state;
 pub mod threshold;
