@@ -4,7 +4,8 @@
 //! * `mosquitto.rs`: a private mosquitto broker ([`Mosquitto`]).
 //! * `xymond.rs`: a private xymond ([`Xymond`]); `xymond_setup.rs`: its env file, command line and
 //!   private SysV IPC keys; `xymond_status.rs`: parsing its replies ([`StatusLog`], ghost list).
-//! * `bridge.rs`: the bridge in-process on its own tokio runtime.
+//! * `bridge.rs`: the bridge in-process on its own tokio runtime; `binary.rs`: the real binary as a child
+//!   process, and a QoS 1 publisher for floods of topics.
 //! * `rrd.rs`: an RRD writer filled with synthetic snapshots, and the rrdtool CLI.
 //! * `xymon_cgi.rs`: a private Xymon layout for its CGIs, xymond and xymond_rrd.
 //! * `web.rs`: HTTP to the web server and WebDriver to chromedriver.
@@ -25,6 +26,7 @@
 // Compiled into every test binary (and the benchmark harness); not each one uses every helper.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod bridge;
 pub mod mosquitto;
 pub mod processes;
