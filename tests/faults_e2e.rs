@@ -9,11 +9,12 @@
 
 mod common;
 
+use common::binary::{flood, Bin};
 use common::web::get;
-use common::{free_port, wait_until, Mosquitto, Xymond};
+use common::{wait_until, Mosquitto, Xymond};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,213 +22,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_xymon-mqtt");
 
 /// Polling bound for anything the bridge does.
 const WAIT: Duration = Duration::from_secs(60);
-
-/// The binary, running with a config of its own; killed on drop if the test did not stop it.
-struct Bin {
-    child: Child,
-    web: u16,
-    log: Arc<Mutex<String>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Bin {
-    /// Starts the binary: `[xymon]` to `xymond`, `[web]` on a free port with `web_extra`, the brokers
-    /// (name, broker, more keys of its table), then `rest` (limits, tests).
-    fn start(
-        xymond: &Xymond,
-        brokers: &[(&str, &Mosquitto, &str)],
-        web_extra: &str,
-        rest: &str,
-    ) -> Bin {
-        let dir = tempfile::tempdir().unwrap();
-        let web = free_port();
-        let mut config = format!(
-            "[xymon]\nserver = \"{}\"\nrrd_dir = \"{}/rrd\"\n\n[web]\nlisten = \"127.0.0.1:{web}\"\n{web_extra}\n",
-            xymond.addr(),
-            xymond.dir().display(),
-        );
-        for (name, mqtt, extra) in brokers {
-            config.push_str(&format!(
-                "[[broker]]\nname = \"{name}\"\nurl = \"{}\"\n{extra}\n",
-                mqtt.url()
-            ));
-        }
-        config.push_str(rest);
-        let path = dir.path().join("bridge.toml");
-        std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(&path)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in
-                std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok)
-            {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let bin = Bin {
-            child,
-            web,
-            log,
-            _dir: dir,
-        };
-        wait_until(WAIT, "the bridge subscribed and /healthz 200", || {
-            common::port_is_open(bin.web) && bin.subscribed() && bin.health().0 == 200
-        });
-        bin
-    }
-
-    /// Every broker's subscriptions are acknowledged on its current connection.
-    fn subscribed(&self) -> bool {
-        let brokers = get(self.web, "/api/v1/brokers").json();
-        brokers
-            .as_array()
-            .is_some_and(|a| a.iter().all(|b| b["subscribed"] == true))
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// (status code, reasons) of `/healthz`.
-    fn health(&self) -> (u16, Vec<String>) {
-        let r = get(self.web, "/healthz");
-        let reasons = r.json()["reasons"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str())
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default();
-        (r.status, reasons)
-    }
-
-    fn store(&self) -> serde_json::Value {
-        get(self.web, "/api/v1/store").json()
-    }
-
-    fn metrics(&self) -> String {
-        get(self.web, "/metrics").text()
-    }
-
-    /// VmRSS from /proc, in bytes.
-    fn rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let kb: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .expect("VmRSS");
-        kb * 1024
-    }
-
-    /// SIGTERM, then the exit code.
-    fn stop(mut self) -> Option<i32> {
-        common::signal(self.pid(), libc::SIGTERM).unwrap();
-        let mut code = None;
-        wait_until(WAIT, "the bridge to exit", || {
-            code = self.child.try_wait().unwrap().map(|s| s.code());
-            code.is_some()
-        });
-        code.flatten()
-    }
-}
-
-impl Drop for Bin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Publishes every (topic, payload) at QoS 1 through the real broker and returns once the broker has
-/// acknowledged them all.
-fn publish_all(mqtt: &Mosquitto, messages: Vec<(String, Vec<u8>)>) {
-    use rumqttc::{Client, Event, MqttOptions, Outgoing, Packet, QoS};
-    let mut options = MqttOptions::new(format!("faults-{}", free_port()), "127.0.0.1", mqtt.port());
-    options.set_max_packet_size(1 << 20, 1 << 20);
-    options.set_keep_alive(Duration::from_secs(30));
-    let (client, mut connection) = Client::new(options, 64);
-    let n = messages.len();
-    let publisher = std::thread::spawn(move || {
-        for (topic, payload) in messages {
-            client
-                .publish(topic, QoS::AtLeastOnce, false, payload)
-                .unwrap();
-        }
-        client
-    });
-    let mut acked = 0;
-    for event in connection.iter() {
-        match event {
-            Ok(Event::Incoming(Packet::PubAck(_))) => {
-                acked += 1;
-                if acked == n {
-                    break;
-                }
-            }
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
-            Ok(_) => {}
-            Err(e) => panic!("publishing: {e}"),
-        }
-    }
-    let client = publisher.join().unwrap();
-    let _ = client.disconnect();
-}
-
-/// The bridge's `xymon_mqtt_mqtt_messages_total` (all brokers).
-fn messages_received(metrics: &str) -> u64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("xymon_mqtt_mqtt_messages_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
-/// Publishes `messages` in waves of 250 that the broker's queue for the bridge (`max_queued_messages`,
-/// 1000) takes whole, each once the bridge has received the one before, then waits for the store to
-/// settle.
-fn flood(bin: &Bin, mqtt: &Mosquitto, messages: Vec<(String, Vec<u8>)>) {
-    let mut messages = messages.into_iter().peekable();
-    while messages.peek().is_some() {
-        let wave: Vec<_> = messages.by_ref().take(250).collect();
-        let (before, n) = (messages_received(&bin.metrics()), wave.len() as u64);
-        publish_all(mqtt, wave);
-        wait_until(WAIT, "the bridge to receive the wave", || {
-            messages_received(&bin.metrics()) >= before + n
-        });
-    }
-    settle(bin);
-}
-
-/// Waits until the store's figures stop changing.
-fn settle(bin: &Bin) {
-    let mut last = bin.store();
-    wait_until(WAIT, "the store to settle", || {
-        std::thread::sleep(Duration::from_millis(500));
-        let now = bin.store();
-        let same = now == last;
-        last = now;
-        same
-    });
-}
 
 const MIB: u64 = 1 << 20;
 
@@ -247,7 +41,7 @@ fn the_store_stays_within_its_budget_under_a_flood_of_large_topics() {
          [[test]]\nbroker = \"local\"\ntopic = \"big/{{a}}/{{b}}\"\nhost = \"h{{a}}\"\ntest = \"big\"\nqos = 1\n  [[test.value]]\n  name = \"v\"\n\n\
          [[test]]\nbroker = \"local\"\ntopic = \"refused/{{h}}\"\nhost = \"{{h}}\"\ntest = \"x\"\nqos = 1\nmax_instances = 1\n  [[test.value]]\n  name = \"v\"\n"
     );
-    let bin = Bin::start(&xymond, &[("local", &mqtt, "")], "", &rules);
+    let bin = Bin::start(BIN, &xymond, &[("local", &mqtt, "")], "", &rules);
     // The footprint before any topic: the process as started, connected and subscribed.
     std::thread::sleep(Duration::from_secs(1));
     let idle = bin.rss();
@@ -387,6 +181,7 @@ fn outages_show_in_xymond_and_in_healthz() {
          [[test]]\nbroker = \"two\"\nhost = \"b\"\ntest = \"env\"\ntopics = [\"b/t\"]\n\n\
          [[test]]\nbroker = \"two\"\ntopic = \"sensors/{host}/air\"\nhost = \"{host}\"\ntest = \"air\"\n  [[test.value]]\n  name = \"v\"\n";
     let bin = Bin::start(
+        BIN,
         &xymond,
         &[("one", &one, fast), ("two", &two, fast)],
         "",
@@ -482,6 +277,7 @@ fn healthz_answers_whatever_the_event_streams_do() {
     let tests =
         "[[test]]\nbroker = \"local\"\nhost = \"gh\"\ntest = \"env\"\ntopics = [\"gh/t\"]\n";
     let bin = Bin::start(
+        BIN,
         &xymond,
         &[("local", &mqtt, "")],
         "max_connections = 4\n",
@@ -530,7 +326,7 @@ fn publishers_cannot_write_columns_that_are_not_theirs() {
     let mqtt = Mosquitto::start();
     let tests = "[[test]]\nbroker = \"local\"\nhost = \"harness\"\ntest = \"mqtt\"\ntopics = [\"harness/load\"]\n\n\
          [[test]]\nbroker = \"local\"\ntopic = \"t/{host}/{t}\"\nhost = \"{host}\"\ntest = \"{t}\"\n  [[test.value]]\n  name = \"v\"\n";
-    let bin = Bin::start(&xymond, &[("local", &mqtt, "")], "", tests);
+    let bin = Bin::start(BIN, &xymond, &[("local", &mqtt, "")], "", tests);
     mqtt.publish("harness/load", "0.5", false);
     xymond.wait_for_status("harness.mqtt", WAIT, |s| s.color == "green");
     for topic in [
@@ -577,7 +373,7 @@ fn a_stuck_stage_shows_in_healthz() {
     let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(made.success());
     let tests = "[[test]]\nbroker = \"local\"\ntopic = \"s/{n}\"\nhost = \"h\"\ntest = \"env\"\nqos = 1\n  [[test.value]]\n  name = \"v\"\n  rrd = true\n";
-    let bin = Bin::start(&xymond, &[("local", &mqtt, "")], "", tests);
+    let bin = Bin::start(BIN, &xymond, &[("local", &mqtt, "")], "", tests);
     // 1,200 live values, more than the writer's queue (1,024) holds behind the blocked one.
     let values = (0..1200)
         .map(|i| (format!("s/{i}"), b"1".to_vec()))

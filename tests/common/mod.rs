@@ -6,9 +6,10 @@
 //!   `openssl` at test time.
 //! * `xymond.rs`: a private xymond ([`Xymond`]); `xymond_setup.rs`: its env file, command line and
 //!   private SysV IPC keys; `xymond_status.rs`: parsing its replies ([`StatusLog`], ghost list).
-//! * `bridge.rs`: the bridge in-process on its own tokio runtime.
-//! * `daemon.rs`: the real binary as a child process ([`daemon::Daemon`]): signals, its stderr as a pipe
-//!   the test reads or breaks, closed standard descriptors.
+//! * `bridge.rs`: the bridge in-process on its own tokio runtime; `binary.rs`: the real binary as a
+//!   child process with its HTTP endpoints, and a QoS 1 publisher for floods of topics.
+//! * `daemon.rs`: the real binary as a child process for signal and pipe tests ([`daemon::Daemon`]):
+//!   signals, its stderr as a pipe the test reads or breaks, closed standard descriptors.
 //! * `rrd.rs`: an RRD writer filled with synthetic snapshots, and the rrdtool CLI.
 //! * `xymon_cgi.rs`: a private Xymon layout for its CGIs, xymond and xymond_rrd.
 //! * `web.rs`: HTTP to the web server and WebDriver to chromedriver.
@@ -29,6 +30,7 @@
 // Compiled into every test binary (and the benchmark harness); not each one uses every helper.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod bridge;
 pub mod certs;
 pub mod daemon;
