@@ -167,7 +167,9 @@ fn feed(n: u64, devices: usize) {
         .expect("runtime");
     rt.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::channel::<Sample>(SAMPLE_CAPACITY);
-        let collecting = tokio::spawn(collector.run(rx));
+        // No refusals in this profile: the sender is held so that the channel stays open.
+        let (_refusal_tx, refusal_rx) = tokio::sync::mpsc::channel(1);
+        let collecting = tokio::spawn(collector.run(rx, refusal_rx));
         let mut buf = Vec::new();
         for i in 0..n {
             let device = (i % devices as u64) as usize;

@@ -3,9 +3,16 @@
 # the Debian packages below plus a Rust toolchain with rustfmt and clippy.
 # Idempotent: does nothing when everything is already there.
 #
-# Usage: packaging/install-deps.sh [EXTRA_PACKAGE ...]
+# Usage: packaging/install-deps.sh [--cargo-deb] [EXTRA_PACKAGE ...]
+#   --cargo-deb  also cargo-deb, which builds the Debian package (run-tests, install.sh)
 #   e.g. packaging/install-deps.sh jq
 set -euo pipefail
+
+WITH_CARGO_DEB=0
+if [ "${1:-}" = --cargo-deb ]; then
+    WITH_CARGO_DEB=1
+    shift
+fi
 
 PACKAGES=(
     mosquitto mosquitto-clients    # MQTT broker and CLI clients for the integration tests
@@ -15,6 +22,7 @@ PACKAGES=(
     build-essential ca-certificates curl
     chromium chromium-driver       # headless browser test of the web UI (tests/web_e2e.rs)
     python3 python3-venv           # schemathesis (OpenAPI conformance test), installed by run-tests
+    lintian                        # checks the Debian package (tests/deb_package.rs)
 )
 PACKAGES+=("$@")
 
@@ -87,4 +95,17 @@ else
 fi
 
 say "Rust: $(cargo --version)"
+
+# --- cargo-deb ---------------------------------------------------------------
+
+# Builds the Debian package (`cargo deb`, [package.metadata.deb] in Cargo.toml). Pinned: its generated
+# maintainer scripts are part of the package that tests/deb_package.rs checks.
+CARGO_DEB_VERSION=3.8.0
+if [ "$WITH_CARGO_DEB" = 1 ]; then
+    if [ "$(cargo deb --version 2>/dev/null || true)" != "cargo-deb $CARGO_DEB_VERSION" ]; then
+        say "installing cargo-deb $CARGO_DEB_VERSION"
+        cargo install --locked cargo-deb --version "$CARGO_DEB_VERSION"
+    fi
+    say "$(cargo deb --version)"
+fi
 say "done"

@@ -18,13 +18,13 @@
 //! A stage that ends on its own before the stop (a panic) stops the bridge with an error, so systemd
 //! restarts it.
 
-use crate::collect::{self, Collector, RouteTable, Sample, SnapshotRequest};
+use crate::collect::{self, Collector, Refusal, RouteTable, Sample, SnapshotRequest};
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 use crate::mqtt::{self, Connection, Wanted};
 use crate::plan::{Plan, VALUE_RRD_DEF};
-use crate::rrd::{RrdDefs, RrdWriter};
-use crate::store::Store;
+use crate::rrd::{RrdDefs, RrdProbe, RrdWriter};
+use crate::store::{Store, UsageCollector};
 use crate::web;
 use crate::xymon::{self, Outbox};
 use std::sync::Arc;
@@ -46,6 +46,10 @@ const RRD_QUEUE_CAPACITY: usize = 1024;
 /// Snapshot requests queued for the MQTT stage: one per periodic test at most is in flight.
 const SNAPSHOT_REQUEST_CAPACITY: usize = 64;
 
+/// Refused (or granted again) filters queued for the collector; only changes are sent, so this is
+/// rarely more than a handful. Full, the session waits, as it does for samples.
+const REFUSAL_CAPACITY: usize = 256;
+
 /// How long shutdown may take to deliver pending statuses before giving up.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -58,12 +62,13 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// What the web layer reads.
+    /// What the web layer reads (no stage to watch: see `Bridge::run` for the running bridge's).
     pub fn web_sources(&self) -> web::Sources {
         web::Sources {
             store: self.store.clone(),
             outbox: self.outbox.clone(),
             metrics: self.metrics.clone(),
+            stages: Arc::default(),
         }
     }
 }
@@ -77,10 +82,16 @@ pub struct Bridge {
 
 impl Bridge {
     pub fn new(plan: Plan) -> Bridge {
+        let store = Store::for_plan(&plan);
+        let mut metrics = Metrics::new();
+        // The store's budget figures, read from the store at each scrape.
+        metrics
+            .registry
+            .register_collector(Box::new(UsageCollector(store.clone())));
         let shared = Shared {
-            store: Store::for_plan(&plan),
+            store,
             outbox: Arc::new(Outbox::new()),
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(metrics),
         };
         Bridge { plan, shared }
     }
@@ -100,15 +111,17 @@ impl Bridge {
         let (sample_tx, sample_rx) = mpsc::channel::<Sample>(SAMPLE_CAPACITY);
         let (snapshot_tx, snapshot_rx) =
             mpsc::channel::<SnapshotRequest>(SNAPSHOT_REQUEST_CAPACITY);
+        let (refusal_tx, refusal_rx) = mpsc::channel::<Refusal>(REFUSAL_CAPACITY);
         let ingest_stop = cancel.child_token();
         let mut ingest = spawn_ingest(
             &plan,
             &routing,
             &connections,
             &shared,
-            &sample_tx,
+            (&sample_tx, &refusal_tx),
             &ingest_stop,
         );
+        drop(refusal_tx);
         // Held until the stop: the collector ends when the channel closes, which would otherwise happen
         // at once with no broker configured (and read as the collector failing, below).
         let sample_tx_held = sample_tx;
@@ -116,6 +129,7 @@ impl Bridge {
             snapshot_rx,
             connections,
             shared.store.clone(),
+            shared.metrics.clone(),
         ));
 
         let routes: Vec<RouteTable> = routing.iter().map(|r| RouteTable::new(&r.exact)).collect();
@@ -133,9 +147,10 @@ impl Bridge {
             },
             plan.limits.max_value_chars,
         );
+        let rrd_probe = rrd.as_ref().map(|(w, _)| w.probe());
         let rrd_thread = rrd.map(|(_, thread)| thread);
         // The collector stops when ingest has stopped and the channel is drained.
-        let mut collector = tokio::spawn(collector.run(sample_rx));
+        let mut collector = tokio::spawn(collector.run(sample_rx, refusal_rx));
 
         let sender_stop = CancellationToken::new();
         let mut sender = tokio::spawn(xymon::run(
@@ -150,7 +165,11 @@ impl Bridge {
             sender_stop.clone(),
         ));
         // A web problem never stops the bridge.
-        let web = web::start(&plan.web, shared.web_sources(), cancel.clone()).await;
+        let sources = web::Sources {
+            stages: Arc::new(watched_stages(&sample_tx_held, rrd_probe, &shared)),
+            ..shared.web_sources()
+        };
+        let web = web::start(&plan.web, sources, cancel.clone()).await;
 
         info!(brokers = plan.brokers.len(), tests = plan.test_count(), xymond = %plan.xymon.server, "bridge running");
         // Every stage has what it needs; the rest of the plan (for 100k topics, megabytes) is not kept.
@@ -241,13 +260,58 @@ pub async fn run(plan: Plan, cancel: CancellationToken) -> anyhow::Result<()> {
     Bridge::new(plan).run(cancel).await
 }
 
-/// One ingest task per broker, each with its session and its subscriptions.
+/// How long a stage's queue may stay full with nothing taken before `/healthz` calls it stuck.
+const STAGE_STUCK_AFTER: Duration = Duration::from_secs(10);
+
+/// How long statuses may wait without the sender taking any: longer than its longest backoff (30 s) plus
+/// one delivery's timeout, so a sender that retries a refusing xymond is slow, not stuck.
+const SENDER_STUCK_AFTER: Duration = Duration::from_secs(60);
+
+/// The stages whose queues `/healthz` watches: the collector (the sample queue from ingest), the RRD
+/// writer (its queue), the Xymon sender (the outbox). None holds a sender of a queue, so that the queues
+/// still close at shutdown.
+fn watched_stages(
+    samples: &mpsc::Sender<Sample>,
+    rrd: Option<RrdProbe>,
+    shared: &Shared,
+) -> Vec<web::Stage> {
+    let queue = samples.downgrade();
+    let metrics = shared.metrics.clone();
+    let mut stages = vec![web::Stage {
+        name: "the collector",
+        what: "the queue of samples from MQTT ingest is full and it took none",
+        after: STAGE_STUCK_AFTER,
+        stuck_for: Box::new(move || {
+            let full = queue.upgrade().is_some_and(|q| q.capacity() == 0);
+            full.then(|| metrics.collector_beat.idle())
+        }),
+    }];
+    if let Some(rrd) = rrd {
+        stages.push(web::Stage {
+            name: "the RRD writer",
+            what: "its queue is full and it finished no update",
+            after: STAGE_STUCK_AFTER,
+            stuck_for: Box::new(move || rrd.full_for()),
+        });
+    }
+    let outbox = shared.outbox.clone();
+    stages.push(web::Stage {
+        name: "the Xymon sender",
+        what: "statuses are pending and it took none",
+        after: SENDER_STUCK_AFTER,
+        stuck_for: Box::new(move || outbox.stalled()),
+    });
+    stages
+}
+
+/// One ingest task per broker, each with its session and its subscriptions; `to_collector`: the
+/// sample and refusal channels.
 fn spawn_ingest(
     plan: &Plan,
     routing: &[crate::plan::BrokerRouting],
     connections: &[Connection],
     shared: &Shared,
-    samples: &mpsc::Sender<Sample>,
+    to_collector: (&mpsc::Sender<Sample>, &mpsc::Sender<Refusal>),
     stop: &CancellationToken,
 ) -> JoinSet<()> {
     let log_limit = Arc::new(LogLimiter::new(Duration::from_secs(60)));
@@ -259,18 +323,21 @@ fn spawn_ingest(
         .zip(connections)
         .enumerate()
     {
-        let (client, eventloop) = mqtt::connect(connection.clone());
+        let keep = b.session_expiry.is_some();
+        let (client, events) = mqtt::open(connection, connection.client_id.clone(), keep);
         let task = mqtt::BrokerTask {
             id,
             name: b.name.clone(),
-            eventloop,
             client,
+            events,
             wanted: Arc::new(Wanted::new(routing)),
             reconnect_max: b.reconnect_max,
+            keep_alive: b.keep_alive,
         };
         let ingest_shared = mqtt::Shared {
             store: shared.store.clone(),
-            samples: samples.clone(),
+            samples: to_collector.0.clone(),
+            refusals: to_collector.1.clone(),
             metrics: shared.metrics.clone(),
             log_limit: log_limit.clone(),
         };

@@ -1,6 +1,7 @@
 //! Keeping the daemon's heap small under glibc's malloc, which it runs on for years.
 //!
-//! Called by `main` before any thread starts. Elsewhere (musl, other systems) it does nothing.
+//! `limit_arenas` is called by `main` before any thread starts; `release_free_memory` by the store after
+//! it has freed a lot (evictions, refused topics). Elsewhere (musl, other systems) both do nothing.
 
 /// Caps glibc at one malloc arena unless the administrator set `MALLOC_ARENA_MAX` (then theirs holds).
 ///
@@ -16,5 +17,19 @@ pub fn limit_arenas() {
         unsafe {
             libc::mallopt(libc::M_ARENA_MAX, 1);
         }
+    }
+}
+
+/// Hands memory that malloc holds free back to the system (glibc's `malloc_trim`).
+///
+/// glibc returns freed memory by itself only from the top of the heap; the payloads of evicted topics lie
+/// anywhere in it, so without this the resident size would stay at its highest point after the store
+/// evicted or refused megabytes. It walks the heap, so the store calls it only after it freed 4 MiB.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages to the kernel; it has no preconditions and is
+    // thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

@@ -10,7 +10,7 @@
 //! ```
 //!
 //! # Layout, lowest layer first
-//! A module imports only modules of lower layers; `tests/architecture.rs` checks it.
+//! A module imports only modules of lower layers; `tests/architecture/` checks it.
 //! - Vocabulary and utilities, importing nothing of the crate: `names` (host, test and topic names,
 //!   broker and route ids), `colour`, `filter` (topic filters with captures, name templates), `text`
 //!   (untrusted text made safe for a status), `limits` (time limits), `backoff`, `log_limit`, `heap`,

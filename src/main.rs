@@ -1,19 +1,26 @@
 //! The `xymon-mqtt` command: parse arguments, set up logging and signals, run the bridge.
+//!
+//! What each signal does is decided in one place, [`on_signals`]; logging and the one-shot commands'
+//! output never panic on a closed or broken stderr or stdout.
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::error;
+use tracing::{error, info, warn};
 use xymon_mqtt::cli;
 use xymon_mqtt::config::EXAMPLE;
-use xymon_mqtt::plan::Plan;
 
 /// MQTT → Xymon bridge: subscribes to MQTT brokers and sends Xymon status messages to xymond.
 ///
 /// Runs on the Xymon server next to xymond. Logs go to stderr (journald under systemd); set RUST_LOG
 /// (e.g. RUST_LOG=debug or RUST_LOG=xymon_mqtt=debug) for more detail. SIGINT or SIGTERM stop it
-/// gracefully: statuses still pending are delivered within a few seconds, then it exits 0.
+/// gracefully: statuses still pending are delivered within a few seconds, then it exits 0. SIGHUP, SIGUSR1
+/// and SIGUSR2 are logged and ignored (the configuration is read at start only); a closed or broken
+/// stderr or stdout only loses log lines.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Cli {
@@ -64,42 +71,39 @@ fn main() -> ExitCode {
         None => Command::Run,
     };
     if let Command::PrintExampleConfig = command {
-        print!("{EXAMPLE}");
-        return ExitCode::SUCCESS;
+        return emit(EXAMPLE);
     }
     let Some(path) = cli.config else {
-        eprintln!("xymon-mqtt: --config FILE is required (xymon-mqtt print-example-config prints an example)");
+        say("xymon-mqtt: --config FILE is required (xymon-mqtt print-example-config prints an example)");
         return ExitCode::from(2);
     };
+    if let Command::Run = command {
+        return run(&path);
+    }
     let plan = match cli::load(&path) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("xymon-mqtt: {e}");
+            say(&format!("xymon-mqtt: {e}"));
             return ExitCode::from(2);
         }
     };
     match command {
         Command::Explain { topic, payload } => {
             let now = std::time::SystemTime::now();
-            print!(
-                "{}",
-                cli::explain::explain(&plan, &topic, payload.as_bytes(), now)
-            );
-            ExitCode::SUCCESS
+            emit(&cli::explain::explain(
+                &plan,
+                &topic,
+                payload.as_bytes(),
+                now,
+            ))
         }
-        Command::XymonConfig => {
-            print!("{}", cli::xymon_config::generate(&plan));
-            ExitCode::SUCCESS
-        }
-        Command::Check => {
-            println!("{}", cli::check_summary(&path, &plan));
-            ExitCode::SUCCESS
-        }
-        _ => run(plan),
+        Command::XymonConfig => emit(&cli::xymon_config::generate(&plan)),
+        _ => emit(&format!("{}\n", cli::check_summary(&path, &plan))),
     }
 }
 
-fn run(plan: Plan) -> ExitCode {
+/// Runs the daemon: signal handlers first, then the configuration, then the bridge until SIGTERM or SIGINT.
+fn run(config: &Path) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -111,8 +115,18 @@ fn run(plan: Plan) -> ExitCode {
         }
     };
     runtime.block_on(async {
+        // Before anything else: from here on no handled signal has its default action, which for SIGHUP,
+        // SIGUSR1 and SIGUSR2 would end the process at once.
+        let signals = install_signal_handlers();
+        let plan = match cli::load(config) {
+            Ok(p) => p,
+            Err(e) => {
+                say(&format!("xymon-mqtt: {e}"));
+                return ExitCode::from(2);
+            }
+        };
         let cancel = CancellationToken::new();
-        tokio::spawn(stop_on_signal(cancel.clone()));
+        tokio::spawn(on_signals(signals, config.to_path_buf(), cancel.clone()));
         match xymon_mqtt::bridge::run(plan, cancel).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -123,40 +137,164 @@ fn run(plan: Plan) -> ExitCode {
     })
 }
 
-/// Cancels on SIGINT or SIGTERM.
-async fn stop_on_signal(cancel: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM received"),
-                _ = int.recv() => tracing::info!("SIGINT received"),
-            }
-        }
-        _ => {
-            // Without signal handlers the process could only be killed; say so and wait for Ctrl-C.
-            error!("cannot install signal handlers");
-            let _ = tokio::signal::ctrl_c().await;
+/// A signal the daemon handles. Every other signal keeps its default action, except SIGPIPE, which the
+/// Rust runtime ignores from the start (a write to a closed pipe or socket fails with EPIPE instead).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sig {
+    Term,
+    Int,
+    Hup,
+    Usr1,
+    Usr2,
+}
+
+impl Sig {
+    const ALL: [Sig; 5] = [Sig::Term, Sig::Int, Sig::Hup, Sig::Usr1, Sig::Usr2];
+
+    fn kind(self) -> tokio::signal::unix::SignalKind {
+        use tokio::signal::unix::SignalKind;
+        match self {
+            Sig::Term => SignalKind::terminate(),
+            Sig::Int => SignalKind::interrupt(),
+            Sig::Hup => SignalKind::hangup(),
+            Sig::Usr1 => SignalKind::user_defined1(),
+            Sig::Usr2 => SignalKind::user_defined2(),
         }
     }
-    cancel.cancel();
+
+    fn name(self) -> &'static str {
+        match self {
+            Sig::Term => "SIGTERM",
+            Sig::Int => "SIGINT",
+            Sig::Hup => "SIGHUP",
+            Sig::Usr1 => "SIGUSR1",
+            Sig::Usr2 => "SIGUSR2",
+        }
+    }
+}
+
+/// Installs a handler for each [`Sig`]; each forwards its signal into the returned channel, in arrival
+/// order. A handler that cannot be installed is logged: that signal keeps its default action.
+fn install_signal_handlers() -> mpsc::Receiver<Sig> {
+    let (tx, rx) = mpsc::channel(16);
+    for sig in Sig::ALL {
+        match tokio::signal::unix::signal(sig.kind()) {
+            Ok(mut stream) => {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    while stream.recv().await.is_some() {
+                        if tx.send(sig).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            Err(e) => {
+                error!(signal = sig.name(), error = %e, "cannot install a signal handler; this signal keeps its default action (the process ends without delivering pending statuses)");
+            }
+        }
+    }
+    rx
+}
+
+/// What each signal does: SIGTERM and SIGINT stop the bridge (pending statuses are delivered, then exit
+/// 0), SIGHUP goes to [`reload`], SIGUSR1 and SIGUSR2 are logged and ignored. Runs for the life of the
+/// process, so a signal during shutdown is logged too.
+async fn on_signals(mut signals: mpsc::Receiver<Sig>, config: PathBuf, cancel: CancellationToken) {
+    while let Some(sig) = signals.recv().await {
+        match sig {
+            Sig::Term | Sig::Int => {
+                // Cancel before logging: stopping must never depend on the log line being written.
+                let again = cancel.is_cancelled();
+                cancel.cancel();
+                if again {
+                    info!("{} received; already stopping", sig.name());
+                } else {
+                    info!(
+                        "{} received; stopping (pending statuses are delivered first)",
+                        sig.name()
+                    );
+                }
+            }
+            Sig::Hup => reload(&config),
+            Sig::Usr1 | Sig::Usr2 => {
+                info!("{} received; ignored (it has no meaning here)", sig.name());
+            }
+        }
+    }
+}
+
+/// SIGHUP, by convention "reload the configuration": the place a reload takes over. The bridge cannot
+/// reload its configuration, so the signal is logged and ignored; its default action would end the process,
+/// and systemd's `Restart=on-failure` does not restart a process that a SIGHUP ended.
+fn reload(config: &Path) {
+    warn!(
+        config = %config.display(),
+        "SIGHUP received; ignored: the configuration is read only at start (restart xymon-mqtt to apply a changed one)"
+    );
+}
+
+/// Writes a one-shot command's output to stdout. A reader that went away (`| head`) is not an error;
+/// any other write error (a full disk) is reported and exits 1.
+fn emit(text: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            say(&format!("xymon-mqtt: cannot write the output: {e}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes one line to stderr, dropping it if stderr cannot take it (`eprintln!` would panic).
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// Logs to stderr; without timestamps under systemd (journald adds its own), without colour off a tty.
+/// A log line that cannot be written is dropped ([`LogWriter`]): a closed or broken stderr never stops the
+/// daemon.
 fn init_logging() {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LogWriter)
+        // Its report of a failed write goes through `eprintln!`, which panics on a broken stderr.
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         builder.without_time().init();
     } else {
         builder.init();
+    }
+}
+
+/// Set once stderr is a pipe nobody reads: it stays so, and later lines are not even tried.
+static STDERR_BROKEN: AtomicBool = AtomicBool::new(false);
+
+/// stderr for the log, which never fails: a line that cannot be written (EPIPE: the journal or the pipe
+/// reader is gone; ENOSPC: stderr is a file on a full disk) is dropped. A closed stderr (EBADF) needs
+/// nothing here: the Rust runtime opens /dev/null in place of a standard descriptor that is closed at start.
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !STDERR_BROKEN.load(Ordering::Relaxed) {
+            if let Err(e) = std::io::stderr().write_all(buf) {
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    STDERR_BROKEN.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -9,6 +9,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BrokerLabel {
@@ -22,9 +24,51 @@ pub struct RuleLabel {
     pub reason: String,
 }
 
+/// A subscription filter of a broker. Bounded: both come from the config.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FilterLabel {
+    pub broker: String,
+    pub filter: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: String,
+}
+
+/// When a stage last made progress, for `/healthz`'s "stuck" check: one relaxed store per beat, read
+/// only when someone asks.
+pub struct Heartbeat {
+    base: Instant,
+    /// Milliseconds after `base` of the last beat.
+    last: AtomicU64,
+}
+
+impl Heartbeat {
+    pub fn new() -> Heartbeat {
+        Heartbeat {
+            base: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    /// The stage made progress now.
+    pub fn beat(&self) {
+        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(ms, Ordering::Relaxed);
+    }
+
+    /// Time since the last beat (since start-up before the first).
+    pub fn idle(&self) -> Duration {
+        let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
+        self.base.elapsed().saturating_sub(last)
+    }
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 pub struct Metrics {
@@ -46,6 +90,10 @@ pub struct Metrics {
     pub rule_refused: Family<RuleLabel, Counter>,
     /// Collection rounds completed, per outcome.
     pub rounds: Family<ReasonLabel, Counter>,
+    /// The collector took samples (a beat per batch): with its queue full, a silent collector is stuck.
+    pub collector_beat: Heartbeat,
+    /// Subscription filters the broker refused in a SUBACK, per broker and filter (once per SUBACK).
+    pub subscribe_refused: Family<FilterLabel, Counter>,
 }
 
 impl Metrics {
@@ -60,6 +108,8 @@ impl Metrics {
             delivery_failures: Counter::default(),
             rounds: Family::default(),
             rule_refused: Family::default(),
+            collector_beat: Heartbeat::new(),
+            subscribe_refused: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -98,6 +148,11 @@ impl Metrics {
             "Collection rounds completed, by outcome",
             m.rounds.clone(),
         );
+        registry.register(
+            "subscribe_refused",
+            "Subscription filters the broker refused, by broker and filter",
+            m.subscribe_refused.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -111,6 +166,16 @@ impl Metrics {
         self.dropped
             .get_or_create(&ReasonLabel {
                 reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts one refusal of `filter` by `broker`.
+    pub fn count_refusal(&self, broker: &str, filter: &str) {
+        self.subscribe_refused
+            .get_or_create(&FilterLabel {
+                broker: broker.to_string(),
+                filter: filter.to_string(),
             })
             .inc();
     }

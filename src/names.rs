@@ -22,6 +22,13 @@ const MAX_HOST_LEN: usize = 253;
 /// Longest test (column) name; Xymon pages get unreadable long before this.
 const MAX_TEST_LEN: usize = 64;
 
+/// The bridge's own status column (its health as a Xymon test). No configured test and no rule may use it.
+pub const BRIDGE_COLUMN: &str = "xymon-mqtt";
+
+/// Columns that no test of the bridge may write: `info` and `trends` are the pseudo-columns xymond and
+/// xymongen fill themselves for every host, and `BRIDGE_COLUMN` is the bridge's own.
+pub const RESERVED_COLUMNS: [&str; 3] = ["info", "trends", BRIDGE_COLUMN];
+
 /// A Xymon host name as written in hosts.cfg (with dots).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(try_from = "String")]
@@ -82,6 +89,11 @@ pub struct TestName(String);
 impl TestName {
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// One of `RESERVED_COLUMNS`: written by xymond or by the bridge itself, never by a test.
+    pub fn is_reserved(&self) -> bool {
+        RESERVED_COLUMNS.contains(&self.0.as_str())
     }
 }
 

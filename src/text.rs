@@ -5,18 +5,65 @@
 //! (every topic and payload) and the CLI's `explain`. Status bodies are stored by xymond and printed raw
 //! into HTML by svcstatus.cgi (docs/xymon-protocol.md §2). So `untrusted`:
 //! - drop NUL and other control characters (a NUL would end xymond's C string), normalise CR LF;
+//! - show format characters (Unicode category Cf: bidi controls such as U+202E, which reorder what an
+//!   operator reads, zero-width characters, the BOM) as `[U+202E]`, so nothing invisible hides in a status;
 //! - HTML-escape (`&`, `<`, `>`, `"`, `'`), which also defuses `&red` icons and `<!--` markers;
 //! - indent every continuation line, so no untrusted line can begin with `status` (a new message inside a
 //!   combo) or `Status message received from` (which rewrites the sender);
 //! - bound the length, with a note saying how much was cut.
 
+use std::borrow::Cow;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
+/// A format character (Unicode category Cf): invisible, and some reorder the text around them (the bidi
+/// controls U+202A..U+202E and U+2066..U+2069). Every display shows one as [`write_code`] writes it.
+pub fn is_format(c: char) -> bool {
+    // No ASCII character is Cf: the common case costs one comparison.
+    !c.is_ascii() && c.general_category() == GeneralCategory::Format
+}
+
+/// What a display shows instead of the character itself: format characters, and control characters other
+/// than tab and line breaks (which a display shows as what they are).
+pub fn shown_as_code(c: char) -> bool {
+    is_format(c) || (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+}
+
+/// Writes `c` as its code point, `[U+202E]`: visible, and nothing a status, HTML or JSON gives a meaning.
+pub fn write_code(out: &mut impl std::fmt::Write, c: char) -> std::fmt::Result {
+    write!(out, "[U+{:04X}]", u32::from(c))
+}
+
+/// `s` with every character of [`shown_as_code`] written as its code point; borrowed when there is none.
+pub fn visible(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(shown_as_code) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if shown_as_code(c) {
+            let _ = write_code(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Cuts `s` to `n` characters, marking the cut with `…` (for log lines and messages about untrusted text;
-/// escaping is `untrusted`'s).
+/// escaping is `untrusted`'s). Format and control characters are shown as code points ([`visible`]), so a
+/// log line reads as it was received.
 pub fn short(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
+    // Only the first `n` characters can be shown, and a character is never shown shorter than it is:
+    // look at no more of a long payload than that (the rule path keeps a short text of every payload).
+    let (head, longer) = match s.char_indices().nth(n) {
+        Some((i, _)) => (&s[..i], true),
+        None => (s, false),
+    };
+    let head = visible(head);
+    if !longer && head.chars().count() <= n {
+        head.into_owned()
     } else {
-        let mut t: String = s.chars().take(n).collect();
+        let mut t: String = head.chars().take(n).collect();
         t.push('…');
         t
     }
@@ -47,6 +94,8 @@ pub fn untrusted(raw: &str, max_chars: usize, indent: &str) -> String {
         if c == '\n' {
             clean.push('\n');
             clean.push_str(indent);
+        } else if is_format(c) {
+            let _ = write_code(&mut clean, c);
         } else {
             push_escaped(&mut clean, c);
         }
@@ -72,23 +121,29 @@ fn push_escaped(out: &mut String, c: char) {
     ));
 }
 
-/// Text for line 1 of a status: one line, no `|` (xymondboard does not escape line1), no control chars.
+/// Text for line 1 of a status: one line, no `|` (xymondboard does not escape line1), no control chars,
+/// format characters as code points.
 /// Only the bridge's own words go here; still, the formatter passes them through this as a last line of
 /// defence.
 pub fn line1(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '|' => '/',
-            c if c.is_control() => ' ',
-            c => c,
-        })
-        .collect()
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '|' => out.push('/'),
+            c if c.is_control() => out.push(' '),
+            c if is_format(c) => {
+                let _ = write_code(&mut out, c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Renders an MQTT payload for display: UTF-8 text as is, anything else as a short hex preview.
-pub fn payload_text(payload: &[u8]) -> std::borrow::Cow<'_, str> {
+pub fn payload_text(payload: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(payload) {
-        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Ok(s) => Cow::Borrowed(s),
         Err(_) => {
             let preview: Vec<String> = payload
                 .iter()
@@ -96,7 +151,7 @@ pub fn payload_text(payload: &[u8]) -> std::borrow::Cow<'_, str> {
                 .map(|b| format!("{b:02x}"))
                 .collect();
             let more = if payload.len() > 32 { " …" } else { "" };
-            std::borrow::Cow::Owned(format!(
+            Cow::Owned(format!(
                 "(binary, {} bytes: {}{more})",
                 payload.len(),
                 preview.join(" ")
@@ -203,6 +258,69 @@ mod tests {
     #[test]
     fn line1_has_no_pipe_or_newline() {
         assert_eq!(line1("a|b\nc"), "a/b c");
+        assert_eq!(line1("a\u{202E}b"), "a[U+202E]b");
+    }
+
+    /// Every bidi control, the zero-width characters, the BOM, the soft hyphen, an Arabic letter mark and
+    /// a tag character (Cf from several blocks, up to plane 14) are shown as code points in a status, in
+    /// `line1`, in `short` and in `visible`; letters of right-to-left scripts and emoji are not.
+    #[test]
+    fn format_characters_are_shown_as_code_points() {
+        let format = [
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}',
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{061C}',
+            '\u{E0041}',
+        ];
+        for c in format {
+            assert!(is_format(c), "{:04X}", u32::from(c));
+            let code = format!("[U+{:04X}]", u32::from(c));
+            let input = format!("21.5{c}°C");
+            let want = format!("21.5{code}°C");
+            assert_eq!(untrusted(&input, 100, "  "), want);
+            assert_eq!(line1(&input), want);
+            assert_eq!(short(&input, 100), want);
+            assert_eq!(visible(&input), want);
+        }
+        for c in ['a', 'é', 'ש', 'ع', '€', '°', '😀', ' ', '\u{3000}'] {
+            assert!(!is_format(c), "{c}");
+            assert!(!shown_as_code(c), "{c}");
+        }
+        // The classic spoof: "exe.txt" reversed to look like "txt.exe" reads as it was sent.
+        assert_eq!(
+            untrusted("invoice\u{202E}fdp.exe", 100, ""),
+            "invoice[U+202E]fdp.exe"
+        );
+        // One code point counts as one character of the bound.
+        assert_eq!(
+            untrusted("\u{202E}\u{202E}\u{202E}", 2, ""),
+            "[U+202E][U+202E] [… 1 more characters cut]"
+        );
+    }
+
+    #[test]
+    fn visible_shows_controls_but_keeps_line_breaks_and_tabs() {
+        assert_eq!(visible("a\tb\nc\r\n"), "a\tb\nc\r\n");
+        assert!(matches!(visible("plain"), Cow::Borrowed(_)));
+        assert_eq!(
+            visible("a\u{1b}[31mb\u{7f}\u{85}"),
+            "a[U+001B][31mb[U+007F][U+0085]"
+        );
     }
 
     #[test]

@@ -46,6 +46,84 @@ fn check_mode_names_file_line_and_key() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/x.toml: cannot read"));
 }
 
+/// `check` reads every file the config names (password, CA, client certificate and key, web token):
+/// all present, it passes; any one missing or unusable fails with the config file, line and key, so
+/// the unit's `ExecStartPre=check` catches it before `run` would.
+#[test]
+fn check_reads_every_file_the_config_names() {
+    let certs = common::certs::Certs::make();
+    let dir = tempfile::tempdir().unwrap();
+    let password = write(&dir, "password", "s3cret\n");
+    let token = write(&dir, "token", "t0ken\n");
+    let missing = dir.path().join("missing");
+    let files = [
+        ("web.token_file", 2, token.clone()),
+        ("broker[0].password_file", 8, password.clone()),
+        ("broker[0].ca_file", 9, certs.ca()),
+        ("broker[0].client_cert_file", 10, certs.client_cert()),
+        ("broker[0].client_key_file", 11, certs.client_key()),
+    ];
+    let config = |files: &[(&str, usize, std::path::PathBuf)]| {
+        let path = |i: usize| files[i].2.display().to_string();
+        format!(
+            "[web]\ntoken_file = {:?}\n\n[[broker]]\nname = \"secure\"\nurl = \"mqtts://localhost:8883\"\n\
+             username = \"bridge\"\npassword_file = {:?}\nca_file = {:?}\nclient_cert_file = {:?}\n\
+             client_key_file = {:?}\n",
+            path(0),
+            path(1),
+            path(2),
+            path(3),
+            path(4)
+        )
+    };
+    let check = |text: &str| {
+        let cfg = write(&dir, "bridge.toml", text);
+        let out = Command::new(BIN)
+            .args(["check", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            cfg,
+        )
+    };
+    let (code, err, _) = check(&config(&files));
+    assert_eq!(code, Some(0), "{err}");
+    for i in 0..files.len() {
+        let mut broken = files.clone();
+        broken[i].2 = missing.clone();
+        let (code, err, cfg) = check(&config(&broken));
+        assert_eq!(code, Some(2), "{}: {err}", files[i].0);
+        let expected = format!(
+            "{}:{}:1: key `{}`: cannot read {}",
+            cfg.display(),
+            files[i].1,
+            files[i].0,
+            missing.display()
+        );
+        assert!(err.contains(&expected), "{expected} in {err}");
+    }
+    // Present but unusable: a key that is not the certificate's, a CA file that holds no certificate.
+    let mut wrong_key = files.clone();
+    wrong_key[4].2 = certs.server_key();
+    let (code, err, _) = check(&config(&wrong_key));
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("key `broker[0].client_key_file`") && err.contains("does not go with"),
+        "{err}"
+    );
+    let mut not_a_ca = files.clone();
+    not_a_ca[2].2 = password.clone();
+    let (code, err, _) = check(&config(&not_a_ca));
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("key `broker[0].ca_file`") && err.contains("holds no PEM certificate"),
+        "{err}"
+    );
+}
+
 #[test]
 fn example_config_checks_and_prints() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/xymon-mqtt.example.toml");

@@ -12,11 +12,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const XSS: &str = "<script>alert(1)</script>";
+/// A payload with bidi controls (U+202E reverses what follows, U+2066 isolates) and a zero-width space,
+/// and how every display shows it.
+const BIDI: &str = "21.5\u{202E}C°\u{2066}x\u{200B}";
+const BIDI_SHOWN: &str = "21.5[U+202E]C°[U+2066]x[U+200B]";
 const WAIT: Duration = Duration::from_secs(30);
 
 struct Setup {
     mosq: Mosquitto,
-    _xymond: Xymond,
+    xymond: Xymond,
     bridge: RunningBridge,
     web: u16,
     _rrd: tempfile::TempDir,
@@ -53,7 +57,7 @@ topics = ["sensors/a/temperature", "$SYS/broker/bytes/sent", "{XSS}"]
     wait_until(WAIT, "web server", || common::port_is_open(web));
     Setup {
         mosq,
-        _xymond: xymond,
+        xymond,
         bridge,
         web,
         _rrd: rrd,
@@ -176,8 +180,8 @@ fn artifact(name: &str) -> PathBuf {
 }
 
 /// Headless Chromium: the topics page shows a value published after it loaded without a reload, shows an
-/// XSS topic and payload as text (no script runs), and the test page renders; screenshots are saved in
-/// target/ as artifacts.
+/// XSS topic and payload as text (no script runs) and bidi controls as code points, and the test page
+/// renders; screenshots are saved in target/ as artifacts.
 #[test]
 fn browser_sees_live_updates_and_escaped_text() {
     assert!(
@@ -226,6 +230,11 @@ fn browser_sees_live_updates_and_escaped_text() {
         cell("sensors/a/temperature") == "23.75"
     });
     wait_until(WAIT, "XSS row shown as text", || cell(XSS) == XSS);
+    // A live update with bidi controls shows their code points (app.js's visible()).
+    s.mosq.publish("sensors/a/temperature", BIDI, false);
+    wait_until(WAIT, "bidi controls shown as code points", || {
+        cell("sensors/a/temperature") == BIDI_SHOWN
+    });
     assert_eq!(
         wd.eval("return document.body.dataset.loadedOnce"),
         "yes",
@@ -268,4 +277,50 @@ fn browser_sees_live_updates_and_escaped_text() {
     std::fs::write(artifact("web-screenshot-phone.png"), wd.screenshot()).unwrap();
     drop(wd);
     drop(driver);
+}
+
+/// A payload with bidi controls and a zero-width space, published through mosquitto: xymond stores the
+/// status with their code points (`[U+202E]`) and not the characters; the pages show the code points; the
+/// API's JSON carries `\u202e` escapes (the decoded payload is the one published) and no raw character;
+/// a filter in the query with one is shown escaped too.
+#[test]
+fn format_characters_are_code_points_in_xymond_the_pages_and_the_api() {
+    let s = setup();
+    let is_format = xymon_mqtt::text::is_format;
+    s.mosq.publish("sensors/a/temperature", BIDI, false);
+    let status = s
+        .xymond
+        .wait_for_status("h1.sensors", WAIT, |st| st.body.contains("[U+202E]"));
+    assert!(status.body.contains(BIDI_SHOWN), "{}", status.body);
+    assert!(!status.body.chars().any(is_format), "{:?}", status.body);
+
+    let api = get(s.web, "/api/v1/topics/sensors/a/temperature");
+    assert!(!api.text().chars().any(is_format), "{}", api.text());
+    assert!(
+        api.text().contains(r"21.5\u202eC°\u2066x\u200b"),
+        "{}",
+        api.text()
+    );
+    assert_eq!(api.json()["payload"], BIDI);
+    let tests = wait_topic(s.web, "/api/v1/tests", |v| {
+        v.to_string().contains("[U+202E]")
+    });
+    assert!(tests.to_string().contains(BIDI_SHOWN), "{tests}");
+
+    for path in [
+        "/",
+        "/topics",
+        "/tests/h1/sensors",
+        "/topics?filter=sensors/%E2%80%AE%E2%81%A6/%23",
+    ] {
+        let page = get(s.web, path);
+        assert_eq!(page.status, 200, "{path}");
+        let html = page.text();
+        assert!(!html.chars().any(is_format), "{path}: raw format character");
+        if path != "/" {
+            assert!(html.contains("[U+202E]"), "{path}: {html}");
+        }
+    }
+    assert!(get(s.web, "/topics").text().contains(BIDI_SHOWN));
+    s.bridge.stop();
 }

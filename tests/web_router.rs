@@ -33,6 +33,7 @@ fn shared() -> Sources {
         store,
         outbox: Arc::new(Outbox::new()),
         metrics: Arc::new(Metrics::new()),
+        stages: Arc::default(),
     }
 }
 
@@ -243,17 +244,34 @@ async fn tests_brokers_health_and_metrics() {
     assert_eq!(v[0]["delivery"]["state"], "pending");
     assert!(v[0]["status"].as_str().unwrap().contains("&red bad"));
 
+    // xymond refusing: the test says so at once; /healthz once it has lasted 5 s (a restart of xymond
+    // is not an outage). The clock is tokio's, paused and advanced.
+    tokio::time::pause();
     let batch = s.outbox.take(10);
     s.outbox.failed(batch, "connection refused");
     let (_, v) = get_json(&app, "/api/v1/tests").await;
     assert_eq!(v[0]["delivery"]["state"], "failing");
     assert_eq!(v[0]["delivery"]["reason"], "connection refused");
+    let (code, _) = get_json(&app, "/healthz").await;
+    assert_eq!(code, StatusCode::OK);
+    tokio::time::advance(Duration::from_secs(6)).await;
     let (code, v) = get_json(&app, "/healthz").await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(v["reasons"][0]
-        .as_str()
-        .unwrap()
-        .contains("connection refused"));
+    let reason = v["reasons"][0].as_str().unwrap();
+    assert!(
+        reason.contains("xymond refuses deliveries (for 6s"),
+        "{reason}"
+    );
+    assert!(reason.contains("connection refused"), "{reason}");
+    // A later status of the same test replaces the failed one; the sender is still failing.
+    s.outbox
+        .put(status("h1", "sensors", Colour::Green, "&green ok\n"));
+    let (code, _) = get_json(&app, "/healthz").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    s.outbox.delivered(&s.outbox.take(10));
+    let (code, _) = get_json(&app, "/healthz").await;
+    assert_eq!(code, StatusCode::OK);
+    tokio::time::resume();
 
     let (_, v) = get_json(&app, "/api/v1/brokers").await;
     assert_eq!(v[0]["name"], "local");
@@ -281,6 +299,7 @@ async fn openapi_document_describes_the_routes() {
         "/api/v1/topics/{topic}",
         "/api/v1/tests",
         "/api/v1/brokers",
+        "/api/v1/store",
         "/api/v1/events",
         "/healthz",
         "/metrics",
@@ -578,4 +597,53 @@ async fn other_methods_head_and_bad_event_filter() {
     assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(headers[header::CACHE_CONTROL], "no-store");
     assert!(body.contains("error"), "{body}");
+}
+
+/// /healthz names every broker that is not connected (with its error), and every stage its bridge
+/// watches that has been stuck longer than allowed; /api/v1/store shows the store's budget.
+#[tokio::test]
+async fn health_names_disconnected_brokers_and_stuck_stages() {
+    let mut s = shared();
+    let stuck = Arc::new(std::sync::Mutex::new(None::<Duration>));
+    let probe = stuck.clone();
+    s.stages = Arc::new(vec![xymon_mqtt::web::Stage {
+        name: "the collector",
+        what: "its queue is full and it took nothing",
+        after: Duration::from_secs(10),
+        stuck_for: Box::new(move || *probe.lock().unwrap()),
+    }]);
+    let app = app(&s);
+    s.store.set_connected(0, true, None);
+    s.store
+        .set_connected(1, false, Some("connection refused <b>".into()));
+    let (code, v) = get_json(&app, "/healthz").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(v["reasons"].as_array().unwrap().len(), 1, "{v}");
+    let reason = v["reasons"][0].as_str().unwrap();
+    assert!(
+        reason.starts_with("broker other is not connected (for 0s): connection refused <b>"),
+        "{reason}"
+    );
+    s.store.set_connected(1, true, None);
+    *stuck.lock().unwrap() = Some(Duration::from_secs(3));
+    assert_eq!(get_json(&app, "/healthz").await.0, StatusCode::OK);
+    *stuck.lock().unwrap() = Some(Duration::from_secs(12));
+    let (code, v) = get_json(&app, "/healthz").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        v["reasons"][0],
+        "the collector is stuck: its queue is full and it took nothing (for 12s)"
+    );
+    *stuck.lock().unwrap() = None;
+    assert_eq!(get_json(&app, "/healthz").await.0, StatusCode::OK);
+
+    publish(&s, 0, "a", b"12345");
+    let (code, v) = get_json(&app, "/api/v1/store").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(v["topics"], 1);
+    assert_eq!(
+        v["bytes"],
+        (xymon_mqtt::store::ENTRY_OVERHEAD + 1 + 5) as u64
+    );
+    assert_eq!(v["evicted_topics"], 0);
 }

@@ -5,9 +5,9 @@
 //! live, not retained), and returns a readable report ending in the exact status text that would be
 //! sent. `now` is a parameter so the output is golden-testable.
 
-use crate::filter::Captures;
-use crate::plan::Plan;
-use crate::rules::{Rule, RuleState};
+use crate::names::{HostName, TestName};
+use crate::plan::{Plan, RulePlan};
+use crate::rules::{Matched, RuleState, Skip};
 use crate::status::rule_status;
 use crate::text::{payload_text, short};
 use std::fmt::Write;
@@ -57,7 +57,13 @@ pub fn explain(plan: &Plan, topic: &str, payload: &[u8], now: SystemTime) -> Str
                     shown.join(", ")
                 }
             );
-            explain_rule(&mut out, r.rule.clone(), topic, caps, payload, now);
+            let m = Matched {
+                topic,
+                caps,
+                raw: payload,
+                retained: false,
+            };
+            explain_rule(&mut out, plan, r, m, now);
         } else {
             let Some(t) = tests.next() else { break };
             let tc = &t.config;
@@ -93,17 +99,40 @@ pub fn explain(plan: &Plan, topic: &str, payload: &[u8], now: SystemTime) -> Str
     out
 }
 
-fn explain_rule(
-    out: &mut String,
-    rule: Rule,
-    topic: &str,
-    caps: Captures,
-    payload: &[u8],
-    now: SystemTime,
-) {
+/// Whether rule `r` may write `key`, as far as the config tells: not a `topics` or `broker-stats` test's
+/// column, nor another rule's literal one. (Which instances other rules made first only the running
+/// bridge knows.)
+fn claim_of<'a>(
+    plan: &'a Plan,
+    r: &'a RulePlan,
+) -> impl FnMut(&(HostName, TestName)) -> Result<(), Skip> + 'a {
+    move |key| {
+        let column = || format!("{}.{}", key.0, key.1);
+        if plan
+            .tests
+            .iter()
+            .any(|t| t.config.host == key.0 && t.config.test == key.1)
+        {
+            return Err(Skip::ConfiguredColumn(column()));
+        }
+        let literal = |o: &RulePlan| {
+            o.rule.host.is_literal()
+                && o.rule.test.is_literal()
+                && o.rule.host.as_str() == key.0.as_str()
+                && o.rule.test.as_str() == key.1.as_str()
+        };
+        if plan.rules.iter().any(|o| o.index != r.index && literal(o)) {
+            return Err(Skip::OtherRuleColumn(column()));
+        }
+        Ok(())
+    }
+}
+
+fn explain_rule(out: &mut String, plan: &Plan, r: &RulePlan, m: Matched<'_>, now: SystemTime) {
     let t0 = Instant::now();
-    let mut st = RuleState::new(rule, t0);
-    let offered = match st.offer(topic, caps, payload, false, t0, now) {
+    let mut st = RuleState::new(r.rule.clone(), t0);
+    let mut claim = claim_of(plan, r);
+    let offered = match st.offer_owned(m, t0, now, &mut claim) {
         Ok(o) => o,
         Err(skip) => {
             let _ = writeln!(out, "  skipped, no status: {skip}");
@@ -152,5 +181,34 @@ fn explain_rule(
     let _ = writeln!(out, "  status that would be sent:");
     for line in status.to_wire().lines() {
         let _ = writeln!(out, "    | {line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::fixtures;
+
+    /// `explain` says why a rule-made column is refused, as far as the config tells.
+    #[test]
+    fn explain_names_columns_a_rule_may_not_write() {
+        let config = fixtures::config(
+            "[[broker]]\nname = \"local\"\nurl = \"mqtt://127.0.0.1:1883\"\n\
+             [[test]]\nbroker = \"local\"\nhost = \"harness\"\ntest = \"mqtt\"\ntopics = [\"harness/load\"]\n\
+             [[test]]\nbroker = \"local\"\ntopic = \"t/{host}/{t}\"\nhost = \"{host}\"\ntest = \"{t}\"\n  [[test.value]]\n  name = \"v\"\n",
+        );
+        let plan = Plan::compile(&config).unwrap();
+        let now = SystemTime::UNIX_EPOCH;
+        for (topic, says) in [
+            (
+                "t/harness/mqtt",
+                "derived column harness.mqtt belongs to a configured test",
+            ),
+            ("t/h/trends", "derived test \"trends\" is a reserved column"),
+            ("t/h/env", "status that would be sent"),
+        ] {
+            let report = explain(&plan, topic, b"1", now);
+            assert!(report.contains(says), "{topic}:\n{report}");
+        }
     }
 }

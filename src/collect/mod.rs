@@ -9,9 +9,13 @@
 //! - `topic_tests`: rounds of `topics` and `broker-stats` tests, routed by `RouteTable`.
 //! - `rule_tests`: rule instances, their re-sends and sweeps.
 //! - `snapshots`: periodic tests' snapshot requests and results.
+//! - `outage`: what a broker outage does to its continuous tests and rule instances.
+//! - `refusals`: subscriptions the broker refuses, in the statuses of the tests that read them.
 //! - `round`, `schedule`, `route_table`: the pure parts (a round, the timers, the routes).
 //! - `rrd_feed`: what goes to the RRD writer, and its health back into statuses.
 
+mod outage;
+mod refusals;
 pub mod round;
 mod route_table;
 mod rrd_feed;
@@ -20,22 +24,25 @@ mod schedule;
 mod snapshots;
 mod topic_tests;
 
+pub use refusals::Refusal;
 pub use route_table::{Route, RouteTable};
 pub use rrd_feed::BROKER_RRDS;
-pub use snapshots::{Fetched, SnapshotError, SnapshotRequest, SnapshotResult};
+pub use snapshots::{Fetched, Snapshot, SnapshotError, SnapshotRequest, SnapshotResult};
 
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
-use crate::names::{BrokerId, RouteId};
+use crate::names::{BrokerId, HostName, RouteId, TestName};
 use crate::plan::{RulePlan, TestPlan};
 use crate::rrd::RrdWriter;
 use crate::store::Store;
 use crate::xymon::Outbox;
 use bytes::Bytes;
+use refusals::Refused;
 use rrd_feed::RrdFeed;
-use rule_tests::RuleSlot;
+use rule_tests::{Owner, RuleSlot};
 use schedule::{Timer, TimerKind, Timers};
 use snapshots::SnapshotDone;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
@@ -86,6 +93,14 @@ pub struct Collector {
     rules: Vec<RuleSlot>,
     /// Per broker: indices into `rules`.
     rule_routes: Vec<Vec<usize>>,
+    /// The host.test pairs known from the config, and who writes each.
+    owners: HashMap<(HostName, TestName), Owner>,
+    /// Per broker: its outage, while it is disconnected.
+    links: Vec<Option<outage::Down>>,
+    /// Per broker: how long a disconnect lasts before its tests show it.
+    outage_grace: Vec<Duration>,
+    /// Numbers outages, for their timers.
+    outage_epoch: u64,
     /// Finished periodic snapshots come back here.
     snapshots_tx: mpsc::Sender<SnapshotDone>,
     snapshots_rx: mpsc::Receiver<SnapshotDone>,
@@ -95,6 +110,8 @@ pub struct Collector {
     outbox: Arc<Outbox>,
     metrics: Arc<Metrics>,
     rrd: Option<RrdFeed>,
+    /// Subscription filters the brokers refuse.
+    refused: Refused,
     max_value_chars: usize,
     log_limit: LogLimiter,
 }
@@ -111,6 +128,7 @@ impl Collector {
         max_value_chars: usize,
     ) -> Collector {
         let start = Instant::now();
+        let owners = rule_tests::configured_owners(&tests, &rules);
         let mut rule_routes = vec![Vec::new(); routes.len()];
         let rules: Vec<RuleSlot> = rules
             .into_iter()
@@ -123,11 +141,22 @@ impl Collector {
             })
             .collect();
         let (snapshots_tx, snapshots_rx) = mpsc::channel(SNAPSHOT_DONE_CAPACITY);
+        let mut outage_grace = vec![outage::OUTAGE_GRACE_MAX; routes.len()];
+        for t in tests.iter().filter(|t| !t.is_periodic()) {
+            if let Some(g) = outage_grace.get_mut(t.broker) {
+                *g = (*g).min(t.config.window);
+            }
+        }
+        let refused = Refused::new(routes.len());
         Collector {
+            links: routes.iter().map(|_| None).collect(),
+            outage_grace,
+            outage_epoch: 0,
             slots: tests.into_iter().map(Slot::new).collect(),
             routes,
             rules,
             rule_routes,
+            owners,
             snapshots_tx,
             snapshots_rx,
             snapshot_requests: sinks.snapshots,
@@ -136,17 +165,28 @@ impl Collector {
             outbox: sinks.outbox,
             metrics: sinks.metrics,
             rrd: sinks.rrd.map(RrdFeed::new),
+            refused,
             max_value_chars,
             log_limit: LogLimiter::new(Duration::from_secs(60)),
         }
     }
 
     /// Runs until the sample channel closes (every ingest task has stopped), then processes what is
-    /// still queued and closes the open rounds, so nothing already received is lost.
-    pub async fn run(mut self, mut samples: mpsc::Receiver<Sample>) {
+    /// still queued and closes the open rounds, so nothing already received is lost. `refusals`: the
+    /// permanent sessions' refused (and granted again) filters.
+    pub async fn run(
+        mut self,
+        mut samples: mpsc::Receiver<Sample>,
+        mut refusals: mpsc::Receiver<Refusal>,
+    ) {
         self.arm_first_timers(Instant::now());
         let sleep = tokio::time::sleep_until(Instant::now() + Duration::from_secs(86_400 * 365));
         tokio::pin!(sleep);
+        // One `Notified` at a time, made again only after it fired (not one per turn of the loop); a
+        // notification sent while none waits is kept for the next.
+        let link_changes = self.store.link_changes();
+        let link_changed = link_changes.notified();
+        tokio::pin!(link_changed);
         let mut armed: Option<Instant> = None;
         loop {
             let next = self.timers.next_at();
@@ -160,6 +200,7 @@ impl Collector {
                 biased;
                 s = samples.recv() => match s {
                     Some(s) => {
+                        self.metrics.collector_beat.beat();
                         self.on_sample(s);
                         // Take what is already queued without going back through select!.
                         let mut n = 0;
@@ -168,10 +209,16 @@ impl Collector {
                             n += 1;
                             if n == SAMPLE_BATCH { break; }
                         }
+                        self.metrics.collector_beat.beat();
                     }
                     None => break,
                 },
                 Some(done) = self.snapshots_rx.recv() => self.on_snapshot(done),
+                _ = &mut link_changed => {
+                    link_changed.set(link_changes.notified());
+                    self.on_link_change(Instant::now());
+                }
+                Some(r) = refusals.recv() => self.on_refusal(r),
                 _ = &mut sleep, if armed.is_some() => {
                     armed = None;
                     let now = Instant::now();
@@ -222,6 +269,7 @@ impl Collector {
     fn on_timer(&mut self, t: Timer, now: Instant) {
         match t.kind {
             TimerKind::Window(generation) => self.on_window(t.test, generation, now),
+            TimerKind::Outage(epoch) => self.on_outage_timer(t.test, epoch, now),
             TimerKind::Sweep => {
                 self.sweep(t.test, now);
                 let period = self.rules[t.test].state.rule.sweep_period();
@@ -245,5 +293,9 @@ impl Collector {
     }
 }
 
+#[cfg(test)]
+mod outage_tests;
+#[cfg(test)]
+mod ownership_tests;
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,5 @@
-//! Timers of the collector (round windows and periodic ticks) and wall-clock alignment.
+//! Timers of the collector (round windows, periodic ticks, rule sweeps, broker outages) and wall-clock
+//! alignment.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -13,6 +14,9 @@ pub enum TimerKind {
     Tick,
     /// A rule test re-evaluates staleness and due re-sends (`test` is the rule's index).
     Sweep,
+    /// A broker outage's grace ends, or its statuses are due again (`test` is the broker's index; the
+    /// outage's epoch tells it from an earlier one).
+    Outage(u64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

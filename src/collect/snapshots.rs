@@ -40,13 +40,24 @@ pub enum SnapshotError {
     NotStarted(&'static str),
 }
 
-/// The first value of each topic that arrived within the window, or why none could.
-pub type SnapshotResult = Result<Vec<Fetched>, SnapshotError>;
+/// What one snapshot brought.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The first value of each topic that arrived within the window.
+    pub values: Vec<Fetched>,
+    /// Topics the broker refused to subscribe to, with its reason (untrusted text).
+    pub refused: Vec<(String, String)>,
+}
+
+/// What a snapshot brought, or why it brought nothing.
+pub type SnapshotResult = Result<Snapshot, SnapshotError>;
 
 /// Fetch the retained values of `topics` from broker `broker` within `window`.
 #[derive(Debug)]
 pub struct SnapshotRequest {
     pub broker: BrokerId,
+    /// The test's slot, for the session's client id.
+    pub test: usize,
     pub topics: Vec<Arc<str>>,
     pub qos: QoS,
     pub window: Duration,
@@ -77,6 +88,7 @@ impl Collector {
         let (reply, answer) = oneshot::channel();
         let request = SnapshotRequest {
             broker: slot.broker,
+            test,
             topics: slot.topics.iter().map(|t| t.shared()).collect(),
             qos: slot.cfg.qos(),
             window: slot.cfg.window,
@@ -111,9 +123,15 @@ impl Collector {
             return;
         }
         match done.result {
-            Ok(values) => {
+            Ok(snapshot) => {
+                for t in slot.topics.iter() {
+                    self.refused.set(slot.broker, t, None);
+                }
+                for (t, reason) in snapshot.refused {
+                    self.refused.set(slot.broker, &t, Some(reason));
+                }
                 if let Some(round) = slot.round.as_mut() {
-                    for f in values {
+                    for f in snapshot.values {
                         if let Some(idx) = slot.topics.iter().position(|t| **t == *f.topic) {
                             round.offer(
                                 idx,

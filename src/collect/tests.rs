@@ -48,15 +48,15 @@ topics = ["room3/slow"]
 
 /// A config's plan, its store (the exact topics registered) and each broker's subscriptions and routes,
 /// as the bridge builds them at start-up.
-struct Routed {
+pub(super) struct Routed {
     config: crate::config::Config,
     plan: Plan,
-    store: Store,
+    pub(super) store: Store,
     wanted: Vec<Wanted>,
     routes: Vec<RouteTable>,
 }
 
-fn routed(text: &str) -> Routed {
+pub(super) fn routed(text: &str) -> Routed {
     let config = fixtures::config(text);
     let plan = Plan::compile(&config).expect("plan");
     let store = Store::for_plan(&plan);
@@ -89,7 +89,7 @@ fn ingest(store: &Store, topic: &str) -> Option<(Arc<str>, RouteId)> {
 
 /// A collector for the plan's tests on one broker ("local") that no snapshot can reach (nothing serves
 /// its snapshot requests), with its outbox.
-fn collector_for(r: Routed) -> (Collector, Arc<Outbox>) {
+pub(super) fn collector_for(r: Routed) -> (Collector, Arc<Outbox>) {
     let outbox = Arc::new(Outbox::new());
     let (snapshots, _) = mpsc::channel(1);
     let sinks = Sinks {
@@ -161,7 +161,7 @@ fn subscriptions_come_in_chunks_that_cover_everything_once() {
         }
         assert!(chunk.len() <= 2);
         start += chunk.len();
-        all.extend(chunk.into_iter().map(|f| (f.path, f.qos)));
+        all.extend(chunk);
     }
     assert_eq!(all[0].0, "sensors/+/env", "rule filters first");
     all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -183,7 +183,7 @@ async fn a_round_after_a_rule_completes_into_its_own_status() {
     let store = r.store.clone();
     let (collector, outbox) = collector_for(r);
     let (tx, rx) = mpsc::channel(16);
-    let run = tokio::spawn(collector.run(rx));
+    let run = tokio::spawn(collector.run(rx, mpsc::channel(1).1));
     for (topic, payload) in [("room1/volts", "230"), ("shared/clock", "12:00")] {
         let Some((name, route)) = ingest(&store, topic) else {
             panic!("{topic} not wanted");
@@ -283,4 +283,92 @@ fn exact_rules_share_routes_with_topics_tests_and_slots_share_the_config_lists()
     for (slot, cfg) in collector.slots.iter().zip(&config.tests[2..]) {
         assert!(Arc::ptr_eq(&slot.topics, &cfg.get_ref().topics));
     }
+}
+
+/// A refusal from the permanent session: the continuous test that reads the refused topic gets a yellow
+/// status at once (it might never complete a round), the rule whose filter is refused says so in its
+/// instances' statuses, and the round that closes later names the refusal beside the missing topic.
+#[tokio::test]
+async fn refused_filters_are_in_the_statuses_of_the_tests_that_read_them() {
+    let r = routed(CONFIG);
+    let store = r.store.clone();
+    let (collector, outbox) = collector_for(r);
+    let (tx, rx) = mpsc::channel(16);
+    let (refusals_tx, refusals) = mpsc::channel(4);
+    let run = tokio::spawn(collector.run(rx, refusals));
+    // The rule has an instance before its filter is refused.
+    tx.send(Sample {
+        broker: 0,
+        topic: Arc::from("sensors/kitchen/env"),
+        route: None,
+        payload: Bytes::from_static(br#"{"t": 21}"#),
+        retained: false,
+        at: SystemTime::now(),
+    })
+    .await
+    .unwrap();
+    for filter in ["room1/volts", "sensors/+/env"] {
+        refusals_tx
+            .send(Refusal {
+                broker: 0,
+                filter: filter.into(),
+                reason: Some("not authorized (0x87)".into()),
+            })
+            .await
+            .unwrap();
+    }
+    let refused = |filter: &str| {
+        format!("&yellow The broker refuses the subscription to {filter}: not authorized (0x87)")
+    };
+    let wait = |host: &'static str, want: String| {
+        let outbox = outbox.clone();
+        async move {
+            for _ in 0..200 {
+                if let Some(t) = outbox.tests().into_iter().find(|t| t.host == host) {
+                    if t.message.contains(&want) {
+                        return t;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("{host}: no status with {want:?}: {:?}", outbox.tests());
+        }
+    };
+    let room1 = wait("room1", refused("room1/volts")).await;
+    assert_eq!(room1.colour, Colour::Yellow);
+    assert!(
+        room1.message.contains("the broker refuses 1 of 2 topics"),
+        "{}",
+        room1.message
+    );
+    let kitchen = wait("kitchen", refused("sensors/+/env")).await;
+    assert_eq!(kitchen.colour, Colour::Yellow, "{}", kitchen.message);
+    // room2.power does not read room1/volts: nothing for it yet.
+    assert!(outbox.tests().iter().all(|t| t.host != "room2"));
+
+    // A round of room1.power without the refused topic.
+    let (name, route) = ingest(&store, "shared/clock").expect("routed");
+    tx.send(Sample {
+        broker: 0,
+        topic: name,
+        route: Some(route),
+        payload: Bytes::from_static(b"12:00"),
+        retained: false,
+        at: SystemTime::now(),
+    })
+    .await
+    .unwrap();
+    drop(tx);
+    run.await.unwrap();
+    let room1 = outbox
+        .tests()
+        .into_iter()
+        .find(|t| t.host == "room1")
+        .unwrap();
+    assert!(
+        room1.message.contains("Missing topic: room1/volts")
+            && room1.message.contains(&refused("room1/volts")),
+        "{}",
+        room1.message
+    );
 }

@@ -5,6 +5,7 @@
 use super::round::{Offer, Reading, Round};
 use super::schedule::{Timer, TimerKind};
 use super::{Collector, Sample};
+use crate::colour::Colour;
 use crate::config::{Mode, TestConfig, TestKind};
 use crate::metrics::ReasonLabel;
 use crate::names::{BrokerId, TopicName};
@@ -26,6 +27,10 @@ pub(super) struct Slot {
     pub(super) generation: u64,
     /// Broker-stats: the previous snapshot, for rates.
     counters: Option<Counters>,
+    /// A continuous test's colour while its broker is disconnected.
+    pub(super) outage_colour: Colour,
+    /// When its outage status was last sent (during the current outage).
+    pub(super) outage_sent: Option<Instant>,
 }
 
 impl Slot {
@@ -37,6 +42,8 @@ impl Slot {
             round: None,
             generation: 0,
             counters: None,
+            outage_colour: plan.outage_colour,
+            outage_sent: None,
         }
     }
 
@@ -116,8 +123,14 @@ impl Collector {
             return;
         };
         slot.generation += 1;
-        let closed = round.close(now);
         let broker = slot.broker;
+        if !slot.is_periodic() && self.outage_of(broker).is_some() {
+            // The broker is down: what the round holds came before the outage, or was still queued.
+            self.send_outage(test, now, SystemTime::now());
+            return;
+        }
+        let slot = &mut self.slots[test];
+        let closed = round.close(now);
         let outcome = if closed.is_complete() {
             "complete"
         } else {
@@ -153,6 +166,9 @@ impl Collector {
                 status
             }
         };
+        let mut status = status;
+        self.refused
+            .note(broker, slot.topics.iter().map(|t| &**t), &mut status);
         debug!(test = %status.key(), colour = %status.colour, "status built");
         self.outbox.put(status);
     }

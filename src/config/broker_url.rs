@@ -1,18 +1,23 @@
-//! A broker's address as the config writes it: `mqtt://host[:port]`, checked when the config is read.
+//! A broker's address as the config writes it: `mqtt://host[:port]` or `mqtts://host[:port]` (TLS),
+//! checked when the config is read.
 
 use serde::Deserialize;
 use std::fmt;
 
 /// Port of `mqtt://` when the URL names none.
 const DEFAULT_MQTT_PORT: u16 = 1883;
+/// Port of `mqtts://` when the URL names none (IANA's secure-mqtt).
+const DEFAULT_MQTTS_PORT: u16 = 8883;
 
-/// `mqtt://host[:port]` (or `tcp://`), split into host and port once, at load time.
+/// `mqtt://host[:port]` (or `tcp://`), or `mqtts://host[:port]` (or `ssl://`) for TLS, split into host,
+/// port and transport once, at load time.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub struct BrokerUrl {
     raw: String,
     host: String,
     port: u16,
+    tls: bool,
 }
 
 impl BrokerUrl {
@@ -23,6 +28,10 @@ impl BrokerUrl {
     pub fn port(&self) -> u16 {
         self.port
     }
+    /// `mqtts://`: the connection is TLS, and the host is the name the server's certificate must carry.
+    pub fn tls(&self) -> bool {
+        self.tls
+    }
     pub fn as_str(&self) -> &str {
         &self.raw
     }
@@ -32,12 +41,15 @@ impl TryFrom<String> for BrokerUrl {
     type Error = String;
     fn try_from(raw: String) -> Result<Self, String> {
         let url = url::Url::parse(&raw).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
-        if url.scheme() != "mqtt" && url.scheme() != "tcp" {
-            return Err(format!(
-                "scheme {:?} is not supported; use mqtt://host:port",
-                url.scheme()
-            ));
-        }
+        let tls = match url.scheme() {
+            "mqtt" | "tcp" => false,
+            "mqtts" | "ssl" => true,
+            other => {
+                return Err(format!(
+                    "scheme {other:?} is not supported; use mqtt://host:port or mqtts://host:port"
+                ))
+            }
+        };
         let host = url
             .host_str()
             .filter(|h| !h.is_empty())
@@ -45,8 +57,17 @@ impl TryFrom<String> for BrokerUrl {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
-        let port = url.port().unwrap_or(DEFAULT_MQTT_PORT);
-        Ok(BrokerUrl { raw, host, port })
+        let port = url.port().unwrap_or(if tls {
+            DEFAULT_MQTTS_PORT
+        } else {
+            DEFAULT_MQTT_PORT
+        });
+        Ok(BrokerUrl {
+            raw,
+            host,
+            port,
+            tls,
+        })
     }
 }
 

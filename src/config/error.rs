@@ -70,7 +70,9 @@ impl ConfigError {
         key: String,
         message: String,
     ) -> Self {
+        // `topics[2]` is written as `topics = [...]`.
         let leaf = key.rsplit('.').next().unwrap_or("");
+        let leaf = leaf.split('[').next().unwrap_or(leaf);
         // toml's span of an array-of-tables element may cover only its `[[header]]`, so search from the
         // header to the next header.
         let start = table.start.min(text.len());

@@ -10,14 +10,15 @@
 mod broker_url;
 mod duration;
 mod error;
+mod ownership;
 mod schema;
 mod templates;
 
 pub use broker_url::BrokerUrl;
 pub use error::ConfigError;
 pub use schema::{
-    BrokerConfig, ColourName, LimitsConfig, Mode, TestConfig, TestKind, ValueConfig, WebConfig,
-    XymonConfig, BROKER_STATS_TOPICS, DEFAULT_INTERVAL, DEFAULT_MAX_INSTANCES,
+    BrokerConfig, ColourName, LimitsConfig, Mode, Protocol, TestConfig, TestKind, ValueConfig,
+    WebConfig, XymonConfig, BROKER_STATS_TOPICS, DEFAULT_INTERVAL, DEFAULT_MAX_INSTANCES,
     DEFAULT_RULE_INTERVAL,
 };
 
@@ -35,6 +36,13 @@ pub const EXAMPLE: &str = include_str!("../../xymon-mqtt.example.toml");
 /// Most `[web] max_connections`: far above what a dashboard needs, and within what tokio's semaphore
 /// takes (it panics above `usize::MAX >> 3`).
 const MAX_WEB_CONNECTIONS: usize = 65_536;
+
+/// Least `[limits] store_bytes`: below a megabyte the store would evict what a small site needs.
+const MIN_STORE_BYTES: usize = 1 << 20;
+/// Least `[limits] max_packet_bytes`: a CONNACK and a SUBACK of `mqtt::SUBSCRIBE_CHUNK` filters fit.
+const MIN_PACKET_BYTES: usize = 1024;
+/// MQTT's largest packet: 256 MiB of remaining length and a 5-byte fixed header.
+pub const MAX_PACKET_BYTES: usize = 268_435_460;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,6 +126,11 @@ impl Config {
         ConfigError::at_key(&self.origin.path, text, span, key.to_string(), message)
     }
 
+    /// An error about a key of a top-level table (`web.token_file`), at the line that sets it.
+    pub fn error_at_line(&self, key: &str, message: String) -> ConfigError {
+        ConfigError::at_line(&self.origin.path, &self.origin.text, key, message)
+    }
+
     fn validate(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
         let err = |span: std::ops::Range<usize>, key: String, msg: String| {
             ConfigError::at_key(path, text, span, key, msg)
@@ -146,6 +159,22 @@ impl Config {
                 format!("must be at least 1 and at most {MAX_WEB_CONNECTIONS}"),
             ));
         }
+        if self.limits.store_bytes < MIN_STORE_BYTES {
+            return Err(ConfigError::at_line(
+                path,
+                text,
+                "limits.store_bytes",
+                format!("must be at least {MIN_STORE_BYTES} (1 MiB)"),
+            ));
+        }
+        if !(MIN_PACKET_BYTES..=MAX_PACKET_BYTES).contains(&self.limits.max_packet_bytes) {
+            return Err(ConfigError::at_line(
+                path,
+                text,
+                "limits.max_packet_bytes",
+                format!("must be {MIN_PACKET_BYTES} to {MAX_PACKET_BYTES} (MQTT's largest packet)"),
+            ));
+        }
         let mut names = HashSet::new();
         for (i, b) in self.brokers.iter().enumerate() {
             let key = |k: &str| format!("broker[{i}].{k}");
@@ -156,14 +185,8 @@ impl Config {
                     format!("broker name {:?} is used twice", b.get_ref().name),
                 ));
             }
-            // MQTT sends it as 16-bit seconds (rumqttc would cut a longer one with `as u16`).
-            let keep_alive = b.get_ref().keep_alive;
-            if keep_alive < Duration::from_secs(1) || keep_alive > Duration::from_secs(65_535) {
-                return Err(err(
-                    b.span(),
-                    key("keep_alive"),
-                    "must be at least 1s and at most 65535s (MQTT's 16-bit field)".into(),
-                ));
+            if let Some((k, message)) = broker_problem(b.get_ref()) {
+                return Err(err(b.span(), key(k), message));
             }
         }
         let mut columns = HashSet::new();
@@ -196,6 +219,7 @@ impl Config {
                     ("expect", !tc.expect.is_empty()),
                     ("expire_after", tc.expire_after.is_some()),
                     ("timestamp_path", tc.timestamp_path.is_some()),
+                    ("tests", !tc.tests.is_empty()),
                 ];
                 if let Some((k, _)) = rule_only.iter().find(|(_, set)| *set) {
                     return Err(err(
@@ -213,6 +237,19 @@ impl Config {
                     t.span(),
                     key("test"),
                     format!("{}.{} is defined twice", tc.host, tc.test),
+                ));
+            }
+            if let Some((k, msg)) = ownership::test_names(tc) {
+                return Err(err(t.span(), key(k), msg));
+            }
+            if let Some((k, filter)) = shared_subscription(tc) {
+                return Err(err(
+                    t.span(),
+                    key(&k),
+                    format!(
+                        "{filter:?} is a shared subscription; those are not supported: the broker would \
+                         spread a test's topics over several bridges, and a test's topics must meet in one"
+                    ),
                 ));
             }
             if tc.qos > 2 {
@@ -234,6 +271,13 @@ impl Config {
                         t.span(),
                         key("topics"),
                         "broker-stats reads the fixed $SYS topics; remove `topics`".into(),
+                    ))
+                }
+                _ if tc.outage_colour.is_some() && tc.mode() == Mode::Periodic => {
+                    return Err(err(
+                        t.span(),
+                        key("outage_colour"),
+                        "applies to continuous and rule tests; a periodic test reports an unreachable broker in its own status".into(),
                     ))
                 }
                 TestKind::BrokerStats if tc.mode == Some(Mode::Continuous) => {
@@ -267,8 +311,83 @@ impl Config {
                 }
             }
         }
+        if let Some((i, msg)) = ownership::expected_hosts(&self.tests, &columns) {
+            return Err(err(self.tests[i].span(), format!("test[{i}].expect"), msg));
+        }
         Ok(())
     }
+}
+
+/// The first problem of one `[[broker]]`'s keys: the key and the message.
+fn broker_problem(b: &BrokerConfig) -> Option<(&'static str, String)> {
+    // MQTT sends it as 16-bit seconds (rumqttc would cut a longer one with `as u16`).
+    if b.keep_alive < Duration::from_secs(1) || b.keep_alive > Duration::from_secs(65_535) {
+        return Some((
+            "keep_alive",
+            "must be at least 1s and at most 65535s (MQTT's 16-bit field)".into(),
+        ));
+    }
+    // rumqttc's MQTT 5 client panics on a shorter one.
+    if b.protocol == Protocol::V5 && b.keep_alive < Duration::from_secs(5) {
+        return Some((
+            "keep_alive",
+            "must be at least 5s with protocol = \"5\" (the MQTT client's minimum)".into(),
+        ));
+    }
+    let tls_keys = [
+        ("ca_file", b.ca_file.is_some()),
+        ("client_cert_file", b.client_cert_file.is_some()),
+        ("client_key_file", b.client_key_file.is_some()),
+    ];
+    if !b.url.tls() {
+        if let Some((k, _)) = tls_keys.iter().find(|(_, set)| *set) {
+            return Some((
+                k,
+                format!("`{k}` is for TLS connections; use an mqtts:// url"),
+            ));
+        }
+    }
+    match (&b.client_cert_file, &b.client_key_file) {
+        (Some(_), None) => {
+            return Some((
+                "client_key_file",
+                "`client_cert_file` needs its private key in `client_key_file`".into(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Some((
+                "client_cert_file",
+                "`client_key_file` needs its certificate in `client_cert_file`".into(),
+            ))
+        }
+        _ => {}
+    }
+    if b.protocol == Protocol::V311 && b.password_file.is_some() && b.username.is_none() {
+        return Some((
+            "password_file",
+            "MQTT 3.1.1 sends a password only with a user name: set `username`, or use protocol = \"5\""
+                .into(),
+        ));
+    }
+    if b.client_id.as_deref() == Some("") {
+        return Some((
+            "client_id",
+            "must not be empty (leave it out for the default)".into(),
+        ));
+    }
+    None
+}
+
+/// A `$share/...` filter among a test's topics: the key and the filter.
+fn shared_subscription(tc: &TestConfig) -> Option<(String, &str)> {
+    let shared = |t: &str| t.starts_with("$share/");
+    if let Some(f) = tc.topic.as_deref().filter(|f| shared(f)) {
+        return Some(("topic".into(), f));
+    }
+    tc.topics
+        .iter()
+        .position(|t| shared(t))
+        .map(|i| (format!("topics[{i}]"), &*tc.topics[i]))
 }
 
 /// Byte range of the `j`-th `[[test.value]]` table after `from` (the header of its `[[test]]`).

@@ -100,8 +100,9 @@ fn default_web_enabled() -> bool {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Largest MQTT packet accepted from a broker. MQTT 3.1.1 cannot tell the broker this limit, so a
-    /// larger packet makes the client drop that connection (it is logged and the bridge reconnects).
+    /// Largest MQTT packet accepted from a broker. With MQTT 5 the bridge announces it in CONNECT and the
+    /// broker drops larger messages for it; MQTT 3.1.1 cannot announce it, and there the broker's own
+    /// limit applies (see the README, "Oversize messages").
     #[serde(default = "default_max_packet_bytes")]
     pub max_packet_bytes: usize,
     /// Payload bytes kept per topic in the store; the rest is cut off (and the cut is noted).
@@ -113,6 +114,11 @@ pub struct LimitsConfig {
     /// Distinct topics kept in the store; new topics past this are counted and not stored.
     #[serde(default = "default_max_topics")]
     pub max_topics: usize,
+    /// Bytes the topic store may hold: payloads, names and a fixed cost per topic
+    /// (`store::ENTRY_OVERHEAD`). When it is reached, the least recently updated topics that no configured
+    /// test waits for are evicted.
+    #[serde(default = "default_store_bytes")]
+    pub store_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -122,6 +128,7 @@ impl Default for LimitsConfig {
             max_payload_bytes: default_max_payload_bytes(),
             max_value_chars: default_max_value_chars(),
             max_topics: default_max_topics(),
+            store_bytes: default_store_bytes(),
         }
     }
 }
@@ -131,18 +138,67 @@ impl Default for LimitsConfig {
 pub struct BrokerConfig {
     /// The name tests use in `broker = "..."`.
     pub name: String,
-    /// `mqtt://host[:port]` (port defaults to 1883).
+    /// `mqtt://host[:port]` (port defaults to 1883) or `mqtts://host[:port]` for TLS (8883).
     pub url: BrokerUrl,
+    /// The MQTT version spoken to this broker.
+    #[serde(default)]
+    pub protocol: Protocol,
     pub username: Option<String>,
     /// A file holding the password (first line), so the secret stays out of the config file.
     pub password_file: Option<PathBuf>,
-    /// Defaults to `xymon-mqtt-<name>-<pid>`.
+    /// Defaults to `xymon-mqtt-<name>-<pid>` for a clean session, and to `xymon-mqtt-<host>-<name>`
+    /// (this machine's host name) when `session_expiry` keeps the session, so a restarted bridge finds it.
     pub client_id: Option<String>,
+    /// 1 s to 65,535 s (MQTT's 16-bit field); at least 5 s with MQTT 5 (rumqttc's minimum).
     #[serde(default = "default_keep_alive", with = "duration")]
     pub keep_alive: Duration,
     /// Cap of the reconnect backoff (it starts at 1 s and doubles).
     #[serde(default = "default_reconnect_max", with = "duration")]
     pub reconnect_max: Duration,
+    /// The colour of this broker's continuous tests and rule instances while it is disconnected (a test's
+    /// own `outage_colour` wins). Default clear: the bridge cannot tell how the sensors are.
+    pub outage_colour: Option<ColourName>,
+    /// `mqtts://` only: the CA certificates (PEM) the broker's certificate must chain to. Without it, the
+    /// system's CA certificates.
+    pub ca_file: Option<PathBuf>,
+    /// `mqtts://` only: the bridge's own certificate (PEM, the chain after it), for brokers that require
+    /// one (`require_certificate true`). Goes with `client_key_file`.
+    pub client_cert_file: Option<PathBuf>,
+    /// `mqtts://` only: the private key (PEM: PKCS#8, PKCS#1 or SEC1) of `client_cert_file`.
+    pub client_key_file: Option<PathBuf>,
+    /// How long the broker keeps the bridge's session (its subscriptions and the QoS 1 and 2 messages
+    /// published for it) while the bridge is away. 0 or absent: a clean session at every connect.
+    #[serde(default, with = "duration")]
+    pub session_expiry: Option<Duration>,
+}
+
+impl BrokerConfig {
+    /// Whether the broker keeps the session between connections.
+    pub fn persistent(&self) -> bool {
+        self.session_expiry.is_some_and(|d| !d.is_zero())
+    }
+}
+
+/// The MQTT version of a broker connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum Protocol {
+    /// MQTT 5: the bridge announces its Maximum Packet Size, sessions expire by `session_expiry`, and
+    /// SUBACKs say why a filter was refused.
+    #[default]
+    #[serde(rename = "5")]
+    V5,
+    /// MQTT 3.1.1, for brokers without MQTT 5.
+    #[serde(rename = "3.1.1")]
+    V311,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::V5 => "5",
+            Protocol::V311 => "3.1.1",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -265,6 +321,12 @@ pub struct TestConfig {
     pub max_instances: Option<usize>,
     /// Rule tests: most concrete topics this rule tracks; more are counted and logged.
     pub max_topics: Option<usize>,
+    /// Rule tests whose `test` has a `{capture}`: the test names it may produce; any other is refused.
+    #[serde(default)]
+    pub tests: Vec<TestName>,
+    /// Continuous and rule tests: the colour while the broker is disconnected (default: the broker's
+    /// `outage_colour`, else clear).
+    pub outage_colour: Option<ColourName>,
     #[serde(default, rename = "value")]
     pub values: Vec<ValueConfig>,
 }
@@ -376,4 +438,7 @@ fn default_max_value_chars() -> usize {
 }
 fn default_max_topics() -> usize {
     1_000_000
+}
+fn default_store_bytes() -> usize {
+    64 << 20
 }

@@ -195,6 +195,69 @@ fn errors_name_file_line_and_key() {
             says: "at most 65535s",
         },
         Case {
+            name: "a store budget below a megabyte",
+            text: format!("{BROKER}[limits]\nstore_bytes = 1000\n"),
+            line: 5,
+            key: "limits.store_bytes",
+            says: "at least 1048576",
+        },
+        Case {
+            name: "an MQTT 5 keep-alive below the client's minimum",
+            text: "[[broker]]\nname = \"b\"\nurl = \"mqtt://h\"\nkeep_alive = \"2s\"\n".into(),
+            line: 4,
+            key: "broker[0].keep_alive",
+            says: "at least 5s with protocol = \"5\"",
+        },
+        Case {
+            name: "a TLS key on a plain url",
+            text: "[[broker]]\nname = \"b\"\nurl = \"mqtt://h\"\nca_file = \"/ca.pem\"\n".into(),
+            line: 4,
+            key: "broker[0].ca_file",
+            says: "use an mqtts:// url",
+        },
+        Case {
+            name: "a client certificate without its key",
+            text: "[[broker]]\nname = \"b\"\nurl = \"mqtts://h\"\nclient_cert_file = \"/c.pem\"\n".into(),
+            line: 1,
+            key: "broker[0].client_key_file",
+            says: "needs its private key",
+        },
+        Case {
+            name: "a password without a user name under 3.1.1",
+            text: "[[broker]]\nname = \"b\"\nurl = \"mqtt://h\"\nprotocol = \"3.1.1\"\npassword_file = \"/pw\"\n".into(),
+            line: 5,
+            key: "broker[0].password_file",
+            says: "MQTT 3.1.1 sends a password only with a user name",
+        },
+        Case {
+            name: "an unknown protocol",
+            text: "[[broker]]\nname = \"b\"\nurl = \"mqtt://h\"\nprotocol = \"4\"\n".into(),
+            line: 4,
+            key: "broker[0].protocol",
+            says: "unknown variant",
+        },
+        Case {
+            name: "a shared subscription in topics",
+            text: format!("{BROKER}[[test]]\nhost = \"h\"\ntest = \"t\"\nbroker = \"local\"\ntopics = [\"a\", \"$share/g/a\"]\n"),
+            line: 8,
+            key: "test[0].topics[1]",
+            says: "shared subscription",
+        },
+        Case {
+            name: "a shared subscription as a rule's filter",
+            text: format!("{BROKER}[[test]]\nhost = \"h\"\ntest = \"t\"\nbroker = \"local\"\ntopic = \"$share/g/s/{{x}}\"\n  [[test.value]]\n  name = \"v\"\n"),
+            line: 8,
+            key: "test[0].topic",
+            says: "a test's topics must meet in one",
+        },
+        Case {
+            name: "a packet limit below a SUBACK",
+            text: format!("{BROKER}[limits]\nmax_packet_bytes = 100\n"),
+            line: 5,
+            key: "limits.max_packet_bytes",
+            says: "must be 1024 to 268435460",
+        },
+        Case {
             name: "syntax error",
             text: "[xymon\nserver = 1\n".into(),
             line: 1,
@@ -226,4 +289,86 @@ fn rule_keys_outside_rule_tests_name_line_and_key() {
     assert_eq!(located(&t).1, "test[0].expire_after");
     let t = format!("{BROKER}\n[[test]]\nbroker = \"local\"\nhost = \"{{h}}\"\ntest = \"t\"\ntopics = [\"a\"]\n");
     assert_eq!(located(&t).1, "test[0].host");
+}
+
+/// Column ownership the config alone can decide: reserved columns, a rule's `tests` list, the columns of
+/// a rule's expected hosts; and `outage_colour` where it means nothing. File, line and key each.
+#[test]
+fn column_ownership_errors_name_line_and_key() {
+    let rule = |names: &str, extra: &str| {
+        format!("{BROKER}[[test]]\nbroker = \"local\"\ntopic = \"s/{{h}}/{{t}}\"\n{names}{extra}  [[test.value]]\n  name = \"v\"\n")
+    };
+    let topics = |host: &str, test: &str| {
+        format!("[[test]]\nbroker = \"local\"\nhost = \"{host}\"\ntest = \"{test}\"\ntopics = [\"a\"]\n")
+    };
+    let cases = [
+        (
+            format!("{BROKER}{}", topics("h", "trends")),
+            (7, "test[0].test", "reserved"),
+        ),
+        (
+            format!("{BROKER}{}", topics("h", "xymon-mqtt")),
+            (7, "test[0].test", "the bridge's"),
+        ),
+        (
+            rule("host = \"h\"\ntest = \"info\"\n", ""),
+            (8, "test[0].test", "reserved"),
+        ),
+        (
+            rule(
+                "host = \"{h}\"\ntest = \"{t}\"\n",
+                "tests = [\"env\", \"trends\"]\n",
+            ),
+            (9, "test[0].tests", "reserved"),
+        ),
+        (
+            rule(
+                "host = \"{h}\"\ntest = \"{t}\"\n",
+                "tests = [\"env\", \"env\"]\n",
+            ),
+            (9, "test[0].tests", "listed twice"),
+        ),
+        (
+            rule("host = \"{h}\"\ntest = \"t\"\n", "tests = [\"t\"]\n"),
+            (9, "test[0].tests", "no capture"),
+        ),
+        (
+            format!("{BROKER}{}tests = [\"env\"]\n", topics("h", "t")),
+            (9, "test[0].tests", "belongs to rule tests"),
+        ),
+        (
+            format!(
+                "{}{}",
+                rule("host = \"{h}\"\ntest = \"env\"\n", "expect = [\"gh\"]\n"),
+                topics("gh", "env")
+            ),
+            (9, "test[0].expect", "another test writes"),
+        ),
+        (
+            format!(
+                "{BROKER}{}mode = \"periodic\"\noutage_colour = \"red\"\n",
+                topics("h", "t")
+            ),
+            (10, "test[0].outage_colour", "periodic"),
+        ),
+    ];
+    for (text, (line, key, says)) in cases {
+        let (l, k, display) = located(&text);
+        assert_eq!((l, k.as_str()), (line, key), "{display}\n{text}");
+        assert!(display.contains(says), "{display}");
+    }
+    // The same names where they are fine: a capture may produce `env` and `power`; an expected host's
+    // column is the rule's own literal one; outage_colour on a continuous test.
+    parse(&rule(
+        "host = \"{h}\"\ntest = \"{t}\"\n",
+        "tests = [\"env\", \"power\"]\n",
+    ))
+    .unwrap();
+    let own = format!("{BROKER}[[test]]\nbroker = \"local\"\ntopic = \"s/gh\"\nhost = \"gh\"\ntest = \"env\"\nexpect = [\"gh\"]\n  [[test.value]]\n  name = \"v\"\n");
+    parse(&own).unwrap();
+    parse(&format!(
+        "{BROKER}{}outage_colour = \"red\"\n",
+        topics("h", "t")
+    ))
+    .unwrap();
 }

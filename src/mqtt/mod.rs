@@ -1,34 +1,44 @@
-//! MQTT ingest: one task per broker owns its rumqttc event loop; snapshot sessions on request.
+//! MQTT ingest: one task per broker owns its session (MQTT 5 or 3.1.1); snapshot sessions on request.
 //!
 //! Fed by the broker; writes every message into the `Store` and forwards the ones some test wants to the
 //! collector as `Sample`s over a bounded channel. The store's lookup tells whether a topic is one of the
 //! configured exact topics (registered at start-up, with the collector's route); only otherwise are the
-//! rule filters of `Wanted` tried. Connection handling: capped exponential backoff between
-//! attempts, the permanent subscriptions re-issued on every ConnAck (a clean session forgets them,
-//! rumqtt#250), and one log line per connect and per disconnect. Nothing here waits on xymond or on disk.
+//! rule filters of `Wanted` tried. Connection handling: the permanent subscriptions re-issued on every
+//! ConnAck (a clean session forgets them, rumqtt#250), one log line per connect and per disconnect, and
+//! capped exponential backoff between failed attempts, except that a connection lost after it had been
+//! up (a keep-alive timeout, a broker that stalled) is retried at once with the backoff started over,
+//! and an attempt that timed out is repeated at once (its wait paced it), so a broker that answers
+//! again has data flowing within seconds whatever `reconnect_max` is. A filter the broker refuses in its
+//! SUBACK is logged, counted, shown in the store (the API) and told to the collector (the statuses).
+//! Nothing here waits on xymond or on disk.
 //!
+//! - `session`: either protocol's client behind one interface (`Client`, `Events`, `SessionEvent`).
 //! - `connection`: client options for a broker.
 //! - `subscriptions`: what a session subscribes to and forwards (`Wanted`).
+//! - `granted`: the permanent subscriptions sent in chunks, and what the SUBACKs grant and refuse.
 //! - `snapshot`: short-lived sessions that fetch retained values for the collector's periodic tests.
 
 mod connection;
+mod granted;
+mod session;
 pub mod snapshot;
 mod subscriptions;
 
-pub use connection::{connect, Connection};
+pub use connection::{open, Connection, CONNECT_TIMEOUT};
+pub use session::{Client, Events};
 pub use subscriptions::{Wanted, SUBSCRIBE_CHUNK};
 
 use crate::backoff::Backoff;
-use crate::collect::Sample;
+use crate::collect::{Refusal, Sample};
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 use crate::names::BrokerId;
 use crate::store::{Incoming, Rejected, Store};
 use bytes::Bytes;
-use connection::describe;
-use rumqttc::{AsyncClient, Event, EventLoop, Packet, QoS};
+use granted::{on_suback, subscribe_next, Subscribing};
+use session::SessionEvent;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -37,18 +47,22 @@ use tracing::{debug, info, warn};
 pub struct BrokerTask {
     pub id: BrokerId,
     pub name: String,
-    pub eventloop: EventLoop,
-    pub client: AsyncClient,
+    pub client: Client,
+    pub events: Events,
     /// Topics the collector wants to see (continuous tests' topics and rule filters), subscribed on every
     /// ConnAck.
     pub wanted: Arc<Wanted>,
     pub reconnect_max: Duration,
+    /// A connection lost after at least this long had proved itself: the next attempt goes at once.
+    pub keep_alive: Duration,
 }
 
 /// Shared pieces every broker task uses.
 pub struct Shared {
     pub store: Store,
     pub samples: mpsc::Sender<Sample>,
+    /// Filters the broker refuses (or grants again), for the tests' statuses.
+    pub refusals: mpsc::Sender<Refusal>,
     pub metrics: Arc<Metrics>,
     pub log_limit: Arc<LogLimiter>,
 }
@@ -59,9 +73,9 @@ pub async fn run(mut task: BrokerTask, shared: Shared, cancel: CancellationToken
     let messages = shared.metrics.messages.get_or_create(&label).clone();
     let connected_gauge = shared.metrics.connected.get_or_create(&label).clone();
     let mut backoff = Backoff::new(Duration::from_secs(1), task.reconnect_max);
-    let mut connected = false;
-    // Permanent subscriptions sent on this connection so far.
-    let mut subscribed = 0;
+    // Since when the current connection is up.
+    let mut connected: Option<Instant> = None;
+    let mut subs = Subscribing::default();
     // One warning per outage; the retries in between are debug lines.
     let mut outage_logged = false;
     // Created once: a fresh `cancelled()` in every select! would register with (and leave) the token's
@@ -71,64 +85,95 @@ pub async fn run(mut task: BrokerTask, shared: Shared, cancel: CancellationToken
     loop {
         let event = tokio::select! {
             _ = &mut cancelled => break,
-            event = task.eventloop.poll() => event,
+            event = task.events.poll() => event,
         };
         match event {
-            Ok(Event::Incoming(Packet::Publish(p))) => {
+            Ok(SessionEvent::Message(m)) => {
+                let Some(topic) = m.topic.as_str() else {
+                    shared.metrics.count_drop("topic_not_utf8");
+                    continue;
+                };
                 messages.inc();
                 let origin = Origin {
                     id: task.id,
                     name: &task.name,
                     wanted: &task.wanted,
                 };
-                handle_publish(origin, &shared, p.topic, p.payload, p.qos, p.retain).await;
+                handle_publish(origin, &shared, topic, m.payload, m.qos, m.retain).await;
             }
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                info!(broker = %task.name, "connected to MQTT broker");
-                connected = true;
+            Ok(SessionEvent::Connected { session_present }) => {
+                info!(broker = %task.name, session_present, "connected to MQTT broker");
+                connected = Some(Instant::now());
                 outage_logged = false;
                 connected_gauge.set(1);
                 shared.store.set_connected(task.id, true, None);
-                backoff.reset();
-                subscribed = 0;
-                subscribe_next(&task, &shared.store, &mut subscribed);
-            }
-            Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                if subscribed < task.wanted.subscription_count() {
-                    debug!(broker = %task.name, done = subscribed, "subscription packet acknowledged");
-                    subscribe_next(&task, &shared.store, &mut subscribed);
-                } else {
-                    debug!(broker = %task.name, codes = ?ack.return_codes, "subscribed");
+                subs.sent = 0;
+                subs.logged = 0;
+                if task.wanted.subscription_count() == 0 {
                     shared.store.set_subscribed(task.id);
+                }
+                subscribe_next(&task, &shared.store, &mut subs);
+            }
+            Ok(SessionEvent::SubAck(codes)) => {
+                let origin = Origin {
+                    id: task.id,
+                    name: &task.name,
+                    wanted: &task.wanted,
+                };
+                on_suback(origin, &shared, &mut subs, codes).await;
+                if subs.sent < task.wanted.subscription_count() {
+                    debug!(broker = %task.name, done = subs.sent, "subscription packet acknowledged");
+                    subscribe_next(&task, &shared.store, &mut subs);
+                } else if subs.refused.is_empty() {
+                    debug!(broker = %task.name, "subscribed");
+                    shared.store.set_subscribed(task.id);
+                } else {
+                    warn!(broker = %task.name, refused = subs.refused.len(), of = subs.sent,
+                        "the broker refused some subscriptions; the tests that read them say so");
                 }
             }
             Ok(_) => {}
             Err(e) => {
-                let reason = describe(&e);
-                if connected {
-                    warn!(broker = %task.name, error = %reason, "disconnected from MQTT broker; reconnecting");
+                if connected.is_some() {
+                    warn!(broker = %task.name, error = %e.message, "disconnected from MQTT broker; reconnecting");
                 } else if !outage_logged {
-                    warn!(broker = %task.name, error = %reason, "cannot connect to MQTT broker; retrying with backoff");
+                    warn!(broker = %task.name, error = %e.message, "cannot connect to MQTT broker; retrying with backoff");
                 } else {
-                    debug!(broker = %task.name, error = %reason, "still cannot connect to MQTT broker");
+                    debug!(broker = %task.name, error = %e.message, "still cannot connect to MQTT broker");
                 }
                 outage_logged = true;
-                shared.store.set_connected(task.id, false, Some(reason));
-                connected = false;
+                // A connection that had proved itself (up for a keep-alive period at least) was lost to
+                // a stall or a restart: try again at once, and back off from the start. One that drops
+                // at once (a broker closing it, another client taking our id) backs off as before. An
+                // attempt that timed out waited its timeout already.
+                let proven = connected.is_some_and(|at| at.elapsed() >= task.keep_alive);
+                if proven {
+                    backoff.reset();
+                }
+                let delay = if proven || e.timed_out {
+                    Duration::ZERO
+                } else {
+                    backoff.next_delay()
+                };
+                shared.store.set_connected(task.id, false, Some(e.message));
+                connected = None;
                 connected_gauge.set(0);
-                tokio::select! {
-                    _ = &mut cancelled => break,
-                    _ = tokio::time::sleep(backoff.next_delay()) => {}
+                if !delay.is_zero() {
+                    tokio::select! {
+                        _ = &mut cancelled => break,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
                 }
             }
         }
     }
-    if connected {
-        // Say goodbye so the broker does not publish our will or wait for the keep-alive to expire.
-        let _ = task.client.try_disconnect();
+    if connected.is_some() {
+        // Say goodbye so the broker does not publish our will or wait for the keep-alive to expire; a
+        // kept session stays at the broker until it expires.
+        task.client.disconnect();
         let _ = tokio::time::timeout(Duration::from_millis(500), async {
-            while let Ok(ev) = task.eventloop.poll().await {
-                if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+            while let Ok(ev) = task.events.poll().await {
+                if matches!(ev, SessionEvent::Disconnecting) {
                     break;
                 }
             }
@@ -140,21 +185,8 @@ pub async fn run(mut task: BrokerTask, shared: Shared, cancel: CancellationToken
     info!(broker = %task.name, "MQTT ingest stopped");
 }
 
-/// Sends the next packet of permanent subscriptions, if any are left.
-fn subscribe_next(task: &BrokerTask, store: &Store, sent: &mut usize) {
-    let subs = task
-        .wanted
-        .subscriptions(store, task.id, *sent, SUBSCRIBE_CHUNK);
-    if subs.is_empty() {
-        return;
-    }
-    *sent += subs.len();
-    if let Err(e) = task.client.try_subscribe_many(subs) {
-        warn!(broker = %task.name, error = %e, "cannot queue the subscriptions");
-    }
-}
-
-/// The parts of a `BrokerTask` that publish handling reads (the event loop itself is not `Sync`).
+/// The parts of a `BrokerTask` that publish and SUBACK handling read (the event loop itself is not
+/// `Sync`).
 struct Origin<'a> {
     id: BrokerId,
     name: &'a str,
@@ -164,23 +196,23 @@ struct Origin<'a> {
 async fn handle_publish(
     task: Origin<'_>,
     shared: &Shared,
-    topic: String,
+    topic: &str,
     payload: Bytes,
-    qos: QoS,
+    qos: u8,
     retain: bool,
 ) {
     let at = SystemTime::now();
     let incoming = Incoming {
-        topic: &topic,
+        topic,
         payload: &payload,
-        qos: qos as u8,
+        qos,
         retained: retain,
         at,
     };
     if payload.len() > shared.store.max_payload() {
         // Kept, but cut: the status shows the cut; the log says it once per topic per minute.
         shared.metrics.count_drop("payload_cut");
-        if shared.log_limit.allow(&topic) {
+        if shared.log_limit.allow(topic) {
             warn!(broker = %task.name, topic = %topic, bytes = payload.len(), kept = shared.store.max_payload(),
                 "payload larger than limits.max_payload_bytes; keeping the start of it");
         }
@@ -188,16 +220,27 @@ async fn handle_publish(
     // The one hash lookup of this message: stores it and, for a configured topic, yields its shared name
     // and the collector's route.
     let ingested = shared.store.ingest(task.id, &incoming, None);
-    if let Err(Rejected::Full) = ingested.stored {
-        shared.metrics.count_drop("store_full");
-        if shared.log_limit.allow("store_full") {
-            warn!(broker = %task.name, topic = %topic, "topic store is full (limits.max_topics); new topics are not stored");
+    match ingested.stored {
+        Err(Rejected::Full) => {
+            shared.metrics.count_drop("store_full");
+            if shared.log_limit.allow("store_full") {
+                warn!(broker = %task.name, topic = %topic, "topic store is full (limits.max_topics); new topics are not stored");
+            }
         }
+        Err(Rejected::Budget) => {
+            shared.metrics.count_drop("store_budget");
+            if shared.log_limit.allow("store_budget") {
+                warn!(broker = %task.name, topic = %topic, bytes = payload.len(),
+                    "the message does not fit in limits.store_bytes even after evicting every topic no configured test reads; not stored");
+            }
+        }
+        // Counted by the store (`store_refused_messages`); the collector counts why, per rule.
+        Err(Rejected::Refused) | Ok(_) => {}
     }
     let (topic, route) = match ingested.registered {
         Some((name, route)) => (name, Some(route)),
         // The store's copy of the name; a copy of our own only when the store refused a new topic.
-        None if task.wanted.matches_filter(&topic) => {
+        None if task.wanted.matches_filter(topic) => {
             (ingested.name.unwrap_or_else(|| Arc::from(topic)), None)
         }
         None => return,
@@ -220,6 +263,7 @@ async fn handle_publish(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rumqttc::QoS;
 
     /// Broker 0 has the exact topic `room/t` registered and a rule filter `sensors/+/env`; broker 1 has
     /// nothing.
@@ -263,6 +307,7 @@ mod tests {
         let shared = Shared {
             store: store.clone(),
             samples: tx,
+            refusals: mpsc::channel(1).0,
             metrics: Arc::new(Metrics::new()),
             log_limit: Arc::new(LogLimiter::new(Duration::from_secs(60))),
         };
@@ -272,15 +317,7 @@ mod tests {
             wanted,
         };
         let payload = Bytes::from_static(b"42");
-        handle_publish(
-            origin,
-            &shared,
-            topic.into(),
-            payload,
-            QoS::AtMostOnce,
-            false,
-        )
-        .await;
+        handle_publish(origin, &shared, topic, payload, 0, false).await;
         rx.try_recv().ok()
     }
 
@@ -325,7 +362,6 @@ mod tests {
         assert_eq!(wanted.subscription_count(), 3);
         let all: Vec<(String, QoS)> = (0..3)
             .flat_map(|i| wanted.subscriptions(&store, 0, i, 1))
-            .map(|f| (f.path, f.qos))
             .collect();
         assert_eq!(
             all,

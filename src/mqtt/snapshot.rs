@@ -2,24 +2,30 @@
 //! the way submqttm.py does it.
 //!
 //! Serves the collector's `SnapshotRequest`s (`serve`, one task for the bridge); every request gets a
-//! session of its own on a task of its own, and its answer goes back on the request's reply channel.
-//! Values also go into the store.
+//! session of its own, with a client id of its own (`Connection::snapshot_id`: per test and per
+//! snapshot, so that the snapshots of several tests that start at the same instant never take each
+//! other's place at the broker), on a task of its own, and its answer goes back on the request's reply
+//! channel. Values also go into the store, and refused filters into the store and the metrics.
 
-use super::connection::{connect, describe, Connection};
-use crate::collect::{Fetched, SnapshotError, SnapshotRequest, SnapshotResult};
-use crate::names::BrokerId;
+use super::connection::{open, Connection};
+use super::session::SessionEvent;
+use crate::collect::{Fetched, Snapshot, SnapshotError, SnapshotRequest, SnapshotResult};
+use crate::metrics::Metrics;
 use crate::store::{Incoming, Store};
-use rumqttc::{Event, Packet, QoS};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
+use tracing::{debug, warn};
 
 /// Serves snapshot requests until the collector drops its sender; `connections` by `BrokerId`.
 pub async fn serve(
     mut requests: mpsc::Receiver<SnapshotRequest>,
     connections: Vec<Connection>,
     store: Store,
+    metrics: Arc<Metrics>,
 ) {
+    // Numbers the sessions, so no two ever share a client id.
+    let mut seq: u64 = 0;
     while let Some(req) = requests.recv().await {
         let Some(conn) = connections.get(req.broker).cloned() else {
             let _ = req
@@ -27,9 +33,12 @@ pub async fn serve(
                 .send(Err(SnapshotError::NotStarted("unknown broker")));
             continue;
         };
+        seq += 1;
+        let id = conn.snapshot_id(req.test, seq);
         let store = store.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
-            let result = snapshot(conn, req.topics, req.qos, req.window, req.broker, store).await;
+            let result = snapshot(&conn, id, &req, &store, &metrics).await;
             let _ = req.reply.send(result);
         });
     }
@@ -43,58 +52,72 @@ const SNAPSHOT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// PUBLISH per topic, no more, so its `$SYS` message counters are disturbed no more than by submqttm.py, and
 /// far less than by a permanent `$SYS` subscription (which gets every change every `sys_interval`).
 ///
-/// Returns the first value of each topic that arrived within `window` after the subscription, or the
-/// reason the broker could not be reached. Values also go into the store.
+/// Returns the first value of each topic that arrived within `window` after the subscription and the
+/// topics the broker refused, or the reason the broker could not be reached. Values also go into the
+/// store.
 async fn snapshot(
-    mut conn: Connection,
-    topics: Vec<Arc<str>>,
-    qos: QoS,
-    window: Duration,
-    broker: BrokerId,
-    store: Store,
+    conn: &Connection,
+    id: String,
+    req: &SnapshotRequest,
+    store: &Store,
+    metrics: &Metrics,
 ) -> SnapshotResult {
-    conn.client_id.push_str("-snapshot");
-    let (client, mut eventloop) = connect(conn);
+    let (client, mut events) = open(conn, id, false);
     let connected = tokio::time::timeout(SNAPSHOT_CONNECT_TIMEOUT, async {
         loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
+            match events.poll().await {
+                Ok(SessionEvent::Connected { .. }) => return Ok(()),
                 Ok(_) => {}
-                Err(e) => return Err(SnapshotError::Unreachable(describe(&e))),
+                Err(e) => return Err(SnapshotError::Unreachable(e.message)),
             }
         }
     })
     .await
     .unwrap_or(Err(SnapshotError::NoConnAck(SNAPSHOT_CONNECT_TIMEOUT)));
     connected?;
-    let filters = topics
-        .iter()
-        .map(|t| rumqttc::SubscribeFilter::new(t.to_string(), qos));
+    let topics = &req.topics;
     client
-        .try_subscribe_many(filters)
-        .map_err(|e| SnapshotError::Subscribe(e.to_string()))?;
-    let mut fetched: Vec<Fetched> = Vec::with_capacity(topics.len());
-    let _ = tokio::time::timeout(window, async {
-        while fetched.len() < topics.len() {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::Publish(p))) => {
+        .subscribe(topics.iter().map(|t| (t.to_string(), req.qos)).collect())
+        .map_err(SnapshotError::Subscribe)?;
+    let mut got = Snapshot::default();
+    let _ = tokio::time::timeout(req.window, async {
+        while got.values.len() + got.refused.len() < topics.len() {
+            match events.poll().await {
+                Ok(SessionEvent::Message(m)) => {
+                    let Some(topic) = m.topic.as_str() else {
+                        continue;
+                    };
                     let at = SystemTime::now();
                     let incoming = Incoming {
-                        topic: &p.topic,
-                        payload: &p.payload,
-                        qos: p.qos as u8,
-                        retained: p.retain,
+                        topic,
+                        payload: &m.payload,
+                        qos: m.qos,
+                        retained: m.retain,
                         at,
                     };
-                    let name = topics.iter().find(|t| ***t == *p.topic);
-                    let _ = store.ingest(broker, &incoming, name);
-                    if name.is_some() && !fetched.iter().any(|f| f.topic == p.topic) {
-                        fetched.push(Fetched {
-                            topic: p.topic,
-                            payload: p.payload,
-                            retained: p.retain,
+                    let name = topics.iter().find(|t| ***t == *topic);
+                    let _ = store.ingest(req.broker, &incoming, name);
+                    if name.is_some() && !got.values.iter().any(|f| f.topic == topic) {
+                        got.values.push(Fetched {
+                            topic: topic.to_string(),
+                            payload: m.payload,
+                            retained: m.retain,
                             at,
                         });
+                    }
+                }
+                Ok(SessionEvent::SubAck(codes)) => {
+                    for (topic, code) in topics.iter().zip(codes) {
+                        let changed = store.set_refused(req.broker, topic, code.as_ref().err().cloned());
+                        if let Err(reason) = code {
+                            metrics.count_refusal(&conn.name, topic);
+                            if changed {
+                                warn!(broker = %conn.name, filter = %topic, reason = %reason, "the broker refused a snapshot subscription");
+                            } else {
+                                debug!(broker = %conn.name, filter = %topic, reason = %reason, "snapshot subscription refused again");
+                            }
+                            got.refused.push((topic.to_string(), reason));
+                        }
                     }
                 }
                 Ok(_) => {}
@@ -103,14 +126,14 @@ async fn snapshot(
         }
     })
     .await;
-    let _ = client.try_disconnect();
+    client.disconnect();
     let _ = tokio::time::timeout(Duration::from_millis(200), async {
-        while let Ok(ev) = eventloop.poll().await {
-            if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+        while let Ok(ev) = events.poll().await {
+            if matches!(ev, SessionEvent::Disconnecting) {
                 break;
             }
         }
     })
     .await;
-    Ok(fetched)
+    Ok(got)
 }

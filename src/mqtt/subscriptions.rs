@@ -73,13 +73,13 @@ impl Wanted {
         broker: BrokerId,
         start: usize,
         max: usize,
-    ) -> Vec<rumqttc::SubscribeFilter> {
+    ) -> Vec<(String, QoS)> {
         let mut out: Vec<_> = self
             .filter_subscriptions
             .iter()
             .skip(start)
             .take(max)
-            .map(|(f, q)| rumqttc::SubscribeFilter::new(f.clone(), *q))
+            .cloned()
             .collect();
         let from = start.saturating_sub(self.filter_subscriptions.len());
         let room = max - out.len();
@@ -89,7 +89,7 @@ impl Wanted {
                 names
                     .iter()
                     .zip(&self.exact_qos[from..])
-                    .map(|(t, q)| rumqttc::SubscribeFilter::new(t.to_string(), *q)),
+                    .map(|(t, q)| (t.to_string(), *q)),
             );
         }
         out

@@ -2,21 +2,22 @@
 //!
 //! Fed by the CLI (`check`, `run`, `explain`, `xymon-config` all compile the config into a `Plan`);
 //! read by the supervisor (`bridge`), which hands each stage its part, and by the web layer. Here, and
-//! only here: broker addresses, credentials and client ids are resolved, rule tests are compiled, every
+//! only here: broker addresses, credentials, TLS settings and client ids are resolved (`broker`), every
+//! file the config names is read, rule tests are compiled, every
 //! test is tied to its broker by index, the exact topics are routed to the tests that read them, and the
 //! RRD files the bridge writes are named. A problem is a `ConfigError` that names the file, the line and
 //! the key, like a parse error.
 
+mod broker;
 mod routing;
 
+pub use broker::{BrokerPlan, Credentials};
 pub use routing::{BrokerRouting, Dest, ExactTopic};
 
-use crate::config::{
-    BrokerUrl, Config, ConfigError, LimitsConfig, TestConfig, TestKind, XymonConfig,
-};
+use crate::colour::Colour;
+use crate::config::{Config, ConfigError, LimitsConfig, TestConfig, TestKind, XymonConfig};
 use crate::names::{BrokerId, TopicName};
 use crate::rules::Rule;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,36 +46,6 @@ pub struct Plan {
     pub web: WebPlan,
 }
 
-/// One `[[broker]]`, resolved.
-#[derive(Debug, Clone)]
-pub struct BrokerPlan {
-    pub name: String,
-    pub url: BrokerUrl,
-    /// The config's `client_id`, or `xymon-mqtt-<name>-<pid>`.
-    pub client_id: String,
-    pub keep_alive: Duration,
-    pub reconnect_max: Duration,
-    pub credentials: Option<Credentials>,
-    pub max_packet_bytes: usize,
-}
-
-/// A user name and the password read from `password_file` (empty without one).
-#[derive(Clone)]
-pub struct Credentials {
-    pub username: String,
-    pub password: String,
-}
-
-/// Shows the user, never the password, so a plan can be logged.
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .field("password", &"MASKED")
-            .finish()
-    }
-}
-
 /// A `topics` or `broker-stats` test and its broker.
 #[derive(Debug, Clone)]
 pub struct TestPlan {
@@ -85,6 +56,16 @@ pub struct TestPlan {
     /// The topics it reads, in display order (the config's own list, shared; broker-stats: the `$SYS`
     /// names).
     pub topics: Arc<[TopicName]>,
+    /// A continuous test's colour while its broker is disconnected.
+    pub outage_colour: Colour,
+}
+
+impl TestPlan {
+    /// Read by short-lived snapshot sessions (`mode = "periodic"`, and every broker-stats test), not by
+    /// the permanent subscriptions.
+    pub fn is_periodic(&self) -> bool {
+        self.config.mode() == crate::config::Mode::Periodic
+    }
 }
 
 /// A compiled rule test and its broker.
@@ -94,6 +75,8 @@ pub struct RulePlan {
     pub broker: BrokerId,
     /// Its index among the config's `[[test]]`s, for log lines.
     pub index: usize,
+    /// Its instances' colour while the broker is disconnected.
+    pub outage_colour: Colour,
 }
 
 /// The RRD files the bridge writes itself.
@@ -140,40 +123,35 @@ impl Plan {
     /// Compiles a validated config.
     ///
     /// # Errors
-    /// A rule test that does not compile, or a `password_file` that cannot be read; located by file,
-    /// line and key.
+    /// A rule test that does not compile, or a file the config names (password, CA, certificate, key,
+    /// token) that cannot be read or holds nothing usable; located by file, line and key.
     pub fn compile(config: &Config) -> Result<Plan, ConfigError> {
         let mut brokers = Vec::with_capacity(config.brokers.len());
         for (i, b) in config.brokers.iter().enumerate() {
-            let bc = b.get_ref();
-            let credentials = match (&bc.username, &bc.password_file) {
-                (Some(user), Some(file)) => Some(Credentials {
-                    username: user.clone(),
-                    password: first_line(file).map_err(|e| {
-                        config.error_at(b.span(), &format!("broker[{i}].password_file"), e)
-                    })?,
-                }),
-                (Some(user), None) => Some(Credentials {
-                    username: user.clone(),
-                    password: String::new(),
-                }),
-                _ => None,
-            };
-            brokers.push(BrokerPlan {
-                name: bc.name.clone(),
-                url: bc.url.clone(),
-                client_id: bc
-                    .client_id
-                    .clone()
-                    .unwrap_or_else(|| format!("xymon-mqtt-{}-{}", bc.name, std::process::id())),
-                keep_alive: bc.keep_alive,
-                reconnect_max: bc.reconnect_max,
-                credentials,
-                max_packet_bytes: config.limits.max_packet_bytes,
-            });
+            let plan = broker::resolve(b.get_ref(), config.limits.max_packet_bytes).map_err(
+                |(key, message)| config.error_at(b.span(), &format!("broker[{i}].{key}"), message),
+            )?;
+            brokers.push(plan);
+        }
+        if let Some(file) = &config.web.token_file {
+            // The web layer reads it again when it starts; this is `check` finding a bad one first.
+            match first_line(file) {
+                Ok(token) if token.trim().is_empty() => {
+                    return Err(config
+                        .error_at_line("web.token_file", format!("{} is empty", file.display())))
+                }
+                Ok(_) => {}
+                Err(e) => return Err(config.error_at_line("web.token_file", e)),
+            }
         }
         // Validation checked that every test names a broker.
         let broker_id = |name: &str| brokers.iter().position(|b| b.name == name);
+        // A test's own outage colour, else its broker's, else clear.
+        let outage_colour = |tc: &TestConfig, broker: BrokerId| {
+            tc.outage_colour
+                .or_else(|| config.brokers.get(broker)?.get_ref().outage_colour)
+                .map_or(Colour::Clear, Colour::from)
+        };
         let mut tests = Vec::new();
         let mut rules = Vec::new();
         let mut web_tests = Vec::with_capacity(config.tests.len());
@@ -198,6 +176,7 @@ impl Plan {
                     rule,
                     broker,
                     index,
+                    outage_colour: outage_colour(tc, broker),
                 });
             } else {
                 tests.push(TestPlan {
@@ -205,6 +184,7 @@ impl Plan {
                     broker,
                     index,
                     topics,
+                    outage_colour: outage_colour(tc, broker),
                 });
             }
         }

@@ -131,6 +131,112 @@ fn password_files_are_read_and_located() {
     assert!(msg.contains("cannot read"), "{msg}");
 }
 
+/// Every other file a broker or the web names is read by the plan: a missing or unusable CA,
+/// certificate, key or token file is an error with file, line and key. (Valid certificates are made
+/// with `openssl` by the TLS tests, tests/broker_tls.rs and tests/cli.rs.)
+#[test]
+fn tls_and_token_files_are_read_and_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    let tls = |keys: &str| {
+        format!("[[broker]]\nname = \"b\"\nurl = \"mqtts://broker.example:8883\"\n{keys}\n")
+    };
+    let cases = [
+        (
+            tls(&format!("ca_file = {:?}", missing.display().to_string())),
+            4,
+            "broker[0].ca_file",
+            "cannot read",
+        ),
+        (
+            tls(&format!("ca_file = {:?}", garbage.display().to_string())),
+            4,
+            "broker[0].ca_file",
+            "holds no PEM certificate",
+        ),
+        (
+            tls(&format!(
+                "client_cert_file = {:?}\nclient_key_file = {:?}",
+                missing.display().to_string(),
+                garbage.display().to_string()
+            )),
+            4,
+            "broker[0].client_cert_file",
+            "cannot read",
+        ),
+        (
+            format!(
+                "[web]\ntoken_file = {:?}\n{BROKER}",
+                missing.display().to_string()
+            ),
+            2,
+            "web.token_file",
+            "cannot read",
+        ),
+    ];
+    for (text, line, key, says) in cases {
+        let (l, k, msg) = located(&text);
+        assert_eq!((l, k.as_str()), (line, key), "{msg}");
+        assert!(
+            msg.starts_with("bridge.toml:") && msg.contains(says),
+            "{msg}"
+        );
+    }
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let (_, key, msg) = located(&format!(
+        "[web]\ntoken_file = {:?}\n{BROKER}",
+        empty.display().to_string()
+    ));
+    assert_eq!(key, "web.token_file");
+    assert!(msg.contains("is empty"), "{msg}");
+}
+
+/// A clean session's client id holds the process id; a kept session's is stable (host and broker
+/// name), so a restarted bridge finds its session; `client_id` wins over both. MQTT 5 may send a
+/// password without a user name.
+#[test]
+fn client_ids_and_protocols() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "p\n").unwrap();
+    let text = format!(
+        "{BROKER}\n[[broker]]\nname = \"kept\"\nurl = \"mqtt://h\"\nsession_expiry = \"1h\"\npassword_file = {:?}\n\
+         [[broker]]\nname = \"own\"\nurl = \"mqtts://h\"\nclient_id = \"mine\"\nsession_expiry = \"0s\"\nprotocol = \"3.1.1\"\n",
+        pw.display().to_string()
+    );
+    let plan = parse(&text).unwrap();
+    let [clean, kept, own] = &plan.brokers[..] else {
+        panic!("three brokers");
+    };
+    assert_eq!(
+        clean.client_id,
+        format!("xymon-mqtt-local-{}", std::process::id())
+    );
+    assert_eq!(clean.session_expiry, None);
+    assert_eq!(clean.protocol, crate::config::Protocol::V5);
+    assert!(clean.tls.is_none());
+    assert!(kept.client_id.starts_with("xymon-mqtt-") && kept.client_id.ends_with("-kept"));
+    assert!(!kept.client_id.contains(&std::process::id().to_string()));
+    assert_eq!(
+        parse(&text).unwrap().brokers[1].client_id,
+        kept.client_id,
+        "stable"
+    );
+    assert_eq!(
+        kept.session_expiry,
+        Some(std::time::Duration::from_secs(3600))
+    );
+    let c = kept.credentials.as_ref().unwrap();
+    assert_eq!((c.username.as_str(), c.password.as_str()), ("", "p"));
+    assert_eq!((own.client_id.as_str(), own.session_expiry), ("mine", None));
+    assert_eq!(own.protocol, crate::config::Protocol::V311);
+    assert_eq!(own.url.port(), 8883);
+    assert!(own.tls.is_some(), "the system's CA certificates");
+}
+
 /// Slots are the non-rule tests in config order, each tied to its broker by index; the exact topics
 /// are routed in config order, the highest QoS winning.
 #[test]

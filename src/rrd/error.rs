@@ -51,6 +51,13 @@ pub enum RrdError {
     /// An existing RRD file has another layout than its definition; it is left untouched.
     #[error("{path} has another layout than rrd-defs ({detail}); not writing to it")]
     LayoutMismatch { path: PathBuf, detail: String },
+    /// A new RRD file does not fit on its file system.
+    #[error("cannot create {path}: No space left on device ({free} bytes free, the file needs about {needed})")]
+    NoSpace {
+        path: PathBuf,
+        free: u64,
+        needed: u64,
+    },
     /// librrd reported an error.
     #[error("librrd {op} {path}: {source}")]
     Librrd {

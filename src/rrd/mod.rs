@@ -25,7 +25,7 @@ use std::sync::{Mutex, MutexGuard};
 pub use defs::{RrdDef, RrdDefs};
 pub use error::RrdError;
 pub use graph::{render_graph, GraphDef, GraphPeriod};
-pub use writer::{RrdSample, RrdWriter};
+pub use writer::{RrdProbe, RrdSample, RrdWriter};
 
 /// Serialises all librrd calls of this process (see the module header).
 static LIBRRD: Mutex<()> = Mutex::new(());

@@ -96,7 +96,7 @@ pub(crate) fn create(path: &Path, def: &RrdDef, first_update: i64) -> Result<(),
             &ds,
             &rra,
         )
-        .map_err(librrd("create", path))?;
+        .map_err(|source| create_error(path, def, source))?;
     }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(FILE_MODE)).map_err(|source| {
         RrdError::Io {
@@ -104,6 +104,38 @@ pub(crate) fn create(path: &Path, def: &RrdDef, first_update: i64) -> Result<(),
             source,
         }
     })
+}
+
+/// The error of a failed create. librrd reports a full file system with an empty message (and removes
+/// its half-written file), so the free space is checked here and a shortage named as such.
+fn create_error(path: &Path, def: &RrdDef, source: rrd::error::RrdError) -> RrdError {
+    // The data rows, 8 bytes per value, plus one block for the headers (a few hundred bytes per DS and RRA).
+    let rows: u64 = def.rra.iter().map(|r| u64::from(r.rows)).sum();
+    let needed = rows * def.ds.len() as u64 * 8 + 4096;
+    match path.parent().and_then(free_bytes) {
+        Some(free) if free < needed => RrdError::NoSpace {
+            path: path.to_path_buf(),
+            free,
+            needed,
+        },
+        _ => librrd("create", path)(source),
+    }
+}
+
+/// Bytes an unprivileged user may still write on the file system of `dir` (statvfs's `f_bavail`).
+// fsblkcnt_t and c_ulong are 64 bits wide here, 32 on some targets: the conversions are for those.
+#[allow(clippy::useless_conversion)]
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a NUL-terminated path; statvfs fills `st` and returns 0, or fails and leaves it unread.
+    if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    Some(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
 }
 
 fn count(info: &HashMap<String, InfoValue>, key: &str) -> Option<u64> {

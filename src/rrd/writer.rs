@@ -53,6 +53,9 @@ pub(crate) fn admit(last: Option<i64>, time: i64) -> Admit {
 /// State shared between the handles and the thread.
 #[derive(Default)]
 struct Shared {
+    /// Milliseconds after `started` when the thread last finished a sample (for `RrdProbe`).
+    started: Option<std::time::Instant>,
+    last_done: AtomicU64,
     dropped: AtomicU64,
     written: AtomicU64,
     coalesced: AtomicU64,
@@ -78,18 +81,29 @@ pub struct RrdWriter {
 
 impl RrdWriter {
     /// Checks `rrd_dir` ([`check_rrd_dir`]) and starts the writer thread with a queue of
-    /// `capacity` samples (at least 1).
+    /// `capacity` samples (at least 1). An rrd_dir that exists but takes no file (a read-only or full
+    /// file system) is logged and not fatal: statuses matter more than graphs, and each update that fails
+    /// is reported in its test's status until the disk takes it again.
     ///
     /// # Errors
-    /// The rrd_dir check fails, or the thread cannot be spawned.
+    /// rrd_dir is missing or not a directory (a configuration error), or the thread cannot be spawned.
     pub fn start(
         rrd_dir: PathBuf,
         defs: RrdDefs,
         capacity: usize,
     ) -> Result<(RrdWriter, JoinHandle<()>), RrdError> {
-        check_rrd_dir(&rrd_dir)?;
+        match check_rrd_dir(&rrd_dir) {
+            Err(e @ RrdError::NotWritable { .. }) => tracing::warn!(
+                error = %e,
+                "RRD updates fail until rrd_dir takes files again; each failing file is shown in its test's status"
+            ),
+            other => other?,
+        }
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            started: Some(std::time::Instant::now()),
+            ..Shared::default()
+        });
         let mut worker = Worker {
             rrd_dir,
             defs,
@@ -148,6 +162,35 @@ impl RrdWriter {
     pub fn failed(&self) -> u64 {
         self.shared.failed.load(Ordering::Relaxed)
     }
+
+    /// A handle for `/healthz` that does not keep the queue open (the thread exits when the last
+    /// `RrdWriter` is dropped, whoever still probes it).
+    pub fn probe(&self) -> RrdProbe {
+        RrdProbe {
+            tx: self.tx.downgrade(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Whether the writer is stuck: its queue full and no sample finished for a while.
+pub struct RrdProbe {
+    tx: mpsc::WeakSender<RrdSample>,
+    shared: Arc<Shared>,
+}
+
+impl RrdProbe {
+    /// How long since the thread last finished a sample, when the queue is full; `None` otherwise.
+    pub fn full_for(&self) -> Option<std::time::Duration> {
+        let full = self.tx.upgrade().is_some_and(|tx| tx.capacity() == 0);
+        let started = self.shared.started?;
+        let last = self.shared.last_done.load(Ordering::Relaxed);
+        full.then(|| {
+            started
+                .elapsed()
+                .saturating_sub(std::time::Duration::from_millis(last))
+        })
+    }
 }
 
 /// What the thread knows about a file it has checked or created.
@@ -182,6 +225,7 @@ impl Worker {
         lowest_cpu_priority();
         // blocking_recv is right here: this is a plain OS thread, not a runtime thread.
         while let Some(sample) = rx.blocking_recv() {
+            self.beat();
             let key = (sample.host.clone(), sample.rrd.clone());
             match self.write(&sample) {
                 // Health first, counters second: a reader that sees the count sees the health.
@@ -199,8 +243,17 @@ impl Worker {
                     self.shared.failed.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            self.beat();
         }
         tracing::debug!("rrd writer queue closed, thread exits");
+    }
+
+    /// Progress, for `RrdProbe`: at each sample taken, and after it is done.
+    fn beat(&self) {
+        if let Some(t) = self.shared.started {
+            let ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.shared.last_done.store(ms, Ordering::Relaxed);
+        }
     }
 
     fn write(&mut self, s: &RrdSample) -> Result<Admit, RrdError> {

@@ -4,6 +4,7 @@
 //! plan can point at the file, the line and the key.
 
 use super::extract::Extractor;
+use super::path::parse_path;
 use super::scan::{member_names, SimplePaths};
 use super::threshold::{Cond, Thresholds};
 use super::{Rule, ValueRule};
@@ -126,9 +127,7 @@ impl Rule {
         }
         let timestamp = match &tc.timestamp_path {
             Some(p) => Some((
-                JsonPath::parse(p).map_err(|err| {
-                    e("timestamp_path", format!("{p:?} is not a JSONPath: {err}"))
-                })?,
+                parse_path(p).map_err(|err| e("timestamp_path", err))?,
                 p.clone(),
             )),
             None => None,
@@ -172,6 +171,7 @@ impl Rule {
             interval: tc.interval(),
             lifetime: tc.lifetime(),
             qos: tc.qos(),
+            tests: tc.tests.clone(),
             min_expire,
         })
     }

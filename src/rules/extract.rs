@@ -12,6 +12,7 @@
 //!   unparsable. Non-finite numbers (`NaN`, `inf`) are unparsable: they cannot be compared.
 //! - A JSON number or boolean is kept as such, and its text is written only when something shows it.
 
+use super::path::parse_path;
 use super::scan::{Scanned, SimplePaths};
 use serde_json::Value;
 use serde_json_path::JsonPath;
@@ -124,9 +125,7 @@ pub struct Extracted {
 impl Extractor {
     pub fn new(path: Option<&str>, map: BTreeMap<String, f64>) -> Result<Extractor, String> {
         let parsed = match path {
-            Some(p) => {
-                Some(JsonPath::parse(p).map_err(|e| format!("{p:?} is not a JSONPath: {e}"))?)
-            }
+            Some(p) => Some(parse_path(p)?),
             None => None,
         };
         Ok(Extractor {

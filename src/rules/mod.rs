@@ -11,6 +11,7 @@
 //! - `compile`: `TestConfig` → `Rule`, every problem named by its key.
 //! - `extract`: plain numbers, JSONPath (RFC 9535, `serde_json_path`), string maps.
 //! - `scan`: the values of simple paths (`$.a.b`) read in one pass over a payload, without the document.
+//! - `path`: JSONPaths from the config, parsed behind guards against what the parser cannot take.
 //! - `threshold`: `> 28`-style conditions, hits and hysteresis.
 //! - `staleness`: fresh / stale past `expire_after` / retained of unknown age.
 //! - `instance`: one Xymon test made by a rule, its values and how they look now.
@@ -20,7 +21,9 @@
 //! - An instance is one (host, test) pair; it may be fed by several concrete topics (with `+` or `#` that
 //!   are not in the names), each with its own freshness. Values are listed per topic when there are more.
 //! - Derived names are validated with `HostName`/`TestName`; an invalid one is refused (counted and logged
-//!   by the caller), never sent.
+//!   by the caller), never sent. So is a reserved column (`names::RESERVED_COLUMNS`) and a test name the
+//!   rule's `tests` list does not name. Whether a new instance's host.test belongs to another test is the
+//!   collector's question (`RuleState::offer_owned` asks it), as only it knows every test.
 //! - Bounds: `max_instances` tests and `max_topics` concrete topics per rule (default 10,000 each).
 //!   Instances are never dropped once created (a sensor that went silent must show as stale), so the caps
 //!   are what keeps memory bounded.
@@ -30,6 +33,7 @@
 mod compile;
 pub mod extract;
 mod instance;
+pub mod path;
 mod scan;
 pub mod staleness;
 mod state;
@@ -37,7 +41,7 @@ pub mod threshold;
 
 pub use compile::RuleError;
 pub use instance::{sensor_time, Instance, TopicState, ValueLine, ValueState};
-pub use state::{InstanceId, Instances, Numbers, Offered, RuleState};
+pub use state::{Claim, InstanceId, Instances, Matched, Numbers, Offered, RuleState};
 
 use crate::colour::Colour;
 use crate::filter::{Captures, Template, TopicFilter};
@@ -85,6 +89,8 @@ pub struct Rule {
     pub lifetime: Duration,
     /// The subscription QoS of the filter.
     pub qos: rumqttc::QoS,
+    /// The test names a `{capture}` in `test` may produce; empty: any valid, unreserved name.
+    pub tests: Vec<TestName>,
     /// The smallest `expire_after` of any value, for the sweep period.
     pub min_expire: Option<Duration>,
 }
@@ -105,6 +111,12 @@ impl Rule {
         let host = HostName::try_from(h.clone()).map_err(|why| Skip::BadHost(h, why))?;
         let t = self.test.expand(caps);
         let test = TestName::try_from(t.clone()).map_err(|why| Skip::BadTest(t, why))?;
+        if test.is_reserved() {
+            return Err(Skip::ReservedColumn(test.to_string()));
+        }
+        if !self.tests.is_empty() && !self.tests.contains(&test) {
+            return Err(Skip::TestNotListed(test.to_string()));
+        }
         Ok((host, test))
     }
 }
@@ -116,6 +128,14 @@ pub enum Skip {
     BadTest(String, String),
     MaxInstances(usize),
     MaxTopics(usize),
+    /// The derived test is one of `names::RESERVED_COLUMNS`.
+    ReservedColumn(String),
+    /// The derived test is not in the rule's `tests` list.
+    TestNotListed(String),
+    /// The derived host.test is a configured test's (or a rule's literal host.test).
+    ConfiguredColumn(String),
+    /// The derived host.test is an instance another rule made first.
+    OtherRuleColumn(String),
 }
 
 impl Skip {
@@ -126,6 +146,10 @@ impl Skip {
             Skip::BadTest(..) => "rule_invalid_test",
             Skip::MaxInstances(_) => "rule_max_instances",
             Skip::MaxTopics(_) => "rule_max_topics",
+            Skip::ReservedColumn(_) => "rule_reserved_column",
+            Skip::TestNotListed(_) => "rule_test_not_listed",
+            Skip::ConfiguredColumn(_) => "rule_configured_column",
+            Skip::OtherRuleColumn(_) => "rule_other_rule_column",
         }
     }
 }
@@ -141,6 +165,17 @@ impl std::fmt::Display for Skip {
             }
             Skip::MaxInstances(n) => write!(f, "the rule already has max_instances = {n} tests"),
             Skip::MaxTopics(n) => write!(f, "the rule already tracks max_topics = {n} topics"),
+            Skip::ReservedColumn(t) => write!(
+                f,
+                "derived test {t:?} is a reserved column (xymond's own or the bridge's)"
+            ),
+            Skip::TestNotListed(t) => {
+                write!(f, "derived test {t:?} is not in the rule's `tests` list")
+            }
+            Skip::ConfiguredColumn(c) => {
+                write!(f, "derived column {c} belongs to a configured test")
+            }
+            Skip::OtherRuleColumn(c) => write!(f, "derived column {c} belongs to another rule"),
         }
     }
 }

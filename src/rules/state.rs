@@ -45,6 +45,18 @@ pub struct Offered {
     pub numbers: Vec<(usize, f64)>,
 }
 
+/// Asked before a rule makes a new instance: whether its host.test is free for the rule, or why not.
+pub type Claim<'a> = dyn FnMut(&(HostName, TestName)) -> Result<(), Skip> + 'a;
+
+/// One message whose topic matched a rule's filter.
+pub struct Matched<'a> {
+    pub topic: &'a str,
+    /// The filter's captures of `topic`.
+    pub caps: Captures,
+    pub raw: &'a [u8],
+    pub retained: bool,
+}
+
 /// A rule's instances, by id, and by (host, test).
 #[derive(Debug, Default)]
 pub struct Instances {
@@ -177,22 +189,28 @@ impl RuleState {
 
     /// Takes a topic seen for the first time, whose captures are `caps`: the instance it feeds (made now
     /// unless another topic made it already, then `true`), or why the rule refuses it. The one place
-    /// where a rule's instances and topics are made.
+    /// where a rule's instances and topics are made. Before a new instance is made, `claim` is asked
+    /// whether its host.test is free for this rule (the collector knows the configured tests and the
+    /// other rules' instances); a refused claim makes nothing: no instance, no topic tracked.
     pub fn admit(
         &mut self,
         topic: Arc<str>,
         caps: &Captures,
-        now: Instant,
-        now_wall: SystemTime,
+        (now, now_wall): (Instant, SystemTime),
+        claim: &mut Claim<'_>,
     ) -> Result<(InstanceId, bool), Skip> {
-        let (host, test) = self.rule.names(caps)?;
+        let key = self.rule.names(caps)?;
         if self.topics.len() >= self.rule.max_topics {
             return Err(Skip::MaxTopics(self.rule.max_topics));
         }
-        let known = self.instances.find(&host, &test);
-        if known.is_none() && self.instances.len() >= self.rule.max_instances {
-            return Err(Skip::MaxInstances(self.rule.max_instances));
+        let known = self.instances.find(&key.0, &key.1);
+        if known.is_none() {
+            claim(&key)?;
+            if self.instances.len() >= self.rule.max_instances {
+                return Err(Skip::MaxInstances(self.rule.max_instances));
+            }
         }
+        let (host, test) = key;
         let state = TopicState {
             name: topic.clone(),
             seen: Seen {
@@ -311,7 +329,9 @@ impl RuleState {
         numbers
     }
 
-    /// Feeds one message whose topic matched the filter (`caps`).
+    /// Feeds one message whose topic matched the filter (`caps`), as the only test of the bridge: every
+    /// column its names allow is this rule's (the tests; `explain` uses `offer_owned`, the collector
+    /// `admit` and `update`).
     pub fn offer(
         &mut self,
         topic: &str,
@@ -321,11 +341,28 @@ impl RuleState {
         now: Instant,
         now_wall: SystemTime,
     ) -> Result<Offered, Skip> {
-        let (id, created) = match self.instance_of(topic) {
-            Some(id) => (id, false),
-            None => self.admit(Arc::from(topic), &caps, now, now_wall)?,
+        let m = Matched {
+            topic,
+            caps,
+            raw,
+            retained,
         };
-        let numbers = self.update(id, topic, raw, retained, now, now_wall);
+        self.offer_owned(m, now, now_wall, &mut |_| Ok(()))
+    }
+
+    /// `offer`, with `claim` asked before a new instance is made (see `admit`).
+    pub fn offer_owned(
+        &mut self,
+        m: Matched<'_>,
+        now: Instant,
+        now_wall: SystemTime,
+        claim: &mut Claim<'_>,
+    ) -> Result<Offered, Skip> {
+        let (id, created) = match self.instance_of(m.topic) {
+            Some(id) => (id, false),
+            None => self.admit(Arc::from(m.topic), &m.caps, (now, now_wall), claim)?,
+        };
+        let numbers = self.update(id, m.topic, m.raw, m.retained, now, now_wall);
         let inst = self
             .instances
             .by_id(id)

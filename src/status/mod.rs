@@ -11,16 +11,19 @@
 //! - `topics`: `kind = "topics"` tests, and any periodic test whose broker is unreachable.
 //! - `broker_stats`: the broker's `$SYS` counters, totals and rates.
 //! - `rule`: one rule instance, and a host a rule expects that never published.
+//! - `outage`: a continuous test or rule instance while its broker is disconnected.
 
 mod broker_stats;
+mod outage;
 mod round;
 mod rule;
 mod topics;
 
 pub use broker_stats::{broker_stats_status, Counters};
+pub use outage::{outage_status, Outage};
 pub use round::{Changed, Closed, Reading};
 pub use rule::{expected_missing_status, rule_status};
-pub use topics::{broker_down_status, topics_status};
+pub use topics::{broker_down_status, refused_status, topics_status};
 
 use crate::colour::Colour;
 use crate::config::TestConfig;
@@ -105,6 +108,17 @@ pub fn add_rrd_problem(status: &mut Status, file: &str, error: &str) {
     status.body.push_str(&format!(
         "&yellow RRD {file}: {}\n",
         untrusted(error, 500, INDENT)
+    ));
+}
+
+/// Marks `status` yellow for a subscription the broker refuses: nothing published on `filter` reaches
+/// the bridge. `reason` is the broker's word (untrusted text).
+pub fn add_refused(status: &mut Status, filter: &str, reason: &str) {
+    status.colour = status.colour.worst(Colour::Yellow);
+    status.body.push_str(&format!(
+        "&yellow The broker refuses the subscription to {}: {}; nothing published there reaches the bridge\n",
+        safe_topic(filter),
+        untrusted(reason, 300, INDENT)
     ));
 }
 

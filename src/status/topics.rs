@@ -126,6 +126,30 @@ pub fn broker_down_status(test: &TestConfig, error: Option<&str>, now: SystemTim
     test_status(test, colour, summary, body)
 }
 
+/// A `topics` test some of whose topics the broker refuses to subscribe to, sent when the refusal is
+/// learnt (a continuous test whose topics are all refused would otherwise never send a status).
+/// `refused` holds (topic, the broker's reason).
+pub fn refused_status(
+    test: &TestConfig,
+    refused: &[(&str, &str)],
+    total: usize,
+    now: SystemTime,
+) -> Status {
+    let summary = format!(
+        "{} {}: the broker refuses {} of {} topics",
+        timestamp(now),
+        test.test,
+        refused.len(),
+        total
+    );
+    let mut status = test_status(test, Colour::Yellow, summary, String::from("\n"));
+    for (topic, reason) in refused {
+        super::add_refused(&mut status, topic, reason);
+    }
+    let _ = write!(status.body, "\nBroker {}\n", safe_topic(&test.broker));
+    status
+}
+
 fn retained_note(r: &Reading) -> &'static str {
     if r.retained {
         " (retained)"

@@ -5,18 +5,38 @@
 //! whose one lookup per message also yields a configured topic's shared name and the collector's route;
 //! read by the collector (last known values for periodic and broker-stats tests) and by the web layer.
 //! One `std::sync::Mutex`, never held across an `.await`, so the lock is held only for a hash lookup and
-//! a small copy (the hash is computed before taking it). The per-broker table is in `table`.
+//! a small copy (the hash is computed before taking it).
+//!
+//! Memory is bounded by `limits.store_bytes` (`inner`): a topic no test accepts keeps its name but not
+//! its payload (`refuse`, told by the collector), and when the budget is reached the least recently
+//! updated topics that no configured test waits for are evicted first.
+//!
+//! - `entry`: one topic's packed value and what it costs.
+//! - `table`: one broker's topics: one hash lookup, registered and pinned topics, the update order.
+//! - `inner`: the state under the mutex and the budget (`Usage`).
+//! - `collector`: the budget's figures for `/metrics`.
 
+mod brokers;
+mod collector;
+mod entry;
+mod inner;
 mod table;
+
+pub use collector::UsageCollector;
+pub use entry::ENTRY_OVERHEAD;
+pub use inner::{Limits, Usage};
 
 use crate::plan::Plan;
 use bytes::Bytes;
+use entry::{Message, Stamp};
+use inner::{Arrival, Inner};
 use std::hash::RandomState;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
-use table::{Message, Named, Stamp, Table};
+use table::Table;
 
 pub use crate::names::{BrokerId, RouteId};
+pub use brokers::{BrokerState, Refused};
 
 /// The latest message on one topic.
 #[derive(Debug, Clone)]
@@ -36,27 +56,16 @@ pub struct TopicValue {
     pub count: u64,
 }
 
-/// A broker as the web layer shows it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct BrokerState {
-    pub name: String,
-    pub url: String,
-    pub connected: bool,
-    /// The permanent subscriptions are acknowledged (SubAck) on the current connection.
-    pub subscribed: bool,
-    /// When `connected` last changed.
-    pub since: Option<SystemTime>,
-    pub last_message: Option<SystemTime>,
-    pub messages: u64,
-    pub last_error: Option<String>,
-}
-
 /// Why `ingest` did not store a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejected {
     /// A new topic (or a registered one's first value) while the store holds `max_topics` topics with a
     /// value already.
     Full,
+    /// It does not fit in `limits.store_bytes` even after evicting every topic that may be evicted.
+    Budget,
+    /// No test accepts the topic (`Store::refuse`): its messages are counted, their payload not kept.
+    Refused,
 }
 
 /// What `Store::ingest` did with a message.
@@ -72,23 +81,16 @@ pub struct Ingested {
     pub name: Option<Arc<str>>,
 }
 
-struct Inner {
-    /// Per broker.
-    topics: Vec<Table>,
-    /// Topics with a value, all brokers together (what `max_topics` bounds).
-    total: usize,
-    brokers: Vec<BrokerState>,
-}
-
 /// Cheap-to-clone handle.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Mutex<Inner>>,
     /// The tables' hash keys, outside the mutex so that a topic is hashed before the lock is taken.
     hasher: RandomState,
-    max_topics: usize,
-    max_payload: usize,
+    limits: Limits,
     changes: tokio::sync::broadcast::Sender<Change>,
+    /// Woken whenever a broker's connection state is set: the collector's cue to look (`link_changes`).
+    links: Arc<tokio::sync::Notify>,
 }
 
 /// A change notification for watchers (the web layer's live updates). Only the key: a watcher reads the
@@ -113,17 +115,21 @@ pub struct Incoming<'a> {
 
 impl Store {
     /// A store for the plan's brokers, with every exact topic of the plan's routing registered in
-    /// routing order, so that a topic's `RouteId` is its index there.
+    /// routing order, so that a topic's `RouteId` is its index there, and the topics of periodic tests
+    /// pinned (kept whatever the budget).
     pub fn for_plan(plan: &Plan) -> Store {
         let brokers: Vec<(String, String)> = plan
             .brokers
             .iter()
             .map(|b| (b.name.clone(), b.url.to_string()))
             .collect();
-        let store = Store::new(
+        let store = Store::with_limits(
             &brokers,
-            plan.limits.max_topics,
-            plan.limits.max_payload_bytes,
+            Limits {
+                max_topics: plan.limits.max_topics,
+                max_payload: plan.limits.max_payload_bytes,
+                budget: plan.limits.store_bytes,
+            },
         );
         for (broker, routing) in plan.routing.iter().enumerate() {
             for topic in &routing.exact {
@@ -131,36 +137,58 @@ impl Store {
                 let _ = store.register(broker, topic.name.clone());
             }
         }
+        // After registering, so that a topic both kinds of test read keeps its route.
+        for t in plan.tests.iter().filter(|t| t.is_periodic()) {
+            for topic in t.topics.iter() {
+                store.pin(t.broker, topic.shared());
+            }
+        }
         store.shrink_to_fit();
         store
     }
 
-    /// `brokers` are (name, url) in config order; their index is the `BrokerId`.
+    /// `brokers` are (name, url) in config order; their index is the `BrokerId`. No byte budget (tests).
     pub fn new(brokers: &[(String, String)], max_topics: usize, max_payload: usize) -> Self {
-        let inner = Inner {
-            topics: brokers.iter().map(|_| Table::default()).collect(),
-            total: 0,
-            brokers: brokers
-                .iter()
-                .map(|(name, url)| BrokerState {
-                    name: name.clone(),
-                    url: url.clone(),
-                    connected: false,
-                    subscribed: false,
-                    since: None,
-                    last_message: None,
-                    messages: 0,
-                    last_error: None,
-                })
-                .collect(),
-        };
+        Store::with_limits(
+            brokers,
+            Limits {
+                max_topics,
+                max_payload,
+                budget: usize::MAX,
+            },
+        )
+    }
+
+    /// `brokers` are (name, url) in config order; their index is the `BrokerId`.
+    pub fn with_limits(brokers: &[(String, String)], limits: Limits) -> Self {
+        let states = brokers
+            .iter()
+            .map(|(name, url)| BrokerState {
+                name: name.clone(),
+                url: url.clone(),
+                connected: false,
+                subscribed: false,
+                since: None,
+                last_message: None,
+                messages: 0,
+                last_error: None,
+                refused: Vec::new(),
+            })
+            .collect();
+        let tables = brokers.iter().map(|_| Table::default()).collect();
         Store {
-            inner: Arc::new(Mutex::new(inner)),
+            inner: Arc::new(Mutex::new(Inner::new(tables, states, limits.budget))),
             hasher: RandomState::new(),
-            max_topics,
-            max_payload,
+            limits,
             changes: tokio::sync::broadcast::channel(CHANGE_CAPACITY).0,
+            links: Arc::default(),
         }
+    }
+
+    /// Notified after a broker's connection state was set (connected, or a failed attempt); one waiter
+    /// (the collector) reads `brokers` then. A notification while nobody waits is kept for the next.
+    pub fn link_changes(&self) -> Arc<tokio::sync::Notify> {
+        self.links.clone()
     }
 
     /// Watches topic updates and broker state changes (sent after the store has the new value).
@@ -189,6 +217,14 @@ impl Store {
             .topics
             .get_mut(broker)?
             .register(&self.hasher, name)
+    }
+
+    /// Pins one of `broker`'s topics that a periodic test reads: kept like a registered topic (never
+    /// evicted), but without a route. Nothing to do for a registered topic.
+    pub fn pin(&self, broker: BrokerId, name: Arc<str>) {
+        if let Some(t) = self.lock().topics.get_mut(broker) {
+            t.pin(&self.hasher, name);
+        }
     }
 
     /// Frees the spare room registering left; for after start-up.
@@ -222,97 +258,43 @@ impl Store {
         msg: &Incoming<'_>,
         name: Option<&Arc<str>>,
     ) -> Ingested {
-        let (ingested, key) = self.ingest_locked(broker, msg, name);
-        if let Some(key) = key {
+        let arrival = Arrival {
+            broker,
+            hash: table::hash(&self.hasher, msg.topic),
+            topic: msg.topic,
+            message: Message {
+                kept: &msg.payload[..msg.payload.len().min(self.limits.max_payload)],
+                size: u32::try_from(msg.payload.len()).unwrap_or(u32::MAX),
+                qos: msg.qos,
+                retained: msg.retained,
+                at: Stamp::from(msg.at),
+            },
+            name,
+            watched: self.changes.receiver_count() > 0,
+        };
+        let outcome = self.lock().ingest(&self.limits, &self.hasher, &arrival);
+        if outcome.trim {
+            crate::heap::release_free_memory();
+        }
+        if let Some(key) = outcome.key {
             self.notify(|| Change::Topic { broker, topic: key });
         }
-        ingested
+        outcome.ingested
     }
 
-    /// `ingest` under the lock. Also returns the key to send watchers, when the value was stored and
-    /// someone watches.
-    fn ingest_locked(
-        &self,
-        broker: BrokerId,
-        msg: &Incoming<'_>,
-        name: Option<&Arc<str>>,
-    ) -> (Ingested, Option<Arc<str>>) {
-        let m = Message {
-            kept: &msg.payload[..msg.payload.len().min(self.max_payload)],
-            size: u32::try_from(msg.payload.len()).unwrap_or(u32::MAX),
-            qos: msg.qos,
-            retained: msg.retained,
-            at: Stamp::from(msg.at),
-        };
-        let hash = table::hash(&self.hasher, msg.topic);
-        let watched = self.changes.receiver_count() > 0;
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        if let Some(b) = inner.brokers.get_mut(broker) {
-            b.messages += 1;
-            b.last_message = Some(msg.at);
+    /// No test accepts `topic` (the collector found no rule that takes it): from now on only its name and
+    /// its message count are kept, not its payload, and readers no longer see it. Registered and pinned
+    /// topics stay as they are.
+    pub fn refuse(&self, broker: BrokerId, topic: &str) {
+        let hash = table::hash(&self.hasher, topic);
+        if self.lock().refuse(broker, hash, topic) {
+            crate::heap::release_free_memory();
         }
-        let rejected = |registered| Ingested {
-            stored: Err(Rejected::Full),
-            registered,
-            name: None,
-        };
-        let Some(table) = inner.topics.get_mut(broker) else {
-            return (
-                Ingested {
-                    stored: Ok(false),
-                    registered: None,
-                    name: None,
-                },
-                None,
-            );
-        };
-        if let Some((named, route)) = table.find_mut(hash, msg.topic) {
-            let registered = route.map(|r| (named.name.clone(), r));
-            if !named.entry.has_value() {
-                // A registered topic's first value: it counts from now on.
-                if inner.total >= self.max_topics {
-                    return (rejected(registered), None);
-                }
-                inner.total += 1;
-            }
-            let changed = named.entry.record(&m);
-            let key = watched.then(|| named.name.clone());
-            let name = route.is_none().then(|| named.name.clone());
-            let stored = Ok(changed);
-            return (
-                Ingested {
-                    stored,
-                    registered,
-                    name,
-                },
-                key,
-            );
-        }
-        if inner.total >= self.max_topics {
-            return (rejected(None), None);
-        }
-        let key = name.cloned().unwrap_or_else(|| Arc::from(msg.topic));
-        let mut named = Named {
-            name: key,
-            entry: table::Entry::empty(),
-        };
-        named.entry.record(&m);
-        let key = watched.then(|| named.name.clone());
-        let name = Some(named.name.clone());
-        if !table.insert_seen(&self.hasher, hash, named) {
-            return (rejected(None), None);
-        }
-        inner.total += 1;
-        let stored = Ok(true);
-        (
-            Ingested {
-                stored,
-                registered: None,
-                name,
-            },
-            key,
-        )
+    }
+
+    /// What the store holds against its budget, and what the budget has done so far.
+    pub fn usage(&self) -> Usage {
+        self.lock().usage
     }
 
     /// The topic's latest value; `None` if nothing was published on it (registered or not).
@@ -348,41 +330,12 @@ impl Store {
 
     /// Payload bytes kept per topic (`limits.max_payload_bytes`).
     pub fn max_payload(&self) -> usize {
-        self.max_payload
+        self.limits.max_payload
     }
 
     /// Topics with a value (registered topics count from their first message).
     pub fn topic_count(&self) -> usize {
-        self.lock().total
-    }
-
-    pub fn set_connected(&self, broker: BrokerId, connected: bool, error: Option<String>) {
-        let mut guard = self.lock();
-        if let Some(b) = guard.brokers.get_mut(broker) {
-            if b.connected != connected || b.since.is_none() {
-                b.since = Some(SystemTime::now());
-            }
-            b.connected = connected;
-            if !connected {
-                b.subscribed = false;
-            }
-            if error.is_some() || connected {
-                b.last_error = error;
-            }
-        }
-        drop(guard);
-        self.notify(|| Change::Broker(broker));
-    }
-
-    pub fn set_subscribed(&self, broker: BrokerId) {
-        if let Some(b) = self.lock().brokers.get_mut(broker) {
-            b.subscribed = true;
-        }
-        self.notify(|| Change::Broker(broker));
-    }
-
-    pub fn brokers(&self) -> Vec<BrokerState> {
-        self.lock().brokers.clone()
+        self.lock().usage.topics
     }
 }
 

@@ -5,126 +5,31 @@
 //!   `collect::routing` (through `Store::register`) before any message, with no value yet. A registered
 //!   topic's position is its `RouteId`, the index of its route in the collector's `RouteTable`, so the
 //!   one lookup ingest does per message finds the value to update, the shared name and the route at once.
-//! - *seen* ones: any other topic a message arrived on (what a rule filter or a periodic snapshot brought).
+//! - *pinned* ones: the topics periodic tests read (their snapshots bring them), added at start-up too,
+//!   kept like registered ones but without a route.
+//! - *seen* ones: any other topic a message arrived on (what a rule filter brought). Only these are ever
+//!   evicted, least recently updated first: they are linked in update order (`Link`, in a `Vec` beside
+//!   theirs, so registered topics pay nothing for it), and an update moves a topic to the end in O(1).
 //!
-//! Layout (sized for memory): the entries sit in two `Vec`s; the hash table keeps only a 4-byte position
-//! per slot (hashbrown's `HashTable`, 0.65 MB at 100,000 topics). Until this table took over its job,
+//! Layout (sized for memory): the entries sit in two `Vec`s (registered; pinned and seen); the hash table
+//! keeps only a 4-byte position per slot (hashbrown's `HashTable`, 0.65 MB at 100,000 topics). Removing a
+//! seen topic moves the last one into its place (its position in the index and its links follow). Until this table took over its job,
 //! ingest kept its own map of the exact topics beside the store's: a second table of 24-byte slots
 //! (3.3 MB at 100,000 topics) and a second lookup per message.
 //!
 //! Design: a registered topic without a value (`Entry::count == 0`) is invisible to every reader: `find`
 //! answers with it only so that ingest can fill it in, `Entry::value` and `values` skip it.
 
-use super::{RouteId, TopicValue};
-use bytes::Bytes;
+use super::entry::{Entry, Named, Stamp};
+use super::RouteId;
 use hashbrown::HashTable;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 /// The hash of a topic name. Always of the `str`, whether it is held as `&str` or `Arc<str>`, so a
 /// lookup by the text finds an entry keyed by the shared name.
 pub(super) fn hash(hasher: &RandomState, topic: &str) -> u64 {
     hasher.hash_one(topic)
-}
-
-/// What the store keeps per topic: `TopicValue` packed for 100k-topic sites (48 bytes plus the payload,
-/// against 88 plus the payload for `TopicValue` itself; `value` unpacks).
-pub(super) struct Entry {
-    payload: Box<[u8]>,
-    /// As published; u32 is plenty, MQTT's own limit is 256 MiB.
-    size: u32,
-    qos: u8,
-    retained: bool,
-    /// Messages seen on this topic; 0 for a registered topic nothing was published on yet.
-    count: u64,
-    received_at: Stamp,
-    changed_at: Stamp,
-}
-
-/// A `SystemTime` in 8 bytes: nanoseconds since the Unix epoch (until the year 2554; earlier clocks, which
-/// a sane host never has, read as the epoch).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) struct Stamp(u64);
-
-impl From<SystemTime> for Stamp {
-    fn from(t: SystemTime) -> Stamp {
-        let nanos = t
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        Stamp(u64::try_from(nanos).unwrap_or(u64::MAX))
-    }
-}
-
-impl From<Stamp> for SystemTime {
-    fn from(s: Stamp) -> SystemTime {
-        SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(s.0)
-    }
-}
-
-/// One message as the table records it: the payload already cut to `max_payload_bytes`.
-pub(super) struct Message<'a> {
-    pub kept: &'a [u8],
-    pub size: u32,
-    pub qos: u8,
-    pub retained: bool,
-    pub at: Stamp,
-}
-
-impl Entry {
-    /// A registered topic's entry before its first message.
-    pub fn empty() -> Entry {
-        Entry {
-            payload: Box::default(),
-            size: 0,
-            qos: 0,
-            retained: false,
-            count: 0,
-            received_at: Stamp(0),
-            changed_at: Stamp(0),
-        }
-    }
-
-    /// Whether a message has been recorded (only registered topics are ever without one).
-    pub fn has_value(&self) -> bool {
-        self.count > 0
-    }
-
-    /// Records a message. Returns whether the payload changed, which the first message always does.
-    pub fn record(&mut self, m: &Message<'_>) -> bool {
-        let changed = !self.has_value() || *self.payload != *m.kept;
-        if changed {
-            self.payload = m.kept.into();
-            self.changed_at = m.at;
-        }
-        self.size = m.size;
-        self.received_at = m.at;
-        self.qos = m.qos;
-        self.retained = m.retained;
-        self.count += 1;
-        changed
-    }
-
-    /// The value as readers see it; `None` while nothing has been published on the topic.
-    pub fn value(&self) -> Option<TopicValue> {
-        self.has_value().then(|| TopicValue {
-            payload: Bytes::copy_from_slice(&self.payload),
-            size: self.size as usize,
-            received_at: self.received_at.into(),
-            changed_at: self.changed_at.into(),
-            qos: self.qos,
-            retained: self.retained,
-            count: self.count,
-        })
-    }
-}
-
-/// A topic and its entry: 64 bytes (a test checks it).
-pub(super) struct Named {
-    /// For a configured topic, the config's shared copy (`config::TopicName::shared`).
-    pub name: Arc<str>,
-    pub entry: Entry,
 }
 
 /// Where a topic's entry is: `registered[i]` (`i` is its `RouteId`), or `seen[i]` when `SEEN` is set.
@@ -137,13 +42,58 @@ const SEEN: u32 = 1 << 31;
 /// hundreds of GB first, `limits.max_topics` stops it long before.
 const MAX_ENTRIES: usize = SEEN as usize;
 
-#[derive(Default)]
+/// No neighbour (the ends of the update order).
+const NIL: u32 = u32::MAX;
+/// A pinned topic's links: not in the update order.
+const PIN: u32 = u32::MAX - 1;
+
+/// A seen topic's neighbours in update order: `prev` was updated before it, `next` after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Link {
+    prev: u32,
+    next: u32,
+}
+
+const PINNED: Link = Link {
+    prev: PIN,
+    next: PIN,
+};
+
+/// What kind of topic `find_mut` found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// A configured exact topic; its position is its route.
+    Registered(RouteId),
+    /// A topic a periodic test reads: never evicted.
+    Pinned,
+    /// Any other topic, at `seen[i]`: evicted when the budget needs room.
+    Seen(u32),
+}
+
 pub(super) struct Table {
     index: HashTable<Pos>,
     /// Registered topics, by `RouteId`.
     registered: Vec<Named>,
-    /// Topics that came without being registered, in the order they first came.
+    /// Pinned topics and the topics that came without being registered.
     seen: Vec<Named>,
+    /// `seen[i]`'s links; `PINNED` for a pinned topic.
+    links: Vec<Link>,
+    /// The least and the most recently updated seen topic (`NIL` when there is none).
+    oldest: u32,
+    newest: u32,
+}
+
+impl Default for Table {
+    fn default() -> Table {
+        Table {
+            index: HashTable::new(),
+            registered: Vec::new(),
+            seen: Vec::new(),
+            links: Vec::new(),
+            oldest: NIL,
+            newest: NIL,
+        }
+    }
 }
 
 /// The entry at `pos`; only `None` if the index and the `Vec`s disagree, which nothing here lets happen.
@@ -181,14 +131,21 @@ impl Table {
         Some((at(&self.registered, &self.seen, pos)?, route))
     }
 
-    /// `find`, for updating the entry.
-    pub fn find_mut(&mut self, hash: u64, topic: &str) -> Option<(&mut Named, Option<RouteId>)> {
+    /// `find`, for updating the entry, with what kind of topic it is.
+    pub fn find_mut(&mut self, hash: u64, topic: &str) -> Option<(&mut Named, Kind)> {
         let pos = self.position(hash, topic)?;
         if pos.0 & SEEN == 0 {
-            Some((self.registered.get_mut(pos.0 as usize)?, Some(pos.0)))
-        } else {
-            Some((self.seen.get_mut((pos.0 & !SEEN) as usize)?, None))
+            return Some((
+                self.registered.get_mut(pos.0 as usize)?,
+                Kind::Registered(pos.0),
+            ));
         }
+        let i = pos.0 & !SEEN;
+        let kind = match self.links.get(i as usize) {
+            Some(&PINNED) => Kind::Pinned,
+            _ => Kind::Seen(i),
+        };
+        Some((self.seen.get_mut(i as usize)?, kind))
     }
 
     /// Registers `name` (without a value) and returns its route, or the route it already has. `None` when
@@ -211,35 +168,159 @@ impl Table {
             index,
             registered,
             seen,
+            ..
         } = self;
         index.insert_unique(h, Pos(route), rehash(hasher, registered, seen));
         Some(route)
     }
 
-    /// Adds a topic that is not registered; `false` (and nothing added) when the table is full.
-    pub fn insert_seen(&mut self, hasher: &RandomState, h: u64, named: Named) -> bool {
-        let Some(i) = u32::try_from(self.seen.len())
-            .ok()
-            .filter(|&i| (i as usize) < MAX_ENTRIES)
-        else {
-            return false;
+    /// Pins `name` (without a value): a topic a periodic test reads, never evicted. Nothing to do when it
+    /// is registered (or pinned) already.
+    pub fn pin(&mut self, hasher: &RandomState, name: Arc<str>) {
+        let h = hash(hasher, &name);
+        if self.position(h, &name).is_some() {
+            return;
+        }
+        let named = Named {
+            name,
+            entry: Entry::empty(),
         };
+        if let Some(i) = self.push_seen(hasher, h, named) {
+            if let Some(l) = self.links.get_mut(i as usize) {
+                *l = PINNED;
+            }
+        }
+    }
+
+    /// Adds a topic that is neither registered nor pinned, as the most recently updated one; its index
+    /// in `seen`, or `None` (and nothing added) when the table is full.
+    pub fn insert_seen(&mut self, hasher: &RandomState, h: u64, named: Named) -> Option<u32> {
+        let i = self.push_seen(hasher, h, named)?;
+        self.link_newest(i);
+        Some(i)
+    }
+
+    fn push_seen(&mut self, hasher: &RandomState, h: u64, named: Named) -> Option<u32> {
+        let i = u32::try_from(self.seen.len())
+            .ok()
+            .filter(|&i| (i as usize) < MAX_ENTRIES)?;
         self.seen.push(named);
+        self.links.push(Link {
+            prev: NIL,
+            next: NIL,
+        });
         let Table {
             index,
             registered,
             seen,
+            ..
         } = self;
         index.insert_unique(h, Pos(i | SEEN), rehash(hasher, registered, seen));
-        true
+        Some(i)
     }
 
-    /// Every topic with a value: the registered ones in route order, then the seen ones.
+    fn link_mut(&mut self, i: u32) -> Option<&mut Link> {
+        self.links.get_mut(i as usize)
+    }
+
+    /// Appends seen topic `i` (not linked) as the most recently updated.
+    fn link_newest(&mut self, i: u32) {
+        let prev = self.newest;
+        if let Some(l) = self.link_mut(i) {
+            *l = Link { prev, next: NIL };
+        }
+        match self.link_mut(prev) {
+            Some(p) => p.next = i,
+            None => self.oldest = i,
+        }
+        self.newest = i;
+    }
+
+    /// Takes seen topic `i` out of the update order (its own links are left as they were).
+    fn unlink(&mut self, i: u32) {
+        let Some(&l) = self.links.get(i as usize) else {
+            return;
+        };
+        if l == PINNED {
+            return;
+        }
+        match self.link_mut(l.prev) {
+            Some(p) => p.next = l.next,
+            None => self.oldest = l.next,
+        }
+        match self.link_mut(l.next) {
+            Some(n) => n.prev = l.prev,
+            None => self.newest = l.prev,
+        }
+    }
+
+    /// Seen topic `i` was just updated: it becomes the most recently updated one. O(1).
+    pub fn touch(&mut self, i: u32) {
+        if i != self.newest {
+            self.unlink(i);
+            self.link_newest(i);
+        }
+    }
+
+    /// When the least recently updated seen topic got its last message; `None` when there is none.
+    pub fn oldest_update(&self) -> Option<Stamp> {
+        Some(self.seen.get(self.oldest as usize)?.entry.received_at())
+    }
+
+    /// Whether `topic` is the least recently updated seen topic.
+    pub fn is_oldest(&self, hash: u64, topic: &str) -> bool {
+        self.oldest != NIL
+            && self
+                .position(hash, topic)
+                .is_some_and(|p| p.0 == self.oldest | SEEN)
+    }
+
+    /// Removes the least recently updated seen topic and returns it.
+    pub fn evict_oldest(&mut self, hasher: &RandomState) -> Option<Named> {
+        let i = self.oldest;
+        self.remove_seen(hasher, i)
+    }
+
+    /// Removes seen topic `i` (not a pinned one): the last seen topic takes its place, in the `Vec`, the
+    /// index and the update order. O(1) plus hashing two names.
+    pub fn remove_seen(&mut self, hasher: &RandomState, i: u32) -> Option<Named> {
+        let last = u32::try_from(self.seen.len().checked_sub(1)?).ok()?;
+        if i > last || self.links.get(i as usize) == Some(&PINNED) {
+            return None;
+        }
+        self.unlink(i);
+        let h = hash(hasher, &self.seen.get(i as usize)?.name);
+        if let Ok(e) = self.index.find_entry(h, |p| p.0 == i | SEEN) {
+            e.remove();
+        }
+        if i != last {
+            let moved = self.seen.get(last as usize)?;
+            let hm = hash(hasher, &moved.name);
+            if let Some(p) = self.index.find_mut(hm, |p| p.0 == last | SEEN) {
+                p.0 = i | SEEN;
+            }
+            let l = *self.links.get(last as usize)?;
+            if l != PINNED {
+                match self.link_mut(l.prev) {
+                    Some(p) => p.next = i,
+                    None => self.oldest = i,
+                }
+                match self.link_mut(l.next) {
+                    Some(n) => n.prev = i,
+                    None => self.newest = i,
+                }
+            }
+        }
+        self.links.swap_remove(i as usize);
+        Some(self.seen.swap_remove(i as usize))
+    }
+
+    /// Every topic readers see (with a kept value): the registered ones in route order, then the others.
     pub fn values(&self) -> impl Iterator<Item = &Named> {
         self.registered
             .iter()
             .chain(&self.seen)
-            .filter(|n| n.entry.has_value())
+            .filter(|n| n.entry.visible())
     }
 
     /// The names of the registered topics `start..start + max`, in route order.
@@ -252,109 +333,33 @@ impl Table {
             .collect()
     }
 
-    /// Frees the spare room left by registering (the `Vec` and the index grow by doubling).
+    /// Frees the spare room left by registering (the `Vec`s and the index grow by doubling).
     pub fn shrink_to_fit(&mut self, hasher: &RandomState) {
         self.registered.shrink_to_fit();
+        self.seen.shrink_to_fit();
+        self.links.shrink_to_fit();
         let Table {
             index,
             registered,
             seen,
+            ..
         } = self;
         index.shrink_to_fit(rehash(hasher, registered, seen));
+    }
+
+    /// The seen topics from the least to the most recently updated (tests check the links with it).
+    #[cfg(test)]
+    pub fn update_order(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut i = self.oldest;
+        while let Some(n) = self.seen.get(i as usize) {
+            out.push(&*n.name);
+            i = self.links[i as usize].next;
+        }
+        out
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn message(payload: &[u8]) -> Message<'_> {
-        Message {
-            kept: payload,
-            size: payload.len() as u32,
-            qos: 1,
-            retained: false,
-            at: Stamp::from(SystemTime::now()),
-        }
-    }
-
-    fn named(name: &str) -> Named {
-        Named {
-            name: Arc::from(name),
-            entry: Entry::empty(),
-        }
-    }
-
-    /// The memory figures of BENCHMARKS.md count on these sizes.
-    #[test]
-    fn entries_stay_packed() {
-        assert_eq!(std::mem::size_of::<Entry>(), 48);
-        assert_eq!(std::mem::size_of::<Named>(), 64);
-        assert_eq!(std::mem::size_of::<Pos>(), 4);
-    }
-
-    #[test]
-    fn registered_topics_are_numbered_in_order_and_once() {
-        let h = RandomState::new();
-        let mut t = Table::default();
-        assert_eq!(t.register(&h, Arc::from("a")), Some(0));
-        assert_eq!(t.register(&h, Arc::from("b")), Some(1));
-        assert_eq!(
-            t.register(&h, Arc::from("a")),
-            Some(0),
-            "already registered"
-        );
-        assert!(t.insert_seen(&h, hash(&h, "s"), named("s")));
-        assert_eq!(t.register(&h, Arc::from("s")), None, "came as a seen topic");
-        assert_eq!(t.register(&h, Arc::from("c")), Some(2));
-        let names: Vec<String> = t
-            .registered_names(1, 5)
-            .iter()
-            .map(|n| n.to_string())
-            .collect();
-        assert_eq!(names, ["b", "c"]);
-        t.shrink_to_fit(&h);
-        for (topic, route) in [("a", Some(0)), ("b", Some(1)), ("c", Some(2)), ("s", None)] {
-            let (n, r) = t.find(hash(&h, topic), topic).unwrap();
-            assert_eq!((&*n.name, r), (topic, route));
-        }
-        assert!(t.find(hash(&h, "x"), "x").is_none());
-    }
-
-    #[test]
-    fn a_registered_topic_has_no_value_until_its_first_message() {
-        let h = RandomState::new();
-        let mut t = Table::default();
-        t.register(&h, Arc::from("a"));
-        assert_eq!(t.values().count(), 0);
-        let (n, _) = t.find(hash(&h, "a"), "a").unwrap();
-        assert!(n.entry.value().is_none());
-        let (n, _) = t.find_mut(hash(&h, "a"), "a").unwrap();
-        assert!(
-            n.entry.record(&message(b"")),
-            "the first message is a change"
-        );
-        assert!(!n.entry.record(&message(b"")));
-        let v = n.entry.value().unwrap();
-        assert_eq!((v.count, v.qos, v.payload.len()), (2, 1, 0));
-        assert_eq!(t.values().count(), 1);
-    }
-
-    /// Seen topics that outgrow the index many times over are all still found by their text.
-    #[test]
-    fn lookups_survive_growth() {
-        let h = RandomState::new();
-        let mut t = Table::default();
-        for i in 0..1000 {
-            t.register(&h, Arc::from(format!("r/{i}")));
-            let s = format!("s/{i}");
-            assert!(t.insert_seen(&h, hash(&h, &s), named(&s)));
-        }
-        for i in 0..1000 {
-            let r = format!("r/{i}");
-            assert_eq!(t.find(hash(&h, &r), &r).unwrap().1, Some(i));
-            let s = format!("s/{i}");
-            assert_eq!(t.find(hash(&h, &s), &s).unwrap().1, None);
-        }
-    }
-}
+#[path = "table_tests.rs"]
+mod tests;

@@ -220,3 +220,180 @@ fn select_filters_and_sorts() {
         .collect();
     assert_eq!(topics, ["a", "z"]);
 }
+
+/// A store over brokers "a" and "b" with a budget of `n` topics whose name is 2 bytes and payload 10.
+fn budget_store(n: usize) -> Store {
+    Store::with_limits(
+        &[
+            ("a".into(), "mqtt://a".into()),
+            ("b".into(), "mqtt://b".into()),
+        ],
+        Limits {
+            max_topics: 1000,
+            max_payload: 1000,
+            budget: n * (ENTRY_OVERHEAD + 2 + 10),
+        },
+    )
+}
+
+const TEN: &[u8] = b"0123456789";
+
+/// The budget holds: new topics evict the least recently updated seen topics, across brokers; an update
+/// keeps a topic; registered and pinned topics are never evicted; every figure is counted.
+#[test]
+fn the_budget_evicts_least_recently_updated_seen_topics() {
+    let s = budget_store(4);
+    s.register(0, Arc::from("r0"));
+    s.pin(1, Arc::from("p1"));
+    for t in ["r0", "s1", "s2"] {
+        s.update(0, &msg(t, TEN)).unwrap();
+    }
+    s.update(1, &msg("p1", TEN)).unwrap();
+    assert_eq!(s.usage().bytes, 4 * (ENTRY_OVERHEAD + 12));
+    // s1 is updated, so s2 is now the least recently updated one.
+    s.update(0, &msg("s1", TEN)).unwrap();
+    s.update(1, &msg("s3", TEN)).unwrap();
+    assert!(s.get(0, "s2").is_none(), "s2 evicted");
+    for (b, t) in [(0, "r0"), (0, "s1"), (1, "p1"), (1, "s3")] {
+        assert!(s.get(b, t).is_some(), "{t} kept");
+    }
+    s.update(0, &msg("s4", TEN)).unwrap();
+    assert!(s.get(0, "s1").is_none(), "then s1");
+    s.update(1, &msg("s5", TEN)).unwrap();
+    assert!(s.get(1, "s3").is_none(), "then s3, on the other broker");
+    let u = s.usage();
+    assert_eq!(
+        (u.topics, u.bytes, u.evicted_topics, u.evicted_bytes),
+        (
+            4,
+            4 * (ENTRY_OVERHEAD + 12),
+            3,
+            3 * (ENTRY_OVERHEAD + 12) as u64
+        )
+    );
+    // Only registered and pinned topics left to evict from: a new topic does not fit.
+    let t = budget_store(2);
+    t.register(0, Arc::from("r0"));
+    t.pin(0, Arc::from("p0"));
+    t.update(0, &msg("r0", TEN)).unwrap();
+    t.update(0, &msg("p0", TEN)).unwrap();
+    assert_eq!(t.update(0, &msg("s1", TEN)), Err(Rejected::Budget));
+    assert_eq!(t.usage().over_budget, 1);
+    assert!(t.get(0, "r0").is_some() && t.get(0, "p0").is_some());
+}
+
+/// A registered topic's value always goes in (the test needs it), making room by evicting seen topics
+/// and going over the budget only when none is left; a seen topic that outgrows the budget alone goes;
+/// a message larger than the whole budget evicts nothing.
+#[test]
+fn configured_topics_are_kept_and_oversized_ones_go() {
+    let s = budget_store(2);
+    s.register(0, Arc::from("r0"));
+    s.register(0, Arc::from("r1"));
+    s.register(0, Arc::from("r2"));
+    s.update(0, &msg("s1", TEN)).unwrap();
+    s.update(0, &msg("r0", TEN)).unwrap();
+    s.update(0, &msg("r1", TEN)).unwrap();
+    assert!(s.get(0, "s1").is_none(), "evicted for r1");
+    s.update(0, &msg("r2", TEN)).unwrap();
+    assert!(s.usage().bytes > s.usage().budget, "configured topics only");
+    for t in ["r0", "r1", "r2"] {
+        assert!(s.get(0, t).is_some());
+    }
+
+    let s = budget_store(2);
+    s.update(0, &msg("s1", TEN)).unwrap();
+    let huge = vec![b'x'; 2 * (ENTRY_OVERHEAD + 12)];
+    assert_eq!(s.update(1, &msg("s2", &huge)), Err(Rejected::Budget));
+    assert!(s.get(0, "s1").is_some(), "nothing evicted for it");
+    assert_eq!(s.update(0, &msg("s1", &huge)), Err(Rejected::Budget));
+    assert!(s.get(0, "s1").is_none(), "too large even alone");
+    assert_eq!(s.usage().bytes, 0);
+    assert_eq!(s.usage().topics, 0);
+}
+
+/// A refused topic keeps its name and counts, not its payload; no reader sees it; its bytes come back to
+/// the budget; registered topics cannot be refused.
+#[test]
+fn refused_topics_keep_no_payload() {
+    let s = budget_store(10);
+    s.register(0, Arc::from("r0"));
+    s.update(0, &msg("r0", TEN)).unwrap();
+    s.update(0, &msg("s1", TEN)).unwrap();
+    s.refuse(0, "s1");
+    s.refuse(0, "r0");
+    s.refuse(0, "unknown");
+    assert!(s.get(0, "s1").is_none());
+    assert!(s.get(0, "r0").is_some(), "a registered topic is wanted");
+    assert_eq!(s.update(0, &msg("s1", TEN)), Err(Rejected::Refused));
+    assert_eq!(s.select(|_, _| true).len(), 1);
+    let u = s.usage();
+    assert_eq!(
+        u.bytes,
+        2 * (ENTRY_OVERHEAD + 2) + 10,
+        "s1 holds no payload"
+    );
+    assert_eq!((u.topics, u.refused_topics, u.refused_messages), (2, 1, 1));
+    // Its name can still be evicted like any seen topic.
+    let ingested = s.ingest(0, &msg("s1", TEN), None);
+    assert_eq!(
+        ingested.name.as_deref(),
+        Some("s1"),
+        "the store's name for the sample"
+    );
+}
+
+/// The budget's figures as `/metrics` shows them.
+#[test]
+fn usage_is_encoded_for_prometheus() {
+    let s = budget_store(1);
+    s.update(0, &msg("s1", TEN)).unwrap();
+    s.update(0, &msg("s2", TEN)).unwrap();
+    let mut registry = prometheus_client::registry::Registry::with_prefix("xymon_mqtt");
+    registry.register_collector(Box::new(UsageCollector(s.clone())));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for line in [
+        "xymon_mqtt_store_topics 1",
+        &format!("xymon_mqtt_store_bytes {}", ENTRY_OVERHEAD + 12),
+        "xymon_mqtt_store_evicted_topics_total 1",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+}
+
+/// Refused filters: kept sorted, a repeat changes nothing, a grant takes one back, and watchers hear of
+/// each change.
+#[test]
+fn refused_filters_per_broker() {
+    let s = store(10, 100);
+    let mut changes = s.subscribe();
+    assert!(s.set_refused(0, "b/#", Some("not authorized".into())));
+    assert!(s.set_refused(0, "a", Some("quota".into())));
+    assert!(!s.set_refused(0, "a", Some("quota".into())));
+    assert!(s.set_refused(0, "a", Some("other".into())));
+    assert!(!s.set_refused(0, "never", None));
+    assert!(!s.set_refused(9, "x", Some("no such broker".into())));
+    let filters = |b: usize| -> Vec<(String, String)> {
+        s.brokers()[b]
+            .refused
+            .iter()
+            .map(|r| (r.filter.clone(), r.reason.clone()))
+            .collect()
+    };
+    assert_eq!(
+        filters(0),
+        [
+            ("a".to_string(), "other".to_string()),
+            ("b/#".to_string(), "not authorized".to_string())
+        ]
+    );
+    assert!(filters(1).is_empty());
+    assert!(s.set_refused(0, "b/#", None));
+    assert_eq!(filters(0).len(), 1);
+    let mut heard = 0;
+    while changes.try_recv().is_ok() {
+        heard += 1;
+    }
+    assert_eq!(heard, 4);
+}

@@ -3,18 +3,18 @@
 
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use super::items::{
-    check_filter, filter_matches, BrokerItem, Health, TestItem, TopicItem, TopicPage,
+    check_filter, filter_matches, rfc3339, BrokerItem, Health, StoreItem, TestItem, TopicItem,
+    TopicPage,
 };
 use super::json::{Json, NO_STORE};
 use super::AppState;
 use crate::names::BrokerId;
-use crate::xymon::outbox::DeliveryState;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde::Deserialize;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use utoipa::IntoParams;
 
 /// Default and largest page size of `/api/v1/topics`.
@@ -183,27 +183,75 @@ pub async fn brokers(State(st): State<AppState>) -> Json<Vec<BrokerItem>> {
     Json(st.store.brokers().iter().map(BrokerItem::from).collect())
 }
 
-/// Reasons the bridge is not healthy: no broker connected, or xymond deliveries failing.
+/// The topic store against its memory budget.
+#[utoipa::path(
+    get,
+    path = "/api/v1/store",
+    responses((status = 200, description = "Topics and bytes held, the budget, evictions and refused topics", body = StoreItem)),
+    tag = "topics"
+)]
+pub async fn store(State(st): State<AppState>) -> Json<StoreItem> {
+    Json(StoreItem::from(st.store.usage()))
+}
+
+/// How long xymond may refuse deliveries before `/healthz` says so: a restart of xymond, or one lost
+/// connection, is not an outage.
+pub const XYMOND_FAILING_AFTER: Duration = Duration::from_secs(5);
+
+fn whole_secs(d: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
+
+/// Reasons the bridge is not healthy: a broker disconnected (or none connected), xymond refusing
+/// deliveries for more than `XYMOND_FAILING_AFTER`, a stage stuck (its queue full and not draining).
+/// Every untrusted string in them (a broker's error) is JSON-escaped by the answer.
 pub fn health_reasons(st: &AppState) -> Vec<String> {
     let mut reasons = Vec::new();
     let brokers = st.store.brokers();
-    if !brokers.iter().any(|b| b.connected) {
-        reasons.push(if brokers.is_empty() {
-            "no broker is configured".to_string()
-        } else {
-            "no broker is connected".to_string()
-        });
+    if brokers.is_empty() {
+        reasons.push("no broker is configured".to_string());
+    } else if !brokers.iter().any(|b| b.connected) {
+        reasons.push("no broker is connected".to_string());
     }
-    if let Some(r) = st.outbox.tests().iter().find_map(|t| match &t.delivery {
-        DeliveryState::Failing(r) => Some(r.clone()),
-        _ => None,
-    }) {
-        reasons.push(format!("xymond is failing: {r}"));
+    let now = SystemTime::now();
+    // A broker whose task has not reported yet (start-up) has no `since`; it counts only in the line above.
+    for b in brokers.iter().filter(|b| !b.connected) {
+        if let Some(since) = b.since {
+            let error = b.last_error.as_deref().unwrap_or("disconnected");
+            let down = now.duration_since(since).unwrap_or_default();
+            reasons.push(format!(
+                "broker {} is not connected (for {}): {error}",
+                b.name,
+                whole_secs(down)
+            ));
+        }
+    }
+    if let Some(f) = st.outbox.failing() {
+        let down = f.since.elapsed();
+        if down >= XYMOND_FAILING_AFTER {
+            reasons.push(format!(
+                "xymond refuses deliveries (for {}, since {}): {}",
+                whole_secs(down),
+                rfc3339(f.since_wall),
+                f.error
+            ));
+        }
+    }
+    for s in st.stages.iter() {
+        if let Some(d) = (s.stuck_for)().filter(|d| *d >= s.after) {
+            reasons.push(format!(
+                "{} is stuck: {} (for {})",
+                s.name,
+                s.what,
+                whole_secs(d)
+            ));
+        }
     }
     reasons
 }
 
-/// 200 while running and healthy; 503 with the reasons when no broker is connected or xymond is failing.
+/// 200 while running and healthy; 503 with the reasons while a broker is disconnected, xymond has refused
+/// deliveries for more than 5 s, or a stage is stuck (its queue full and not draining).
 #[utoipa::path(
     get,
     path = "/healthz",

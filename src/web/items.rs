@@ -5,7 +5,7 @@
 
 use super::error::ApiError;
 use crate::filter::TopicFilter;
-use crate::store::{BrokerState, TopicValue};
+use crate::store::{BrokerState, TopicValue, Usage};
 use crate::xymon::outbox::{DeliveryState, TestDelivery};
 use base64::Engine as _;
 use serde::Serialize;
@@ -196,7 +196,7 @@ pub struct BrokerItem {
     pub name: String,
     pub url: String,
     pub connected: bool,
-    /// The subscriptions are acknowledged on the current connection.
+    /// Every subscription is acknowledged and granted on the current connection.
     pub subscribed: bool,
     /// When `connected` last changed (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -208,8 +208,20 @@ pub struct BrokerItem {
     pub last_message: Option<Timestamp>,
     /// Messages received from this broker.
     pub messages: u64,
+    /// Why the last connection attempt failed, or why the connection was lost (a TLS certificate
+    /// problem, refused credentials, a stall); absent while connected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Subscription filters the broker refuses, with its reason; the tests that read them say so.
+    pub refused: Vec<RefusedItem>,
+}
+
+/// A subscription filter a broker refused in its SUBACK.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RefusedItem {
+    pub filter: String,
+    /// The broker's reason (MQTT 5's reason code; MQTT 3.1.1 gives none).
+    pub reason: String,
 }
 
 impl From<&BrokerState> for BrokerItem {
@@ -223,6 +235,49 @@ impl From<&BrokerState> for BrokerItem {
             last_message: b.last_message.map(Timestamp),
             messages: b.messages,
             last_error: b.last_error.clone(),
+            refused: b
+                .refused
+                .iter()
+                .map(|r| RefusedItem {
+                    filter: r.filter.clone(),
+                    reason: r.reason.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What the topic store holds against its memory budget (`limits.store_bytes`), and what the budget did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StoreItem {
+    /// Topics held (with their latest value, or by name only when no test accepts them).
+    pub topics: u64,
+    /// Bytes counted against the budget: per topic a fixed overhead, the name and the payload kept.
+    pub bytes: u64,
+    /// `limits.store_bytes`.
+    pub budget_bytes: u64,
+    /// Topics evicted to stay within the budget (least recently updated first, never a configured one).
+    pub evicted_topics: u64,
+    pub evicted_bytes: u64,
+    /// Messages on new topics that did not fit even after evicting.
+    pub over_budget: u64,
+    /// Topics no test accepts: kept by name, their payload dropped, not listed under `/topics`.
+    pub refused_topics: u64,
+    /// Messages that came on refused topics.
+    pub refused_messages: u64,
+}
+
+impl From<Usage> for StoreItem {
+    fn from(u: Usage) -> Self {
+        StoreItem {
+            topics: u.topics as u64,
+            bytes: u.bytes as u64,
+            budget_bytes: u.budget as u64,
+            evicted_topics: u.evicted_topics,
+            evicted_bytes: u.evicted_bytes,
+            over_budget: u.over_budget,
+            refused_topics: u.refused_topics,
+            refused_messages: u.refused_messages,
         }
     }
 }

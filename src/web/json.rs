@@ -31,9 +31,8 @@ pub struct Json<T>(pub T);
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
-        let mut buf = Vec::with_capacity(INITIAL_CAPACITY);
-        match serde_json::to_writer(&mut buf, &self.0) {
-            Ok(()) => ([(header::CONTENT_TYPE, APPLICATION_JSON), NO_STORE], buf).into_response(),
+        match to_vec(&self.0, INITIAL_CAPACITY) {
+            Ok(buf) => ([(header::CONTENT_TYPE, APPLICATION_JSON), NO_STORE], buf).into_response(),
             // Only a type that cannot be JSON fails here (a map with non-string keys): a bug, not input.
             Err(e) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -48,6 +47,50 @@ impl<T: Serialize> IntoResponse for Json<T> {
             )
                 .into_response(),
         }
+    }
+}
+
+/// `value` as compact JSON in which every string's format and control characters are `\uXXXX` escapes
+/// ([`VisibleJson`]), into a buffer of `capacity` to start with.
+///
+/// # Errors
+/// Only a type that cannot be JSON (a map with non-string keys).
+pub fn to_vec<T: Serialize + ?Sized>(value: &T, capacity: usize) -> serde_json::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(capacity);
+    value.serialize(&mut serde_json::Serializer::with_formatter(
+        &mut buf,
+        VisibleJson,
+    ))?;
+    Ok(buf)
+}
+
+/// serde_json's compact format, with the characters a display must not show as they are
+/// (`text::shown_as_code`: bidi controls such as U+202E, zero-width characters, DEL and C1 controls; C0
+/// controls serde_json escapes itself) written as `\uXXXX` escapes. The string a client decodes is the
+/// same; the bytes on the wire, what `curl` prints, hold no invisible character.
+#[derive(Debug, Clone, Copy)]
+pub struct VisibleJson;
+
+impl serde_json::ser::Formatter for VisibleJson {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        if fragment.bytes().all(|b| b < 0x7f) {
+            return writer.write_all(fragment.as_bytes());
+        }
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if crate::text::shown_as_code(c) {
+                writer.write_all(&fragment.as_bytes()[start..i])?;
+                for unit in c.encode_utf16(&mut [0; 2]) {
+                    write!(writer, "\\u{unit:04x}")?;
+                }
+                start = i + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
     }
 }
 
@@ -93,6 +136,25 @@ mod tests {
         let long = "x".repeat(10 * INITIAL_CAPACITY);
         let (_, _, text) = body(Json(&long).into_response()).await;
         assert_eq!(text.len(), long.len() + 2);
+    }
+
+    /// Format and control characters are `\u` escapes on the wire and decode to the same string; other
+    /// text (right-to-left letters, emoji: a surrogate pair only for the escapes) is as it was.
+    #[test]
+    fn format_characters_are_escaped_on_the_wire() {
+        let s = "a\u{202E}b\u{200B}c\u{7f}\u{85}\u{E0041}\n ש 😀 \"q\"";
+        let wire = String::from_utf8(to_vec(&s, 0).unwrap()).unwrap();
+        assert_eq!(
+            wire,
+            r#""a\u202eb\u200bc\u007f\u0085\udb40\udc41\n ש 😀 \"q\"""#
+        );
+        assert!(!wire.chars().any(crate::text::shown_as_code));
+        assert_eq!(serde_json::from_str::<String>(&wire).unwrap(), s);
+        let plain = serde_json::json!({"topic": "sensors/gh1/temp", "n": 1});
+        assert_eq!(
+            to_vec(&plain, 0).unwrap(),
+            serde_json::to_vec(&plain).unwrap()
+        );
     }
 
     #[tokio::test]

@@ -9,7 +9,8 @@
 //! - `api`: `/api/v1/*` JSON, `/healthz`, `/metrics`.
 //! - `openapi`: `openapi.json`, generated from the annotations of `api` and `sse`.
 //! - `items`: the JSON shapes `api`, `sse` and `pages` share.
-//! - `json`: the JSON response type of the API and of errors.
+//! - `json`: the JSON response type of the API and of errors; format characters written as `\uXXXX`.
+//! - `escape`: the templates' escaper (HTML, and format characters shown as `[U+XXXX]`).
 //! - `sse`: `/api/v1/events`.
 //! - `pages`: the dashboard, test and topic pages, RRD graphs as PNG.
 //! - `auth`: the optional bearer token.
@@ -23,6 +24,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod escape;
 pub mod items;
 pub mod json;
 pub mod listener;
@@ -64,8 +66,15 @@ pub const GRAPHS_CFG: &str = include_str!("../../graphs.d/mqtt.cfg");
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request body (every route is a GET).
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
-/// Event streams open at once.
+/// Event streams open at once, at most (see `event_streams`).
 pub const MAX_EVENT_STREAMS: usize = 64;
+
+/// Event streams open at once with `max_connections`: three quarters of them at most, so that however
+/// many streams are open, a quarter of the connections (at least one) is left for `/healthz`, the API
+/// and the pages; a stream refused for lack of room is answered 503 and its connection closed.
+pub fn event_streams(max_connections: usize) -> usize {
+    (max_connections * 3 / 4).min(MAX_EVENT_STREAMS)
+}
 /// Graphs rendered at once: `rrdtool graph` children of about 15 MB and 20 ms each.
 pub const MAX_GRAPH_RENDERS: usize = 2;
 
@@ -123,6 +132,20 @@ pub struct Sources {
     pub store: Store,
     pub outbox: Arc<Outbox>,
     pub metrics: Arc<Metrics>,
+    /// The stages whose queues `/healthz` watches (none in a web layer without a bridge behind it).
+    pub stages: Arc<Vec<Stage>>,
+}
+
+/// A stage of the pipeline whose queue `/healthz` watches.
+pub struct Stage {
+    /// Who it is, for the reason (`the collector`).
+    pub name: &'static str,
+    /// What "stuck" means for it (`its queue is full and it took nothing`).
+    pub what: &'static str,
+    /// How long that may last before the stage counts as stuck.
+    pub after: Duration,
+    /// How long it has been so; `None` while it is not (its queue is not full).
+    pub stuck_for: Box<dyn Fn() -> Option<Duration> + Send + Sync>,
 }
 
 pub struct Inner {
@@ -134,6 +157,7 @@ pub struct Inner {
     pub broker_names: Vec<String>,
     pub tests: Vec<TestInfo>,
     pub graphs: Vec<GraphDef>,
+    pub stages: Arc<Vec<Stage>>,
     pub sse_slots: Arc<Semaphore>,
     pub graph_slots: Arc<Semaphore>,
     pub cancel: CancellationToken,
@@ -159,16 +183,18 @@ impl AppState {
         cancel: CancellationToken,
     ) -> anyhow::Result<AppState> {
         let graphs = parse_graphs_cfg("graphs.d/mqtt.cfg", GRAPHS_CFG)?;
+        let streams = event_streams(options.limits.max_connections);
         Ok(AppState(Arc::new(Inner {
             store: sources.store,
             outbox: sources.outbox,
             metrics: sources.metrics,
+            stages: sources.stages,
             token: options.token,
             rrd_dir: options.rrd_dir,
             broker_names: options.brokers,
             tests: options.tests,
             graphs,
-            sse_slots: Arc::new(Semaphore::new(MAX_EVENT_STREAMS)),
+            sse_slots: Arc::new(Semaphore::new(streams)),
             graph_slots: Arc::new(Semaphore::new(MAX_GRAPH_RENDERS)),
             cancel,
         })))
@@ -212,6 +238,7 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/topics/{*topic}", get(api::topic))
         .route("/api/v1/tests", get(api::tests))
         .route("/api/v1/brokers", get(api::brokers))
+        .route("/api/v1/store", get(api::store))
         .route("/api/v1/events", get(sse::events))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics));

@@ -1,7 +1,9 @@
 //! The OpenAPI document of the API and the event stream, generated from their handlers' annotations.
 
 use super::error::ErrorBody;
-use super::items::{BrokerItem, Delivery, Health, TestItem, TopicItem, TopicPage};
+use super::items::{
+    BrokerItem, Delivery, Health, RefusedItem, StoreItem, TestItem, TopicItem, TopicPage,
+};
 use super::json::Json;
 use super::{api, sse};
 use utoipa::OpenApi;
@@ -10,19 +12,28 @@ use utoipa::OpenApi;
 #[openapi(
     info(
         title = "xymon-mqtt",
-        description = "What the MQTT to Xymon bridge sees: latest topic values, Xymon tests and their delivery, broker states."
+        description = "What the MQTT to Xymon bridge sees: latest topic values, Xymon tests and their delivery, broker states, the topic store's memory budget."
     ),
     paths(
         api::topics,
         api::topic,
         api::tests,
         api::brokers,
+        api::store,
         sse::events,
         api::healthz,
         api::metrics
     ),
     components(schemas(
-        TopicItem, TopicPage, TestItem, Delivery, BrokerItem, Health, ErrorBody
+        TopicItem,
+        TopicPage,
+        TestItem,
+        Delivery,
+        BrokerItem,
+        RefusedItem,
+        StoreItem,
+        Health,
+        ErrorBody
     ))
 )]
 pub struct ApiDoc;

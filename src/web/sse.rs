@@ -2,7 +2,8 @@
 //!
 //! Fed by the store's and the outbox's change notifications (keys only); each event reads the current
 //! value, so a burst of updates to one topic costs the watchers, never ingest. A watcher that falls behind
-//! gets a `lagged` event and skips ahead. Streams end when the bridge shuts down.
+//! gets a `lagged` event and skips ahead. Streams end when the bridge shuts down. At most
+//! `web::event_streams(max_connections)` are open at once, so that connections remain for `/healthz`.
 
 use super::error::{ApiError, ApiQuery};
 use super::items::{check_filter, filter_matches, BrokerItem, TestItem, TopicItem};
@@ -11,8 +12,9 @@ use super::AppState;
 use crate::filter::TopicFilter;
 use crate::store::Change;
 use axum::extract::State;
+use axum::http::{header, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use futures_util::stream::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use std::time::SystemTime;
@@ -59,13 +61,15 @@ enum Raw {
 pub async fn events(
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<EventsQuery>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     let filter = q.filter.as_deref().map(check_filter).transpose()?;
-    let permit = st
-        .sse_slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::unavailable("too many event streams open"))?;
+    let Ok(permit) = st.sse_slots.clone().try_acquire_owned() else {
+        // The connection is closed after this answer: a client that kept it open would hold one of the
+        // connections left for `/healthz` and the rest of the API.
+        let close = [(header::CONNECTION, HeaderValue::from_static("close"))];
+        let refused = ApiError::unavailable("too many event streams open");
+        return Ok((close, refused).into_response());
+    };
     let store = BroadcastStream::new(st.store.subscribe()).map(Raw::Store);
     let tests = BroadcastStream::new(st.outbox.subscribe()).map(Raw::Test);
     let cancel = st.cancel.clone();
@@ -80,11 +84,13 @@ pub async fn events(
     Ok((
         [NO_STORE],
         Sse::new(stream).keep_alive(KeepAlive::default()),
-    ))
+    )
+        .into_response())
 }
 
 fn json_event(name: &str, value: &impl Serialize) -> Option<Event> {
-    let data = serde_json::to_string(value).ok()?;
+    // The visible form (format characters as \u escapes), as the API's answers.
+    let data = String::from_utf8(super::json::to_vec(value, 256).ok()?).ok()?;
     Some(Event::default().event(name).data(data))
 }
 

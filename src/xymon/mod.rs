@@ -10,7 +10,7 @@ pub mod message;
 pub mod outbox;
 
 pub use message::Status;
-pub use outbox::{DeliveryState, Outbox, TestDelivery};
+pub use outbox::{DeliveryState, Failing, Outbox, TestDelivery};
 
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;

@@ -3,14 +3,16 @@
 //! Fed by the collector (`put`, never blocks on the network); drained by the xymon sender; read by the
 //! web layer (`tests`). A status is a state, not an event: when xymond is away only the newest status of
 //! each host.test matters, so the outbox holds at most one per key and memory is bounded by the number of
-//! configured (or discovered) tests.
+//! configured (or discovered) tests. It also keeps the sender's delivery health (`failing`) and how long
+//! statuses have waited without the sender taking any (`stalled`), for `/healthz`.
 
 use super::message::Status;
 use crate::colour::Colour;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "state", content = "reason", rename_all = "lowercase")]
@@ -62,6 +64,16 @@ impl Entry {
     }
 }
 
+/// The sender's own delivery health: failing since the first of an unbroken run of failed deliveries,
+/// until the next one that succeeds (whichever tests the batches held).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failing {
+    pub since: Instant,
+    pub since_wall: SystemTime,
+    /// The latest failure.
+    pub error: String,
+}
+
 #[derive(Default)]
 struct State {
     /// Wire texts waiting for the sender, shared with `tests` (a status is formatted once).
@@ -69,6 +81,9 @@ struct State {
     /// Boxed: keys are inserted in order (a fleet's hosts appear in turn), which leaves the map's nodes
     /// about half full, and a half-empty node of 11 boxes wastes far less than one of 11 entries.
     tests: BTreeMap<String, Box<Entry>>,
+    failing: Option<Failing>,
+    /// Since when something has been pending without the sender taking anything.
+    waiting_since: Option<Instant>,
 }
 
 pub struct Outbox {
@@ -135,6 +150,7 @@ impl Outbox {
                 }),
             );
             st.pending.insert(key.clone(), wire);
+            st.waiting_since.get_or_insert_with(Instant::now);
         }
         self.changed([&key]);
         self.notify.notify_one();
@@ -144,10 +160,13 @@ impl Outbox {
     pub fn take(&self, max: usize) -> Batch {
         let mut st = self.lock();
         let keys: Vec<String> = st.pending.keys().take(max).cloned().collect();
-        let items = keys
+        let items: Vec<_> = keys
             .into_iter()
             .filter_map(|k| st.pending.remove(&k).map(|s| (k, s)))
             .collect();
+        if !items.is_empty() {
+            st.waiting_since = (!st.pending.is_empty()).then(Instant::now);
+        }
         Batch { items }
     }
 
@@ -155,6 +174,7 @@ impl Outbox {
     pub fn delivered(&self, batch: &Batch) {
         let now = SystemTime::now();
         let mut st = self.lock();
+        st.failing = None;
         for (key, _) in &batch.items {
             // A newer status may have been queued meanwhile; it stays pending.
             if st.pending.contains_key(key) {
@@ -173,11 +193,24 @@ impl Outbox {
     pub fn failed(&self, batch: Batch, reason: &str) {
         let keys: Vec<String> = batch.items.iter().map(|(k, _)| k.clone()).collect();
         let mut st = self.lock();
+        match &mut st.failing {
+            Some(f) => reason.clone_into(&mut f.error),
+            None => {
+                st.failing = Some(Failing {
+                    since: Instant::now(),
+                    since_wall: SystemTime::now(),
+                    error: reason.to_string(),
+                })
+            }
+        }
         for (key, wire) in batch.items {
             if let Some(t) = st.tests.get_mut(&key) {
                 t.delivery = DeliveryState::Failing(reason.to_string());
             }
             st.pending.entry(key).or_insert(wire);
+        }
+        if !st.pending.is_empty() {
+            st.waiting_since.get_or_insert_with(Instant::now);
         }
         drop(st);
         self.changed(&keys);
@@ -185,6 +218,16 @@ impl Outbox {
 
     pub fn pending(&self) -> usize {
         self.lock().pending.len()
+    }
+
+    /// Since when deliveries fail, and the latest error; `None` once one succeeds again.
+    pub fn failing(&self) -> Option<Failing> {
+        self.lock().failing.clone()
+    }
+
+    /// How long statuses have been pending without the sender taking any; `None` when nothing is pending.
+    pub fn stalled(&self) -> Option<Duration> {
+        self.lock().waiting_since.map(|t| t.elapsed())
     }
 
     /// Every host.test the bridge has reported, sorted by key.
@@ -253,6 +296,33 @@ mod tests {
             .tests()
             .iter()
             .all(|t| t.delivery == DeliveryState::Delivered && t.delivered_at.is_some()));
+    }
+
+    /// The sender's health follows the deliveries, not the tests: failing from the first failure on,
+    /// whatever newer statuses replace the failed ones, until a delivery succeeds.
+    #[tokio::test(start_paused = true)]
+    async fn failing_lasts_until_a_delivery_succeeds() {
+        let o = Outbox::new();
+        assert!(o.failing().is_none() && o.stalled().is_none());
+        o.put(status("a", Colour::Green, "1"));
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert_eq!(o.stalled(), Some(Duration::from_secs(3)));
+        let batch = o.take(10);
+        assert!(o.stalled().is_none(), "taken");
+        o.failed(batch, "refused");
+        let first = o.failing().unwrap();
+        tokio::time::advance(Duration::from_secs(10)).await;
+        // A newer status replaces the failed one: the test is pending again, the sender still failing.
+        o.put(status("a", Colour::Red, "2"));
+        let batch = o.take(10);
+        o.failed(batch, "refused again");
+        let f = o.failing().unwrap();
+        assert_eq!((f.since, f.error.as_str()), (first.since, "refused again"));
+        assert_eq!(f.since.elapsed(), Duration::from_secs(10));
+        let batch = o.take(10);
+        o.delivered(&batch);
+        assert!(o.failing().is_none());
+        assert!(o.stalled().is_none());
     }
 
     #[test]

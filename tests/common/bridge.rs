@@ -3,6 +3,7 @@
 //! rules_explain, rrd_bridge and web_e2e (and the benchmark harness).
 
 use std::path::Path;
+use std::sync::{Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -18,11 +19,7 @@ pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
 /// A bridge config: `[xymon]` sending to `xymond` (rrd_dir its rrd/), one `[[broker]]` per
 /// `(name, broker)`, then `tests`.
 pub fn config(xymond: &Xymond, brokers: &[(&str, &Mosquitto)], tests: &str) -> String {
-    let mut c = format!(
-        "[xymon]\nserver = \"{}\"\nrrd_dir = \"{}/rrd\"\n\n",
-        xymond.addr(),
-        xymond.dir().display()
-    );
+    let mut c = xymon_section(xymond);
     for (name, m) in brokers {
         c.push_str(&format!(
             "[[broker]]\nname = \"{name}\"\nurl = \"{}\"\n\n",
@@ -31,6 +28,43 @@ pub fn config(xymond: &Xymond, brokers: &[(&str, &Mosquitto)], tests: &str) -> S
     }
     c.push_str(tests);
     c
+}
+
+/// The `[xymon]` table sending to `xymond` (rrd_dir its rrd/).
+pub fn xymon_section(xymond: &Xymond) -> String {
+    format!(
+        "[xymon]\nserver = \"{}\"\nrrd_dir = \"{}/rrd\"\n\n",
+        xymond.addr(),
+        xymond.dir().display()
+    )
+}
+
+/// The log lines of every bridge this test process ran since the first call (the tests of one binary
+/// share it: look for a broker name of your own). Installs the capturing subscriber on the first call.
+pub fn logs() -> String {
+    static LINES: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    struct Sink;
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            LINES
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    INSTALLED.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn,xymon_mqtt=info"))
+            .with_writer(|| Sink)
+            .with_ansi(false)
+            .try_init();
+    });
+    String::from_utf8_lossy(&LINES.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
 }
 
 pub struct RunningBridge {

@@ -1,10 +1,15 @@
 //! The shared integration-test harness, one file per component. A test file uses it with `mod common;`.
 //!
 //! * `processes.rs`: free loopback ports, bounded waiting, running client tools, stopping by PID.
-//! * `mosquitto.rs`: a private mosquitto broker ([`Mosquitto`]).
+//! * `mosquitto.rs`: a private mosquitto broker ([`Mosquitto`]), with TLS, password or
+//!   dynamic-security listeners when asked; `certs.rs`: certificates for its TLS listeners, made with
+//!   `openssl` at test time.
 //! * `xymond.rs`: a private xymond ([`Xymond`]); `xymond_setup.rs`: its env file, command line and
 //!   private SysV IPC keys; `xymond_status.rs`: parsing its replies ([`StatusLog`], ghost list).
-//! * `bridge.rs`: the bridge in-process on its own tokio runtime.
+//! * `bridge.rs`: the bridge in-process on its own tokio runtime; `binary.rs`: the real binary as a
+//!   child process with its HTTP endpoints, and a QoS 1 publisher for floods of topics.
+//! * `daemon.rs`: the real binary as a child process for signal and pipe tests ([`daemon::Daemon`]):
+//!   signals, its stderr as a pipe the test reads or breaks, closed standard descriptors.
 //! * `rrd.rs`: an RRD writer filled with synthetic snapshots, and the rrdtool CLI.
 //! * `xymon_cgi.rs`: a private Xymon layout for its CGIs, xymond and xymond_rrd.
 //! * `web.rs`: HTTP to the web server and WebDriver to chromedriver.
@@ -25,7 +30,10 @@
 // Compiled into every test binary (and the benchmark harness); not each one uses every helper.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod bridge;
+pub mod certs;
+pub mod daemon;
 pub mod mosquitto;
 pub mod processes;
 pub mod rrd;

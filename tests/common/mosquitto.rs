@@ -1,10 +1,12 @@
 //! A private mosquitto broker for the end-to-end tests: its own config, log and free loopback port,
 //! started in the foreground as a child of the test and stopped by PID. MQTT traffic from the tests goes
-//! through the real `mosquitto_pub`/`mosquitto_sub` tools. Used by the bridge, rule, web and CLI tests
-//! and by tests/harness.rs.
+//! through the real `mosquitto_pub`/`mosquitto_sub` tools, on the plain anonymous listener every broker
+//! has. A `Setup` adds TLS listeners (one that requires a client certificate), a listener with a
+//! password file, or the dynamic-security plugin. Used by the bridge, rule, web, CLI and broker
+//! connection tests and by tests/harness.rs.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -15,13 +17,39 @@ use super::processes::{
     tail, terminate, wait_ready, CLIENT_TIMEOUT, START_ATTEMPTS,
 };
 
+/// What a broker offers besides its plain anonymous listener (`url()`).
+#[derive(Default)]
+pub struct Setup {
+    /// A TLS listener (`tls_url()`) with this server certificate; with `require_certificate`, a second
+    /// one (`mtls_url()`) that takes only clients with a certificate signed by `ca`.
+    pub tls: Option<TlsFiles>,
+    /// A listener (`password_url()`) that takes only this user name and password, from a password
+    /// file made with `mosquitto_passwd`.
+    pub user: Option<(String, String)>,
+    /// The dynamic-security plugin, with this JSON as its configuration, on the one plain listener.
+    pub dynsec: Option<String>,
+}
+
+/// A TLS listener's PEM files.
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub require_certificate: bool,
+}
+
 /// A private mosquitto 2.0 broker on `127.0.0.1:port()`, anonymous access, no
 /// persistence, `$SYS` every second, logging everything to `mosquitto.log` in its
-/// temporary directory.
+/// temporary directory; more listeners as its `Setup` says.
 pub struct Mosquitto {
     /// The running broker, `None` after `stop()`/`kill()`.
     child: Option<Child>,
     port: u16,
+    /// The `Setup`'s listeners: TLS, TLS with client certificates, password.
+    tls_port: u16,
+    mtls_port: u16,
+    password_port: u16,
+    setup: Setup,
     /// Holds `mosquitto.conf`, `mosquitto.log` and the console output.
     dir: TempDir,
 }
@@ -30,6 +58,11 @@ impl Mosquitto {
     /// Starts a broker on a free port and returns once it accepts TCP connections.
     /// Panics (with the broker's log) if it does not start.
     pub fn start() -> Mosquitto {
+        Mosquitto::start_with(Setup::default())
+    }
+
+    /// Starts a broker with the listeners and plugin of `setup`.
+    pub fn start_with(setup: Setup) -> Mosquitto {
         let dir = tempfile::Builder::new()
             .prefix("xymon-mqtt-mosquitto-")
             .tempdir()
@@ -37,11 +70,28 @@ impl Mosquitto {
         let mut broker = Mosquitto {
             child: None,
             port: 0,
+            tls_port: 0,
+            mtls_port: 0,
+            password_port: 0,
+            setup,
             dir,
         };
+        if let Some((user, pass)) = &broker.setup.user {
+            let file = broker.dir.path().join("passwords");
+            let mut cmd = Command::new("mosquitto_passwd");
+            cmd.arg("-c").arg("-b").arg(&file).args([user, pass]);
+            let out = run_cmd(&mut cmd, None, CLIENT_TIMEOUT);
+            check_output(&cmd, &out);
+        }
+        if let Some(json) = &broker.setup.dynsec {
+            fs::write(broker.dir.path().join("dynsec.json"), json).expect("write dynsec.json");
+        }
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
             broker.port = free_port();
+            broker.tls_port = free_port();
+            broker.mtls_port = free_port();
+            broker.password_port = free_port();
             broker.write_config();
             match broker.spawn() {
                 Ok(()) => return broker,
@@ -59,6 +109,25 @@ impl Mosquitto {
     /// The broker URL, `mqtt://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// The TLS listener, `mqtts://127.0.0.1:PORT` (its certificate names 127.0.0.1 and localhost).
+    pub fn tls_url(&self) -> String {
+        format!("mqtts://127.0.0.1:{}", self.tls_port)
+    }
+
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port
+    }
+
+    /// The TLS listener that requires a client certificate.
+    pub fn mtls_url(&self) -> String {
+        format!("mqtts://127.0.0.1:{}", self.mtls_port)
+    }
+
+    /// The listener that takes only the `Setup`'s user.
+    pub fn password_url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.password_port)
     }
 
     /// The broker's PID, `None` when it is not running.
@@ -184,14 +253,11 @@ impl Mosquitto {
     fn write_config(&self) {
         let d = self.dir.path();
         let mut conf = format!(
-            "listener {port} 127.0.0.1\n\
-             allow_anonymous true\n\
-             sys_interval 1\n\
+            "sys_interval 1\n\
              persistence false\n\
              log_dest file {log}\n\
              log_type all\n\
              log_timestamp_format %Y-%m-%dT%H:%M:%S\n",
-            port = self.port,
             log = d.join("mosquitto.log").display(),
         );
         // Started as root, mosquitto 2.0 drops to the `mosquitto` user, which then
@@ -199,7 +265,69 @@ impl Mosquitto {
         if running_as_root() {
             conf.push_str("user root\n");
         }
+        if self.setup.dynsec.is_some() {
+            // One listener, the plugin for all of it; anonymous clients get the plugin's
+            // `anonymousGroup` roles.
+            conf.push_str(&format!(
+                "per_listener_settings false\n\
+                 allow_anonymous true\n\
+                 plugin {DYNSEC_PLUGIN}\n\
+                 plugin_opt_config_file {}\n\
+                 listener {} 127.0.0.1\n",
+                d.join("dynsec.json").display(),
+                self.port
+            ));
+        } else {
+            // Each listener with its own authentication.
+            conf.push_str(&format!(
+                "per_listener_settings true\n\
+                 listener {} 127.0.0.1\n\
+                 allow_anonymous true\n",
+                self.port
+            ));
+        }
+        if let Some(t) = &self.setup.tls {
+            let files = format!(
+                "cafile {}\ncertfile {}\nkeyfile {}\n",
+                t.ca.display(),
+                t.cert.display(),
+                t.key.display()
+            );
+            conf.push_str(&format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\n{files}",
+                self.tls_port
+            ));
+            if t.require_certificate {
+                conf.push_str(&format!(
+                    "listener {} 127.0.0.1\nallow_anonymous true\n{files}require_certificate true\n",
+                    self.mtls_port
+                ));
+            }
+        }
+        if self.setup.user.is_some() {
+            conf.push_str(&format!(
+                "listener {} 127.0.0.1\nallow_anonymous false\npassword_file {}\n",
+                self.password_port,
+                d.join("passwords").display()
+            ));
+        }
         fs::write(d.join("mosquitto.conf"), conf).expect("write mosquitto.conf");
+    }
+
+    /// The ports of every listener.
+    fn ports(&self) -> Vec<u16> {
+        let s = &self.setup;
+        let mut ports = vec![self.port];
+        if let Some(t) = &s.tls {
+            ports.push(self.tls_port);
+            if t.require_certificate {
+                ports.push(self.mtls_port);
+            }
+        }
+        if s.user.is_some() {
+            ports.push(self.password_port);
+        }
+        ports
     }
 
     /// Spawns the broker and waits until it logged that it runs and its port
@@ -210,6 +338,7 @@ impl Mosquitto {
         // that listens (another test process may have taken the port meanwhile).
         let log = d.join("mosquitto.log");
         let runs_before = count_lines_with(&log, MOSQUITTO_READY);
+        let ports = self.ports();
         let console = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -226,7 +355,10 @@ impl Mosquitto {
         self.child = Some(child);
         wait_ready(
             self.child.as_mut().expect("child"),
-            || count_lines_with(&log, MOSQUITTO_READY) > runs_before && port_is_open(self.port),
+            || {
+                count_lines_with(&log, MOSQUITTO_READY) > runs_before
+                    && ports.iter().all(|&p| port_is_open(p))
+            },
             &format!("mosquitto on 127.0.0.1:{}", self.port),
         )
         .map_err(|e| format!("{e}\n--- log ---\n{}", tail(&self.log_text(), 30)))
@@ -239,6 +371,9 @@ impl Drop for Mosquitto {
         self.stop();
     }
 }
+
+/// Debian's mosquitto package ships the dynamic-security plugin here.
+const DYNSEC_PLUGIN: &str = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so";
 
 /// mosquitto's log line once its listeners are open: `mosquitto version X running`.
 const MOSQUITTO_READY: &str = " running";

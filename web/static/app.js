@@ -1,5 +1,5 @@
 // xymon-mqtt dashboard: live updates over Server-Sent Events. Every untrusted string is put into the page
-// with textContent or as an attribute value, never as HTML.
+// with textContent or as an attribute value, never as HTML, and in its visible form (see visible()).
 "use strict";
 (function () {
   const body = document.body;
@@ -16,6 +16,14 @@
       if (f[i] !== "+" && f[i] !== t[i]) return false;
     }
     return f.length === t.length;
+  }
+
+  // Format characters (Unicode Cf: bidi controls such as U+202E, zero-width characters) and control
+  // characters other than tab and line breaks are shown as their code points, [U+202E], as the server
+  // shows them in its pages (text::visible).
+  function visible(s) {
+    return s.replace(/[\p{Cf}\p{Cc}]/gu, (c) => /[\t\n\r]/.test(c) ? c
+      : "[U+" + c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0") + "]");
   }
 
   function human(secs) {
@@ -39,7 +47,7 @@
     let v = item.payload;
     if (v.length > 300) v = v.slice(0, 300) + "…";
     else if (item.truncated) v += "…";
-    return v;
+    return visible(v);
   }
 
   function fillRow(tr, item) {
@@ -68,27 +76,28 @@
 
   function findRow(tbody, item) {
     for (const tr of tbody.rows) {
-      if (tr.dataset.topic === item.topic && tr.dataset.broker === item.broker) return tr;
+      // The page holds the visible form of each topic.
+      if (tr.dataset.topic === visible(item.topic) && tr.dataset.broker === item.broker) return tr;
     }
     return null;
   }
 
   function newRow(tbody, item) {
     const tr = document.createElement("tr");
-    tr.dataset.topic = item.topic;
+    tr.dataset.topic = visible(item.topic);
     tr.dataset.broker = item.broker;
     for (const cls of ["topic", "value", "age", "broker"]) {
       const td = document.createElement("td");
       td.className = cls;
       tr.append(td);
     }
-    tr.cells[0].textContent = item.topic;
+    tr.cells[0].textContent = visible(item.topic);
     tr.cells[3].textContent = item.broker;
     // Keep the table sorted by broker, then topic.
     let before = null;
     for (const r of tbody.rows) {
       const b = r.dataset.broker, t = r.dataset.topic;
-      if (b > item.broker || (b === item.broker && t > item.topic)) { before = r; break; }
+      if (b > item.broker || (b === item.broker && t > tr.dataset.topic)) { before = r; break; }
     }
     tbody.insertBefore(tr, before);
     return tr;
@@ -134,7 +143,7 @@
       tr.querySelector("td.messages").textContent = String(b.messages);
       tr.querySelector("td.last").textContent = b.last_message || "";
       tr.querySelector("td.since").textContent = b.since || "";
-      tr.querySelector("td.error").textContent = b.last_error || "";
+      tr.querySelector("td.error").textContent = visible(b.last_error || "");
     }
   }
 

@@ -208,7 +208,7 @@ max_topics = 3
     let mut st = RuleState::new(r, now);
     let admit = |st: &mut RuleState, topic: &str| {
         let caps = st.rule.filter.match_topic(topic).unwrap();
-        st.admit(Arc::from(topic), &caps, now, wall)
+        st.admit(Arc::from(topic), &caps, (now, wall), &mut |_| Ok(()))
     };
     let (kitchen, created) = admit(&mut st, "home/kitchen/b").unwrap();
     assert!(created);

@@ -8,9 +8,12 @@
 
 mod assets;
 mod graphs;
+mod store;
 
 pub use assets::asset;
 pub use graphs::{available_graphs, graph_png, graphs, GraphRow, GraphsPage, PERIODS};
+use store::store_view;
+pub use store::StoreView;
 
 use super::error::ApiError;
 use super::items::{check_filter, filter_matches, rfc3339, BrokerItem, TopicItem};
@@ -54,6 +57,7 @@ pub struct OverviewPage {
     pub hosts: Vec<HostRow>,
     pub brokers: Vec<BrokerView>,
     pub pending: usize,
+    pub store: StoreView,
 }
 
 fn delivery_title(colour: &str, d: &DeliveryState) -> String {
@@ -115,6 +119,7 @@ pub async fn overview(State(st): State<AppState>) -> OverviewPage {
         hosts,
         brokers: broker_views(&st),
         pending: st.outbox.pending(),
+        store: store_view(&st),
     }
 }
 

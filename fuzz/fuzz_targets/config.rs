@@ -1,0 +1,7 @@
+//! The config loader and the plan compiler; the invariants are in fuzz/checks.rs.
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::config(data));
