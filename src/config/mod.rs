@@ -8,6 +8,7 @@
 //! located through `Config::error_at` the same way.
 
 mod broker_url;
+mod discovery;
 mod duration;
 mod error;
 mod ownership;
@@ -15,6 +16,7 @@ mod schema;
 mod templates;
 
 pub use broker_url::BrokerUrl;
+pub use discovery::{DiscoveryConfig, DiscoveryThreshold};
 pub use error::ConfigError;
 pub use schema::{
     BrokerConfig, ColourName, LimitsConfig, Mode, Protocol, TestConfig, TestKind, ValueConfig,
@@ -60,6 +62,8 @@ pub struct Config {
     pub brokers: Vec<Spanned<BrokerConfig>>,
     #[serde(default, rename = "test")]
     pub tests: Vec<Spanned<TestConfig>>,
+    #[serde(default, rename = "discovery")]
+    pub discovery: Vec<Spanned<DiscoveryConfig>>,
 }
 
 /// Where a config came from: its file name and its text, so that a problem found later (by the plan)
