@@ -13,7 +13,8 @@
 //! - `template`: `value_template`s with minijinja, compiled once per entity, bounded.
 //! - `select`: which devices, which host, which column.
 //! - `judge`: thresholds, on/off colours, staleness and availability → a colour and why.
-//! - `state`: the entities and devices of one block; messages in, columns out.
+//! - `state`: the entities and devices of one block; messages in.
+//! - `view`: the device columns of a state, coloured.
 //!
 //! Where Home Assistant's own behaviour decides a question, each file's docs name the HA code followed.
 
@@ -24,10 +25,12 @@ pub mod judge;
 pub mod select;
 mod state;
 pub mod template;
+mod view;
 
 pub use announce::{AnnounceLimits, AvailabilityMode, Device, Entity, EntityKey, Refused};
 pub use compile::{compile, DiscoveryError};
-pub use state::{ColumnView, DiscoveryState, EntityView, Offered};
+pub use state::{DiscoveryState, Offered};
+pub use view::{ColumnView, EntityView};
 
 use judge::Policy;
 use select::Selector;
@@ -77,5 +80,7 @@ pub struct DiscoveryPlan {
     pub max_template_output: usize,
 }
 
+#[cfg(test)]
+mod bad_day_tests;
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,8 @@
 //! colour of each device column out.
 //!
 //! Pure; times are parameters. Owned by whoever reads the broker's messages for this block; every
-//! message on the broker goes to `offer`, which tells the caller which topics to subscribe to or drop.
+//! message on the broker goes to `offer`, which tells the caller which topics to subscribe to or drop;
+//! `view` builds the columns from it.
 //! Decisions:
 //! - Devices are merged by any identifier or connection across entities, as HA's device registry does
 //!   (Tasmota sends the device name only with its status entity); absent fields keep earlier values.
@@ -16,11 +17,9 @@
 //!   `AnnounceLimits`.
 
 use super::announce::{self, Announcement, Device, Entity, EntityKey, Refused};
-use super::judge::{Judged, Live, Reading};
+use super::judge::{Live, Reading};
 use super::template::Templates;
 use super::{Component, DiscoveryPlan};
-use crate::colour::Colour;
-use crate::names::{HostName, TestName};
 use crate::rules::staleness::Seen;
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
@@ -39,40 +38,18 @@ pub struct Offered {
     pub template_errors: u32,
 }
 
-struct Slot {
-    entity: Entity,
-    device: usize,
-    thresholds: Option<usize>,
-    live: Live,
-}
-
-/// One entity as a column shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EntityView {
-    pub key: EntityKey,
-    pub name: String,
-    pub value: Option<String>,
-    pub unit: Option<String>,
-    pub device_class: Option<String>,
-    pub judged: Judged,
-    pub template_errors: u64,
-    pub retained: bool,
-}
-
-/// One Xymon column of one device host.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ColumnView {
-    pub host: HostName,
-    pub column: TestName,
-    pub colour: Colour,
-    pub entities: Vec<EntityView>,
+pub(super) struct Slot {
+    pub(super) entity: Entity,
+    pub(super) device: usize,
+    pub(super) thresholds: Option<usize>,
+    pub(super) live: Live,
 }
 
 pub struct DiscoveryState {
-    plan: DiscoveryPlan,
+    pub(super) plan: DiscoveryPlan,
     templates: Templates,
-    entities: BTreeMap<EntityKey, Slot>,
-    devices: Vec<Device>,
+    pub(super) entities: BTreeMap<EntityKey, Slot>,
+    pub(super) devices: Vec<Device>,
     /// Identifier or `type:value` connection → device index.
     device_index: HashMap<String, usize>,
     by_state: HashMap<String, Vec<EntityKey>>,
@@ -435,51 +412,5 @@ impl DiscoveryState {
         let mode = slot.entity.availability_mode;
         slot.live.availability(mode, i, available, now, wall);
         true
-    }
-
-    /// Every device column now, sorted by host and column. Entities whose host cannot be named (a device
-    /// renamed to nothing usable) are left out.
-    pub fn columns(&self, now: Instant, now_wall: SystemTime) -> Vec<ColumnView> {
-        let mut cols: BTreeMap<(HostName, TestName), Vec<EntityView>> = BTreeMap::new();
-        for slot in self.entities.values() {
-            let e = &slot.entity;
-            let Some(dev) = self.devices.get(slot.device) else {
-                continue;
-            };
-            let (Ok(host), Ok(column)) = (
-                self.plan.selector.host(dev, e.key.node_id.as_deref()),
-                self.plan.selector.column(e),
-            ) else {
-                continue;
-            };
-            let judged = slot.live.judge(e, &self.plan.policy, now, now_wall);
-            cols.entry((host, column)).or_default().push(EntityView {
-                key: e.key.clone(),
-                name: e
-                    .name
-                    .clone()
-                    .filter(|n| !n.is_empty())
-                    .or_else(|| e.device_class.clone())
-                    .unwrap_or_else(|| e.key.object_id.clone()),
-                value: slot.live.reading.as_ref().map(|r| r.to_string()),
-                unit: e.unit.clone(),
-                device_class: e.device_class.clone(),
-                judged,
-                template_errors: slot.live.template_errors,
-                retained: slot.live.seen.is_some_and(|s| s.retained),
-            });
-        }
-        cols.into_iter()
-            .map(|((host, column), entities)| ColumnView {
-                colour: entities
-                    .iter()
-                    .map(|e| e.judged.colour)
-                    .max()
-                    .unwrap_or(Colour::Clear),
-                host,
-                column,
-                entities,
-            })
-            .collect()
     }
 }

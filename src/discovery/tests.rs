@@ -7,21 +7,21 @@ use crate::config::DiscoveryConfig;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
-struct Feed {
-    state: DiscoveryState,
+pub(super) struct Feed {
+    pub(super) state: DiscoveryState,
     t0: Instant,
     wall0: SystemTime,
     /// Seconds since t0 of the next message.
-    at: u64,
-    subscribed: Vec<String>,
+    pub(super) at: u64,
+    pub(super) subscribed: Vec<String>,
 }
 
-fn config(extra: &str) -> DiscoveryConfig {
+pub(super) fn config(extra: &str) -> DiscoveryConfig {
     let text = format!("broker = \"home\"\n{extra}");
     toml::from_str(&text).unwrap()
 }
 
-fn feed(extra: &str) -> Feed {
+pub(super) fn feed(extra: &str) -> Feed {
     Feed {
         state: DiscoveryState::new(compile(&config(extra)).unwrap()),
         t0: Instant::now(),
@@ -31,7 +31,7 @@ fn feed(extra: &str) -> Feed {
     }
 }
 
-fn fixture(name: &str) -> Vec<(String, Vec<u8>, bool)> {
+pub(super) fn fixture(name: &str) -> Vec<(String, Vec<u8>, bool)> {
     let text = match name {
         "esphome" => include_str!("../../tests/fixtures/discovery/esphome.json"),
         "zigbee2mqtt" => include_str!("../../tests/fixtures/discovery/zigbee2mqtt.json"),
@@ -57,10 +57,10 @@ fn fixture(name: &str) -> Vec<(String, Vec<u8>, bool)> {
 }
 
 impl Feed {
-    fn send(&mut self, topic: &str, payload: &str) -> Offered {
+    pub(super) fn send(&mut self, topic: &str, payload: &str) -> Offered {
         self.send_bytes(topic, payload.as_bytes(), false)
     }
-    fn send_bytes(&mut self, topic: &str, payload: &[u8], retained: bool) -> Offered {
+    pub(super) fn send_bytes(&mut self, topic: &str, payload: &[u8], retained: bool) -> Offered {
         self.at += 1;
         let out = self
             .state
@@ -73,30 +73,30 @@ impl Feed {
         self.subscribed.retain(|t| !out.unsubscribe.contains(t));
         out
     }
-    fn load(&mut self, name: &str) {
+    pub(super) fn load(&mut self, name: &str) {
         for (topic, payload, retained) in fixture(name) {
             let out = self.send_bytes(&topic, &payload, retained);
             assert_eq!(out.refused, None, "{topic}");
             assert_eq!(out.template_errors, 0, "{topic}");
         }
     }
-    fn now(&self) -> Instant {
+    pub(super) fn now(&self) -> Instant {
         self.t0 + Duration::from_secs(self.at)
     }
-    fn wall(&self) -> SystemTime {
+    pub(super) fn wall(&self) -> SystemTime {
         self.wall0 + Duration::from_secs(self.at)
     }
-    fn columns(&self) -> Vec<ColumnView> {
+    pub(super) fn columns(&self) -> Vec<ColumnView> {
         self.state.columns(self.now(), self.wall())
     }
     /// (host, column, colour) of every column.
-    fn summary(&self) -> Vec<(String, String, Colour)> {
+    pub(super) fn summary(&self) -> Vec<(String, String, Colour)> {
         self.columns()
             .into_iter()
             .map(|c| (c.host.to_string(), c.column.to_string(), c.colour))
             .collect()
     }
-    fn entity(&self, host: &str, name: &str) -> EntityView {
+    pub(super) fn entity(&self, host: &str, name: &str) -> EntityView {
         self.columns()
             .into_iter()
             .filter(|c| c.host.as_str() == host)
@@ -106,7 +106,7 @@ impl Feed {
     }
 }
 
-fn s(v: &[(&str, &str, Colour)]) -> Vec<(String, String, Colour)> {
+pub(super) fn s(v: &[(&str, &str, Colour)]) -> Vec<(String, String, Colour)> {
     v.iter()
         .map(|(h, c, col)| (h.to_string(), c.to_string(), *col))
         .collect()
@@ -311,270 +311,4 @@ fn template_error_is_shown_counted_and_clears() {
     f.send("t/state", "21");
     let e = f.entity("probe", "t");
     assert_eq!((e.judged.colour, e.template_errors), (Green, 1));
-}
-
-#[test]
-fn bad_announcements_are_refused_with_a_reason() {
-    let mut f = feed("max_config_bytes = 300\nmax_entities = 2\n");
-    let ok = r#"{"stat_t":"a","dev":{"ids":"d"}}"#;
-    let big = format!(r#"{{"stat_t":"a","name":"{}"}}"#, "x".repeat(400));
-    for (topic, payload, want) in [
-        ("homeassistant/sensor/a/b/c/config", ok, "is not <prefix>"),
-        ("homeassistant/sensor/bad id/config", ok, "is not <prefix>"),
-        (
-            "homeassistant/sensor/n/o/config",
-            big.as_str(),
-            "over the 300-byte limit",
-        ),
-        (
-            "homeassistant/sensor/n/o/config",
-            "{not json",
-            "not a JSON object",
-        ),
-        (
-            "homeassistant/sensor/n/o/config",
-            "[1]",
-            "not a JSON object",
-        ),
-        (
-            "homeassistant/sensor/n/o/config",
-            r#"{"name":"x"}"#,
-            "`state_topic` is required",
-        ),
-        (
-            "homeassistant/sensor/n/o/config",
-            r#"{"stat_t":"a/#/b"}"#,
-            "`+` and `#` must fill a level",
-        ),
-        (
-            "homeassistant/sensor/n/o/config",
-            r#"{"stat_t":"a","avty_t":"b","avty":[{"t":"c"}]}"#,
-            "are both set",
-        ),
-        (
-            "homeassistant/sensor/n/o/config",
-            r#"{"stat_t":"a","avty_mode":"most"}"#,
-            "not all, any or latest",
-        ),
-        (
-            "homeassistant/sensor/n/o/config",
-            r#"{"stat_t":"a","exp_aft":-1}"#,
-            "expire_after",
-        ),
-        (
-            "homeassistant/sensor/n/o/config",
-            r#"{"stat_t":"a","val_tpl":"{{ value_json[ }}","dev":{"ids":"d"}}"#,
-            "value_template: syntax error",
-        ),
-        (
-            "homeassistant/sensor/n/o/config",
-            r#"{"stat_t":"a","dev":{"ids":[{"x":1}]}}"#,
-            "device.identifiers",
-        ),
-        (
-            "homeassistant/sensor/n/o/config",
-            r#"{"stat_t":"a","dev":{"name":"!!!"}}"#,
-            "no value for {device}",
-        ),
-    ] {
-        let out = f.send(topic, payload);
-        let got = out.refused.unwrap_or_default();
-        assert!(got.contains(want), "{payload}: {got}");
-    }
-    assert_eq!(f.state.refused, 13);
-    assert_eq!(f.state.entity_count(), 0);
-    // Not ours: other components, device discovery, other topics under the prefix, HA's status.
-    for topic in [
-        "homeassistant/light/x/config",
-        "homeassistant/device/x/config",
-        "homeassistant/status",
-        "homeassistant/sensor/x/state",
-    ] {
-        assert_eq!(f.send(topic, "{").refused, None, "{topic}");
-    }
-    // The cap on entities.
-    f.send("homeassistant/sensor/n/a/config", ok);
-    f.send("homeassistant/sensor/n/b/config", ok);
-    let out = f.send("homeassistant/sensor/n/c/config", ok);
-    assert!(out
-        .refused
-        .unwrap_or_default()
-        .contains("2 entities are kept already"));
-    // A changed announcement of a kept entity still goes through.
-    assert_eq!(
-        f.send(
-            "homeassistant/sensor/n/b/config",
-            r#"{"stat_t":"b","dev":{"ids":"d"}}"#
-        )
-        .refused,
-        None
-    );
-}
-
-#[test]
-fn hostile_payloads_never_panic() {
-    let mut f = feed("");
-    f.send("homeassistant/sensor/n/o/config", r#"{"stat_t":"s","val_tpl":"{% for i in range(100000) %}{{ i }}{% endfor %}","dev":{"ids":"d"}}"#);
-    let out = f.send("s", "1");
-    assert_eq!(out.template_errors, 1);
-    assert!(
-        f.entity("d", "o").judged.reason.contains("fuel")
-            || f.entity("d", "o").judged.reason.contains("longer than")
-    );
-    for payload in [
-        "",
-        "\u{0}",
-        "\u{202e}",
-        "9e999",
-        "NaN",
-        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
-    ] {
-        f.send("homeassistant/sensor/n/p/config", payload);
-        f.send("s", payload);
-    }
-    let deep = "[".repeat(10_000);
-    f.send("homeassistant/sensor/n/q/config", &deep);
-    f.send("s", &deep);
-    f.send_bytes("s", &[0xff, 0xfe, 0x00], false);
-}
-
-#[test]
-fn include_exclude_and_host_map() {
-    let mut f = feed("include = [\"zigbee2mqtt_*\", \"greenhouse\"]\nexclude = [\"front_*\"]\n[hosts]\nzigbee2mqtt_0x0017880104e45522 = \"weather.example.com\"\n");
-    f.load("esphome");
-    f.load("zigbee2mqtt");
-    f.load("tasmota");
-    assert_eq!(
-        f.summary(),
-        s(&[
-            ("greenhouse", "sensors", Green),
-            ("weather.example.com", "sensors", Green)
-        ])
-    );
-}
-
-#[test]
-fn thresholds_most_specific_wins_with_hits_and_hysteresis() {
-    let mut f = feed(concat!(
-        "[[threshold]]\nclass = \"temperature\"\nred = \"> 30\"\n",
-        "[[threshold]]\nclass = \"temperature\"\ndevice = \"greenhouse\"\nred = \"> 40\"\nhits = 2\nhysteresis = 1\n",
-        "[[threshold]]\nentity = \"ESPsensorsoil_*\"\nyellow = \"< 20\"\n",
-    ));
-    f.load("esphome");
-    let temp = "greenhouse/sensor/air_temperature/state";
-    let mut colours = Vec::new();
-    for v in ["35", "41", "41", "39.5", "38.9"] {
-        f.send(temp, v);
-        colours.push(f.entity("greenhouse", "Air Temperature").judged.colour);
-    }
-    assert_eq!(colours, [Green, Green, Red, Red, Red]);
-    f.send(temp, "38.9");
-    assert_eq!(
-        f.entity("greenhouse", "Air Temperature").judged.colour,
-        Green
-    );
-    f.send("greenhouse/sensor/soil_humidity/state", "12");
-    assert_eq!(
-        f.entity("greenhouse", "Soil Humidity").judged.colour,
-        Yellow
-    );
-}
-
-#[test]
-fn expire_after_makes_a_value_stale() {
-    let mut f = feed("stale_colour = \"clear\"\n");
-    f.load("esphome");
-    f.send("greenhouse/sensor/soil_humidity/state", "50");
-    f.at += 601;
-    let e = f.entity("greenhouse", "Soil Humidity");
-    assert_eq!(e.judged.colour, Clear);
-    assert!(
-        e.judged.reason.starts_with("stale: no value for 10m"),
-        "{}",
-        e.judged.reason
-    );
-    f.send("greenhouse/sensor/soil_humidity/state", "50");
-    assert_eq!(f.entity("greenhouse", "Soil Humidity").judged.colour, Green);
-}
-
-#[test]
-fn availability_modes_and_never_seen() {
-    let cfg = |mode: &str| {
-        format!(
-            r#"{{"stat_t":"v","avty_mode":"{mode}","avty":[{{"t":"a1"}},{{"t":"a2","pl_avail":"up","pl_not_avail":"down"}}],"dev":{{"ids":"d","name":"dev"}}}}"#
-        )
-    };
-    for (mode, msgs, want) in [
-        ("latest", &[][..], Clear),
-        ("latest", &[("a1", "online"), ("a2", "down")][..], Red),
-        ("latest", &[("a2", "down"), ("a1", "online")][..], Green),
-        ("all", &[("a1", "online")][..], Clear),
-        ("all", &[("a1", "online"), ("a2", "up")][..], Green),
-        ("all", &[("a1", "online"), ("a2", "down")][..], Red),
-        ("any", &[("a1", "offline")][..], Red),
-        ("any", &[("a1", "offline"), ("a2", "up")][..], Green),
-        ("any", &[("a2", "sideways")][..], Clear),
-    ] {
-        let mut f = feed("");
-        f.send("homeassistant/sensor/n/o/config", &cfg(mode));
-        for (t, p) in msgs {
-            f.send(t, p);
-        }
-        f.send("v", "1");
-        assert_eq!(f.entity("dev", "o").judged.colour, want, "{mode} {msgs:?}");
-    }
-}
-
-/// A restarted bridge gets every retained announcement and state again, in any order.
-#[test]
-fn retained_replay_finds_everything_again() {
-    let mut first = feed("[[threshold]]\nclass = \"temperature\"\nred = \"> 20\"\n");
-    first.load("esphome");
-    let mut again = feed("[[threshold]]\nclass = \"temperature\"\nred = \"> 20\"\n");
-    let mut msgs = fixture("esphome");
-    msgs.reverse();
-    for (topic, payload, retained) in &msgs {
-        again.send_bytes(topic, payload, *retained);
-    }
-    // States before their announcements are not seen (not subscribed yet); the broker replays the
-    // retained states when the bridge subscribes, after the announcements.
-    for (topic, payload, retained) in msgs.iter().filter(|m| !m.0.ends_with("/config")) {
-        again.send_bytes(topic, payload, *retained);
-    }
-    assert_eq!(first.summary(), again.summary());
-    assert_eq!(again.summary(), s(&[("greenhouse", "sensors", Red)]));
-    // An unchanged re-announcement changes nothing.
-    let out = again.send_bytes(&msgs[msgs.len() - 1].0, &msgs[msgs.len() - 1].1, true);
-    assert_eq!(out, Offered::default());
-}
-
-#[test]
-fn config_errors_name_the_key() {
-    for (extra, key) in [
-        ("prefix = \"a/#\"\n", "prefix"),
-        ("components = [\"light\"]\n", "components[0]"),
-        ("include = [\"[\"]\n", "include[0]"),
-        ("host = \"bad host {device}\"\n", "host"),
-        ("column = \"Sensors\"\n", "column"),
-        ("column = \"info\"\n", "column"),
-        ("[hosts]\nx = \"a b\"\n", "hosts.x"),
-        ("max_entities = 0\n", "max_entities"),
-        ("template_fuel = 1\n", "template_fuel"),
-        ("[[threshold]]\nred = \"> 1\"\n", "threshold[0].class"),
-        (
-            "[[threshold]]\nclass = \"t\"\nred = \"> x\"\n",
-            "threshold[0].red",
-        ),
-        ("[[threshold]]\nclass = \"t\"\n", "threshold[0].yellow"),
-        (
-            "[[threshold]]\nclass = \"t\"\nred = \"> 1\"\nhysteresis = -1.0\n",
-            "threshold[0].hysteresis",
-        ),
-    ] {
-        assert_eq!(
-            compile(&config(extra)).map(|_| ()).unwrap_err().key,
-            key,
-            "{extra}"
-        );
-    }
 }
