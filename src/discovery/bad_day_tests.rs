@@ -270,3 +270,31 @@ fn config_errors_name_the_key() {
         );
     }
 }
+
+/// Devices that come and go (new identifiers each time) do not pile up: the list stays within
+/// `max_entities` + 1, and the kept entities keep their devices.
+#[test]
+fn device_churn_stays_bounded() {
+    let mut f = feed("max_entities = 3\n");
+    f.send(
+        "homeassistant/sensor/keep/t/config",
+        r#"{"stat_t":"keep/t","dev":{"ids":"keeper","name":"Keeper"}}"#,
+    );
+    for i in 0..200 {
+        let cfg = format!(r#"{{"stat_t":"s/{i}","dev":{{"ids":"dev{i}"}}}}"#);
+        assert_eq!(
+            f.send("homeassistant/sensor/n/o/config", &cfg).refused,
+            None
+        );
+        f.send_bytes("homeassistant/sensor/n/o/config", b"", true);
+    }
+    assert!(f.state.devices.len() <= 4, "{}", f.state.devices.len());
+    f.send("keep/t", "5");
+    assert_eq!(f.summary(), s(&[("keeper", "sensors", Green)]));
+    // One device announcing ever more identifiers keeps a bounded list.
+    for i in 0..200 {
+        let cfg = format!(r#"{{"stat_t":"keep/t","dev":{{"ids":["keeper","x{i}"]}}}}"#);
+        f.send("homeassistant/sensor/keep/t/config", &cfg);
+    }
+    assert!(f.state.devices.iter().all(|d| d.identifiers.len() <= 64));
+}

@@ -25,6 +25,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 use tokio::time::Instant;
 
+/// Identifiers (and connections) kept per merged device.
+const MAX_MERGED_IDS: usize = 64;
+
 /// What one message did.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Offered {
@@ -275,12 +278,12 @@ impl DiscoveryState {
             Some(i) => {
                 let m = &mut self.devices[i];
                 for id in &d.identifiers {
-                    if !m.identifiers.contains(id) {
+                    if !m.identifiers.contains(id) && m.identifiers.len() < MAX_MERGED_IDS {
                         m.identifiers.push(id.clone());
                     }
                 }
                 for c in &d.connections {
-                    if !m.connections.contains(c) {
+                    if !m.connections.contains(c) && m.connections.len() < MAX_MERGED_IDS {
                         m.connections.push(c.clone());
                     }
                 }
@@ -297,6 +300,9 @@ impl DiscoveryState {
                 i
             }
             None => {
+                if self.devices.len() >= self.plan.max_entities {
+                    self.compact_devices();
+                }
                 self.devices.push(d.clone());
                 self.devices.len() - 1
             }
@@ -305,6 +311,27 @@ impl DiscoveryState {
             self.device_index.insert(k, i);
         }
         i
+    }
+
+    /// Drops the devices no entity refers to any more (entities removed or moved), so announcements that
+    /// come and go cannot grow the list: it stays within `max_entities` + 1.
+    fn compact_devices(&mut self) {
+        let mut map = vec![None; self.devices.len()];
+        let mut kept = Vec::new();
+        for slot in self.entities.values_mut() {
+            let new = *map[slot.device].get_or_insert_with(|| {
+                kept.push(std::mem::take(&mut self.devices[slot.device]));
+                kept.len() - 1
+            });
+            slot.device = new;
+        }
+        self.devices = kept;
+        self.device_index = HashMap::new();
+        for (i, d) in self.devices.iter().enumerate() {
+            for k in device_keys(d) {
+                self.device_index.insert(k, i);
+            }
+        }
     }
 
     fn unindex(&mut self, key: &EntityKey) {
