@@ -101,6 +101,15 @@ fn bad_announcements_are_refused_with_a_reason() {
         .refused,
         None
     );
+    // Moving the last reader of `a` to `c` drops `a`.
+    let out = f.send(
+        "homeassistant/sensor/n/a/config",
+        r#"{"stat_t":"c","dev":{"ids":"d"}}"#,
+    );
+    assert_eq!(
+        (out.subscribe, out.unsubscribe),
+        (vec!["c".to_string()], vec!["a".to_string()])
+    );
 }
 
 #[test]

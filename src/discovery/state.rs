@@ -181,10 +181,12 @@ impl DiscoveryState {
         {
             return Ok(());
         }
+        // Include and exclude see what is known of the device so far (Tasmota names it in one entity).
+        let device = self.merge_device(&entity);
         if !self
             .plan
             .selector
-            .wants(&entity.device, entity.key.node_id.as_deref())
+            .wants(&self.devices[device], entity.key.node_id.as_deref())
         {
             // A device left out now may have been taken before (a changed name): drop it then.
             self.remove(&entity.key.clone(), out);
@@ -212,7 +214,6 @@ impl DiscoveryState {
                     .map_err(|e| format!("availability value_template: {e}"))?;
             }
         }
-        let device = self.merge_device(&entity);
         let merged = &self.devices[device];
         self.plan
             .selector
@@ -236,7 +237,10 @@ impl DiscoveryState {
                 ..Live::default()
             },
         };
-        self.unindex(&entity.key);
+        let old = self.entities.get(&entity.key).map(|s| s.entity.clone());
+        if let Some(old) = &old {
+            self.unindex(old);
+        }
         let key = entity.key.clone();
         for (i, a) in entity.availability.iter().enumerate() {
             self.by_availability
@@ -248,6 +252,17 @@ impl DiscoveryState {
             .entry(entity.state_topic.clone())
             .or_default()
             .push(key.clone());
+        // Topics the previous version read and nobody reads now.
+        for t in old.iter().flat_map(|o| {
+            o.availability
+                .iter()
+                .map(|a| &a.topic)
+                .chain([&o.state_topic])
+        }) {
+            if !self.needed(t) && !out.unsubscribe.contains(t) {
+                out.unsubscribe.push(t.clone());
+            }
+        }
         for t in entity
             .availability
             .iter()
@@ -334,22 +349,30 @@ impl DiscoveryState {
         }
     }
 
-    fn unindex(&mut self, key: &EntityKey) {
-        self.by_state.retain(|_, v| {
+    /// Takes an entity's topics out of the indexes (only its own topics are touched).
+    fn unindex(&mut self, old: &Entity) {
+        let key = &old.key;
+        if let Some(v) = self.by_state.get_mut(&old.state_topic) {
             v.retain(|k| k != key);
-            !v.is_empty()
-        });
-        self.by_availability.retain(|_, v| {
-            v.retain(|(k, _)| k != key);
-            !v.is_empty()
-        });
+            if v.is_empty() {
+                self.by_state.remove(&old.state_topic);
+            }
+        }
+        for a in &old.availability {
+            if let Some(v) = self.by_availability.get_mut(&a.topic) {
+                v.retain(|(k, _)| k != key);
+                if v.is_empty() {
+                    self.by_availability.remove(&a.topic);
+                }
+            }
+        }
     }
 
     fn remove(&mut self, key: &EntityKey, out: &mut Offered) {
         let Some(slot) = self.entities.remove(key) else {
             return;
         };
-        self.unindex(key);
+        self.unindex(&slot.entity);
         self.templates.remove(&template_name(key, None));
         for i in 0..slot.entity.availability.len() {
             self.templates.remove(&template_name(key, Some(i)));
