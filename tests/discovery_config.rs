@@ -82,3 +82,60 @@ fn mistakes_name_file_line_and_key() {
         assert!(got.contains(want), "want {want:?}\n got {got:?}");
     }
 }
+
+/// `explain` on an announcement: the entity's host, column, topics and the status it would make; on a
+/// bad one, the reason it is refused.
+#[test]
+fn explain_shows_what_an_announcement_makes() {
+    let plan = compile(
+        "[[discovery]]\nbroker = \"home\"\nexclude = [\"garage*\"]\n\n[[discovery.threshold]]\nclass = \"temperature\"\nred = \"> 30\"\n",
+    )
+    .unwrap();
+    let now = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+    let explain = |topic: &str, payload: &str| {
+        xymon_mqtt::cli::explain::explain(&plan, topic, payload.as_bytes(), now)
+    };
+    let got = explain(
+        "homeassistant/sensor/greenhouse/air_temperature/config",
+        r#"{"dev_cla":"temperature","unit_of_meas":"°C","name":"Air Temperature","stat_t":"greenhouse/sensor/air_temperature/state","avty_t":"greenhouse/status","dev":{"ids":"a4cf12b7c3d9","name":"Greenhouse"}}"#,
+    );
+    assert!(
+        got.contains("discovery[0] prefix homeassistant (broker home): ANNOUNCEMENT"),
+        "{got}"
+    );
+    assert!(
+        got.contains("subscribes: greenhouse/status, greenhouse/sensor/air_temperature/state"),
+        "{got}"
+    );
+    assert!(got.contains("host greenhouse column sensors:"), "{got}");
+    assert!(got.contains("status+7 greenhouse.sensors clear"), "{got}");
+    assert!(
+        got.contains("&clear Air Temperature [temperature]: availability not reported yet"),
+        "{got}"
+    );
+    assert!(got.contains("Result: 1 test(s) match."), "{got}");
+    let got = explain(
+        "homeassistant/sensor/n/o/config",
+        r#"{"name":"no state topic"}"#,
+    );
+    assert!(
+        got.contains("REFUSED: homeassistant/sensor/n/o/config: key `state_topic` is required"),
+        "{got}"
+    );
+    let got = explain("homeassistant/sensor/n/o/config", "");
+    assert!(got.contains("an empty config: removes the entity"), "{got}");
+    let got = explain("homeassistant/light/n/o/config", "{}");
+    assert!(
+        got.contains("not an announcement this block reads"),
+        "{got}"
+    );
+    assert!(got.contains("Result: no test matches"), "{got}");
+    let got = explain(
+        "homeassistant/sensor/garage/t/config",
+        r#"{"stat_t":"x","dev":{"name":"garage"}}"#,
+    );
+    assert!(
+        got.contains("a device left out by include/exclude"),
+        "{got}"
+    );
+}
