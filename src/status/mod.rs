@@ -14,12 +14,14 @@
 //! - `outage`: a continuous test or rule instance while its broker is disconnected.
 
 mod broker_stats;
+mod discovery;
 mod outage;
 mod round;
 mod rule;
 mod topics;
 
 pub use broker_stats::{broker_stats_status, Counters};
+pub use discovery::discovery_status;
 pub use outage::{outage_status, Outage};
 pub use round::{Changed, Closed, Reading};
 pub use rule::{expected_missing_status, rule_status};
