@@ -17,11 +17,13 @@
 //! - `subscriptions`: what a session subscribes to and forwards (`Wanted`).
 //! - `granted`: the permanent subscriptions sent in chunks, and what the SUBACKs grant and refuse.
 //! - `snapshot`: short-lived sessions that fetch retained values for the collector's periodic tests.
+//! - `steer`: a reload holding a session and resuming it with its new id and subscriptions.
 
 mod connection;
 mod granted;
 mod session;
 pub mod snapshot;
+pub mod steer;
 mod subscriptions;
 
 pub use connection::{open, Connection, CONNECT_TIMEOUT};
@@ -55,6 +57,8 @@ pub struct BrokerTask {
     pub reconnect_max: Duration,
     /// A connection lost after at least this long had proved itself: the next attempt goes at once.
     pub keep_alive: Duration,
+    /// Reloads: hold the session, then resume it renumbered or stop it (`steer`).
+    pub steer: mpsc::Receiver<steer::Hold>,
 }
 
 /// Shared pieces every broker task uses.
@@ -85,6 +89,12 @@ pub async fn run(mut task: BrokerTask, shared: Shared, cancel: CancellationToken
     loop {
         let event = tokio::select! {
             _ = &mut cancelled => break,
+            Some(h) = task.steer.recv() => {
+                match steer::hold(&mut task, &shared, h, &mut subs, connected.is_some()).await {
+                    steer::Held::Resumed => continue,
+                    steer::Held::Stop => break,
+                }
+            }
             event = task.events.poll() => event,
         };
         match event {

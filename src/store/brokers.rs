@@ -33,6 +33,23 @@ pub struct Refused {
     pub reason: String,
 }
 
+impl BrokerState {
+    /// A broker not connected yet.
+    pub fn new(name: &str, url: &str) -> BrokerState {
+        BrokerState {
+            name: name.to_string(),
+            url: url.to_string(),
+            connected: false,
+            subscribed: false,
+            since: None,
+            last_message: None,
+            messages: 0,
+            last_error: None,
+            refused: Vec::new(),
+        }
+    }
+}
+
 impl Store {
     pub fn set_connected(&self, broker: BrokerId, connected: bool, error: Option<String>) {
         let mut guard = self.lock();
