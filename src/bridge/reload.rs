@@ -44,8 +44,9 @@ pub(super) struct Sessions {
     /// Tasks a reload stopped: their end is not a failure.
     retired: HashSet<Id>,
     shared: Shared,
-    samples: mpsc::Sender<Sample>,
-    refusals: mpsc::Sender<Refusal>,
+    /// Until the stop: the collector ends once every sender of its queues is gone.
+    samples: Option<mpsc::Sender<Sample>>,
+    refusals: Option<mpsc::Sender<Refusal>>,
     log_limit: Arc<LogLimiter>,
     stop: CancellationToken,
 }
@@ -62,8 +63,8 @@ impl Sessions {
             by_broker: Vec::new(),
             retired: HashSet::new(),
             shared: shared.clone(),
-            samples,
-            refusals,
+            samples: Some(samples),
+            refusals: Some(refusals),
             log_limit: Arc::new(LogLimiter::new(Duration::from_secs(60))),
             stop,
         }
@@ -71,6 +72,9 @@ impl Sessions {
 
     /// Starts broker `id`'s session (its task connects and subscribes); returns its steering end.
     pub(super) fn open(&mut self, id: BrokerId, b: &BrokerPlan, wanted: Arc<Wanted>) {
+        let (Some(samples), Some(refusals)) = (self.samples.clone(), self.refusals.clone()) else {
+            return;
+        };
         let connection = Connection::new(b);
         let keep = b.session_expiry.is_some();
         let (client, events) = mqtt::open(&connection, connection.client_id.clone(), keep);
@@ -87,8 +91,8 @@ impl Sessions {
         };
         let shared = mqtt::Shared {
             store: self.shared.store.clone(),
-            samples: self.samples.clone(),
-            refusals: self.refusals.clone(),
+            samples,
+            refusals,
             metrics: self.shared.metrics.clone(),
             log_limit: self.log_limit.clone(),
         };
@@ -117,9 +121,12 @@ impl Sessions {
         Some(Some(r.map(|_| ())))
     }
 
-    /// Stops every session (the stop token) and waits for them.
+    /// Stops every session (the stop token) and waits for them; then nothing here holds the collector's
+    /// queues.
     pub(super) async fn stop(&mut self) {
         self.stop.cancel();
+        self.samples = None;
+        self.refusals = None;
         while let Some(r) = self.tasks.join_next().await {
             if let Err(e) = r {
                 warn!(error = %e, "MQTT ingest ended abnormally");
