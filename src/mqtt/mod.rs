@@ -168,11 +168,11 @@ pub async fn run(mut task: BrokerTask, shared: Shared, cancel: CancellationToken
                 shared.store.set_connected(task.id, false, Some(e.message));
                 connected = None;
                 connected_gauge.set(0);
-                if !delay.is_zero() {
-                    tokio::select! {
-                        _ = &mut cancelled => break,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
+                if !delay.is_zero()
+                    && steer::backoff(&mut task, &shared, &mut subs, delay, cancelled.as_mut())
+                        .await
+                {
+                    break;
                 }
             }
         }

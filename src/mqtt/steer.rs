@@ -12,8 +12,11 @@ use super::{BrokerTask, Shared, Wanted};
 use crate::names::BrokerId;
 use rumqttc::QoS;
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::oneshot;
+use tokio_util::sync::WaitForCancellationFuture;
 use tracing::{info, warn};
 
 /// Hold the session: answer on `held` once no sample is on its way, then wait for `resume`. A
@@ -94,6 +97,30 @@ pub(super) async fn hold(
         }
     }
     Held::Resumed
+}
+
+/// Waits out a reconnect backoff (possibly minutes), holding the session for a reload meanwhile. True
+/// when the session is to stop (`cancelled`, or a reload removed it).
+pub(super) async fn backoff(
+    task: &mut BrokerTask,
+    shared: &Shared,
+    subs: &mut Subscribing,
+    delay: Duration,
+    mut cancelled: Pin<&mut WaitForCancellationFuture<'_>>,
+) -> bool {
+    let sleep = tokio::time::sleep(delay);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            _ = &mut cancelled => return true,
+            _ = &mut sleep => return false,
+            Some(h) = task.steer.recv() => {
+                if let Held::Stop = hold(task, shared, h, subs, false).await {
+                    return true;
+                }
+            }
+        }
+    }
 }
 
 fn all_subscriptions(task: &BrokerTask, shared: &Shared) -> Vec<(String, QoS)> {

@@ -87,3 +87,92 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::fixtures;
+    use crate::plan::Shape;
+    use crate::store::Incoming;
+    use std::time::SystemTime;
+
+    fn plan(text: &str) -> Plan {
+        Plan::compile(&fixtures::config(text)).expect("plan")
+    }
+
+    fn broker(name: &str) -> String {
+        format!("[[broker]]\nname = \"{name}\"\nurl = \"mqtt://127.0.0.1:1883\"\n")
+    }
+
+    fn topics(host: &str, broker: &str, topics: &str) -> String {
+        format!("[[test]]\nhost = \"{host}\"\ntest = \"env\"\nbroker = \"{broker}\"\ntopics = [{topics}]\n")
+    }
+
+    fn put(store: &Store, broker: BrokerId, topic: &str, payload: &str) {
+        let msg = Incoming {
+            topic,
+            payload: payload.as_bytes(),
+            qos: 0,
+            retained: false,
+            at: SystemTime::now(),
+        };
+        store.update(broker, &msg).expect("stored");
+    }
+
+    /// Values follow their broker by name and their topic to its new route; a broker gone takes its
+    /// values along; a topic no longer configured stays as a seen topic; the budget's figures add up.
+    #[test]
+    fn values_follow_broker_names_and_topics_are_renumbered() {
+        let old = plan(
+            &(broker("a")
+                + &broker("b")
+                + &topics("h1", "a", "\"x\", \"y\"")
+                + &topics("h2", "b", "\"q\"")),
+        );
+        let store = Store::for_plan(&old);
+        put(&store, 0, "x", "1");
+        put(&store, 0, "y", "2");
+        put(&store, 0, "seen", "3");
+        put(&store, 1, "q", "4");
+        store.set_connected(0, true, None);
+        let usage = store.usage();
+
+        // b removed, c added before a; a's test now reads y and a new z, and no longer x.
+        let new = plan(&(broker("c") + &broker("a") + &topics("h1", "a", "\"z\", \"y\"")));
+        let diff = Shape::of(&old).diff(&Shape::of(&new));
+        store.replan(&new, &diff.broker_from);
+
+        assert_eq!(store.get(1, "y").unwrap().payload.as_ref(), b"2");
+        assert_eq!(
+            store.get(1, "x").unwrap().payload.as_ref(),
+            b"1",
+            "kept as a seen topic"
+        );
+        assert_eq!(store.get(1, "seen").unwrap().payload.as_ref(), b"3");
+        assert!(store.get(0, "q").is_none() && store.get(1, "q").is_none());
+        assert_eq!(
+            store
+                .registered_names(1, 0, 10)
+                .iter()
+                .map(|n| &**n)
+                .collect::<Vec<_>>(),
+            ["z", "y"]
+        );
+        let states = store.brokers();
+        assert_eq!((states[0].name.as_str(), states[0].connected), ("c", false));
+        assert_eq!((states[1].name.as_str(), states[1].connected), ("a", true));
+        let after = store.usage();
+        assert_eq!(after.topics, usage.topics - 1);
+        assert!(after.bytes < usage.bytes);
+        // y is registered under its new route: ingest finds it with the route.
+        let msg = Incoming {
+            topic: "y",
+            payload: b"5",
+            qos: 0,
+            retained: false,
+            at: SystemTime::now(),
+        };
+        let ingested = store.ingest(1, &msg, None);
+        assert_eq!(ingested.registered.map(|(_, r)| r), Some(1));
+    }
+}
