@@ -1,7 +1,8 @@
 //! The supervisor: starts the stages of a `Plan`, watches them, and stops them in order.
 //!
-//! Fed by the CLI's `run` with a compiled plan and the one cancellation token (SIGINT, SIGTERM). The
-//! wiring, in data-flow order:
+//! Fed by the CLI's `run` with a compiled plan, the one cancellation token (SIGINT, SIGTERM) and a
+//! channel of reloaded plans (SIGHUP), each applied by `reload` without a restart. The wiring, in
+//! data-flow order:
 //!
 //! ```text
 //! broker ─> mqtt::run (a task per broker) ─> Store (latest value per topic) <─ web (reads)
@@ -187,7 +188,7 @@ impl Bridge {
         let mut running = reload::Running {
             shape,
             xymon: fingerprint(&plan.xymon),
-            limits: fingerprint(&plan.limits),
+            limits: reload::store_limits(&plan),
             rrd_plan,
             rrd,
             rrd_threads,

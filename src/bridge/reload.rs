@@ -138,7 +138,7 @@ impl Sessions {
 /// What of the running bridge a reload replaces or steers.
 pub(super) struct Running {
     pub(super) shape: Shape,
-    /// Fingerprints of the running `[xymon]`, `[limits]` and RRD plan.
+    /// Fingerprints of the running `[xymon]`, the store's limits (`store_limits`) and RRD plan.
     pub(super) xymon: u64,
     pub(super) limits: u64,
     pub(super) rrd_plan: u64,
@@ -160,6 +160,12 @@ pub(super) struct Running {
     pub(super) cancel: CancellationToken,
 }
 
+/// The fingerprint of the limits the store was made with, which a reload does not change.
+pub(super) fn store_limits(plan: &Plan) -> u64 {
+    let l = &plan.limits;
+    fingerprint(&(l.max_topics, l.max_payload_bytes, l.store_bytes))
+}
+
 impl Running {
     /// Applies `plan` (see the module's header). Nothing here fails the bridge: a reload that cannot be
     /// applied is logged and the running configuration stays.
@@ -179,8 +185,8 @@ impl Running {
                 }
             }
         };
-        if fingerprint(&plan.limits) != self.limits {
-            warn!("[limits] changed: the new limits apply at the next restart");
+        if store_limits(&plan) != self.limits {
+            warn!("limits.max_topics, max_payload_bytes or store_bytes changed: the store keeps its limits until the next restart");
         }
 
         // 2. Hold every session: from here no sample is on its way.
