@@ -200,6 +200,28 @@ fn brokers_added_and_removed_while_an_unchanged_one_keeps_its_session() {
     mb.publish("b", "after-removal", false);
     round_delivered(&xymond, &ma, "ha", "3");
     assert_eq!(xymond.xymondlog("hb.env").unwrap().body, hb.body);
+
+    // A changed broker (its keep_alive) is reconnected; its test keeps its state all the same.
+    ma.publish("a", "across", false);
+    stored(web, "a?broker=a", "across");
+    daemon.reload(&after.replace(
+        &format!("name = \"a\"\nurl = \"{}\"\n", ma.url()),
+        &format!(
+            "name = \"a\"\nurl = \"{}\"\nkeep_alive = \"20s\"\n",
+            ma.url()
+        ),
+    ));
+    assert!(daemon
+        .log()
+        .contains("brokers: 0 added, 0 removed, 1 changed (a), 1 kept"));
+    wait_until(WAIT, "a connected again", || {
+        connects(&ma, "xymon-mqtt-a-") == 2
+    });
+    wait_until(WAIT, "a and c subscribed", || subscribed(web, 2));
+    ma.publish("b", "across", false);
+    xymond.wait_for_status("ha.env", WAIT, |s| {
+        s.body.contains("&green a = across") && s.body.contains("&green b = across")
+    });
     stop(daemon);
 }
 
@@ -310,14 +332,16 @@ fn store_values_web_settings_and_an_open_round_survive() {
 /// when the broker is back, and delivers.
 #[test]
 fn several_reloads_in_a_row_and_one_during_a_broker_outage() {
-    let xymond = Xymond::start(&["greenhouse", "other"]);
+    let xymond = Xymond::start(&["greenhouse", "other", "periodic"]);
     let mut mqtt = Mosquitto::start();
     let web = free_port();
+    // A periodic test too: its ticks follow it through every reload.
+    let periodic = "[[test]]\nhost = \"periodic\"\ntest = \"env\"\nbroker = \"local\"\nmode = \"periodic\"\ninterval = \"2s\"\nwindow = \"1s\"\ntopics = [\"p\"]\n";
     let base = config(
         &xymond,
         web,
         &[("local", &mqtt)],
-        &topics_test("greenhouse", "local"),
+        &(topics_test("greenhouse", "local") + periodic),
     );
     let with_other =
         base.clone() + &topics_test("other", "local").replace("[\"a\", \"b\"]", "[\"o\"]");
@@ -342,5 +366,39 @@ fn several_reloads_in_a_row_and_one_during_a_broker_outage() {
     round_delivered(&xymond, &mqtt, "greenhouse", "after-outage");
     mqtt.publish("o", "1", false);
     xymond.wait_for_status("other.env", WAIT, |s| s.body.contains("o = 1"));
+    mqtt.publish("p", "after-reloads", true);
+    xymond.wait_for_status("periodic.env", WAIT, |s| {
+        s.body.contains("p = after-reloads")
+    });
+    stop(daemon);
+}
+
+/// A changed `[xymon] server` applies, and a status pending for a xymond that is down is kept across the
+/// reload and delivered to the new one.
+#[test]
+fn a_new_xymon_server_gets_the_pending_statuses() {
+    let mut old = Xymond::start(&["greenhouse"]);
+    let new = Xymond::start(&["greenhouse"]);
+    let mqtt = Mosquitto::start();
+    let web = free_port();
+    let toml = config(
+        &old,
+        web,
+        &[("local", &mqtt)],
+        &topics_test("greenhouse", "local"),
+    );
+    let daemon = start(&toml);
+    wait_until(WAIT, "subscribed", || subscribed(web, 1));
+    round_delivered(&old, &mqtt, "greenhouse", "1");
+
+    old.stop();
+    mqtt.publish("a", "pending", false);
+    mqtt.publish("b", "pending", false);
+    daemon.wait_log("cannot deliver to xymond");
+    daemon.reload(&toml.replace(&old.addr(), &new.addr()));
+    new.wait_for_status("greenhouse.env", WAIT, |s| {
+        s.body.contains("a = pending") && s.body.contains("b = pending")
+    });
+    round_delivered(&new, &mqtt, "greenhouse", "2");
     stop(daemon);
 }
