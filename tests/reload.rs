@@ -1,15 +1,17 @@
 //! Reload (SIGHUP, `systemctl reload xymon-mqtt`) with the real binary, real mosquitto brokers and a real
 //! xymond: an invalid config is refused with file, line and key and the running one stays; a valid one
-//! is applied without a restart. Brokers come and go while an unchanged one keeps its session; a rule
-//! whose config did not change keeps its hit count and its staleness clock; the store's values stay; web
-//! settings apply; a round open across the reload is sent once, complete; several reloads in a row and a
-//! reload during a broker outage leave a working bridge.
+//! is applied without a restart. Brokers come and go while an unchanged one keeps its session and a
+//! changed one reconnects; a rule whose config did not change keeps its hit count and its staleness
+//! clock, a changed one starts fresh; the store's values stay; web settings apply; a new xymond gets the
+//! statuses pending for the old one; a round open across the reload is sent once, complete; several
+//! reloads in a row, one during a broker outage and one while brokers are frozen leave a working bridge
+//! that still stops cleanly.
 
 mod common;
 
 use common::daemon::{Daemon, Stderr, WAIT};
 use common::web::get;
-use common::{free_port, port_is_open, wait_until, Mosquitto, Xymond};
+use common::{free_port, port_is_open, signal, wait_until, Mosquitto, Xymond};
 use std::path::Path;
 use std::process::Stdio;
 
@@ -400,5 +402,50 @@ fn a_new_xymon_server_gets_the_pending_statuses() {
         s.body.contains("a = pending") && s.body.contains("b = pending")
     });
     round_delivered(&new, &mqtt, "greenhouse", "2");
+    stop(daemon);
+}
+
+/// A reload while brokers are frozen (SIGSTOP): it does not wait for them. The frozen broker it removes
+/// is dropped; the frozen one it keeps gets the new subscription, which takes effect once it is
+/// continued (SIGCONT).
+#[test]
+fn a_reload_while_brokers_are_frozen() {
+    let xymond = Xymond::start(&["ha", "hb", "ha2"]);
+    let (ma, mb) = (Mosquitto::start(), Mosquitto::start());
+    let web = free_port();
+    let toml = config(
+        &xymond,
+        web,
+        &[("a", &ma), ("b", &mb)],
+        &(topics_test("ha", "a") + &topics_test("hb", "b")),
+    );
+    let daemon = start(&toml);
+    wait_until(WAIT, "subscribed", || subscribed(web, 2));
+    round_delivered(&xymond, &ma, "ha", "1");
+    ma.publish("a", "held", false);
+    stored(web, "a?broker=a", "held");
+
+    let (pa, pb) = (ma.pid().unwrap(), mb.pid().unwrap());
+    signal(pa, libc::SIGSTOP).unwrap();
+    signal(pb, libc::SIGSTOP).unwrap();
+    let extra = "[[test]]\nhost = \"ha2\"\ntest = \"env\"\nbroker = \"a\"\nwindow = \"1h\"\ntopics = [\"x\"]\n";
+    daemon.reload(&config(
+        &xymond,
+        web,
+        &[("a", &ma)],
+        &(topics_test("ha", "a") + extra),
+    ));
+    assert!(daemon
+        .log()
+        .contains("brokers: 0 added, 1 removed (b), 0 changed, 1 kept"));
+    signal(pa, libc::SIGCONT).unwrap();
+    signal(pb, libc::SIGCONT).unwrap();
+
+    ma.publish("b", "held", false);
+    xymond.wait_for_status("ha.env", WAIT, |s| {
+        s.body.contains("a = held") && s.body.contains("b = held")
+    });
+    ma.publish("x", "1", false);
+    xymond.wait_for_status("ha2.env", WAIT, |s| s.body.contains("x = 1"));
     stop(daemon);
 }

@@ -183,17 +183,38 @@ impl Collector {
     /// The current index of the test a snapshot was asked for under reload `epoch`; `None` when a
     /// reload removed or replaced it.
     pub(super) fn snapshot_slot(&self, test: usize, epoch: usize) -> Option<usize> {
-        let mut t = test;
-        for map in self.reloads.get(epoch..)? {
-            t = map.get(t).copied().flatten()?;
-        }
-        (t < self.slots.len()).then_some(t)
+        follow(&self.reloads, test, epoch).filter(|&t| t < self.slots.len())
     }
+}
+
+/// Test index `test` of the time after `epoch` reloads, through each reload since.
+fn follow(reloads: &[Vec<Option<usize>>], test: usize, epoch: usize) -> Option<usize> {
+    let mut t = test;
+    for map in reloads.get(epoch..)? {
+        t = map.get(t).copied().flatten()?;
+    }
+    Some(t)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::invert;
+    use super::{follow, invert};
+
+    /// A snapshot asked for before two reloads comes back to its test's current index, or to none when a
+    /// reload dropped the test.
+    #[test]
+    fn a_snapshot_answer_follows_its_test_through_reloads() {
+        let reloads = vec![vec![Some(1), Some(0)], vec![None, Some(2)]];
+        assert_eq!(follow(&reloads, 0, 0), Some(2));
+        assert_eq!(follow(&reloads, 1, 0), None);
+        assert_eq!(follow(&reloads, 1, 1), Some(2));
+        assert_eq!(
+            follow(&reloads, 3, 2),
+            Some(3),
+            "asked after the last reload"
+        );
+        assert_eq!(follow(&reloads, 0, 3), None, "an epoch that never was");
+    }
 
     #[test]
     fn invert_maps_old_to_new() {
