@@ -120,6 +120,7 @@ impl Bridge {
     ) -> anyhow::Result<()> {
         let Bridge { mut plan, shared } = self;
         let shape = Shape::of(&plan);
+        let test_count = plan.test_count();
         let rrd = start_rrd_writer(&plan)?;
         let routing = std::mem::take(&mut plan.routing);
         let connections: Vec<Connection> = plan.brokers.iter().map(Connection::new).collect();
@@ -184,7 +185,7 @@ impl Bridge {
         };
         let web = web::start(&plan.web, sources, web_stop.clone()).await;
 
-        info!(brokers = plan.brokers.len(), tests = plan.test_count(), xymond = %plan.xymon.server, "bridge running");
+        info!(brokers = plan.brokers.len(), tests = test_count, xymond = %plan.xymon.server, "bridge running");
         let mut running = reload::Running {
             shape,
             xymon: fingerprint(&plan.xymon),
