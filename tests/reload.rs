@@ -191,6 +191,13 @@ fn brokers_added_and_removed_while_an_unchanged_one_keeps_its_session() {
             .count()
     };
     assert_eq!(connects(&ma, "xymon-mqtt-a-"), 1, "{}", ma.log_text());
+    // One SUBSCRIBE at the connect, one for the filter the reload added (x), none replaying a and b.
+    let subscribes = ma
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("Received SUBSCRIBE from xymon-mqtt-a-"))
+        .count();
+    assert_eq!(subscribes, 2, "{}", ma.log_text());
     assert_eq!(
         log.matches("connected to MQTT broker broker=a").count(),
         1,
@@ -292,8 +299,9 @@ fn unchanged_rules_keep_hits_and_staleness_and_changed_ones_start_fresh() {
 }
 
 /// The store's values survive a reload (the API still shows them, also a topic whose route number
-/// changed), a changed web listen address applies (the old port is closed, the new one serves), and a
-/// round open across the reload is sent once, with the value from before and the one from after.
+/// changed), a changed web listen address applies (the old port is closed, the new one serves), a
+/// round open across the reload is sent once, with the value from before and the one from after, and a
+/// token file added by a later reload is required.
 #[test]
 fn store_values_web_settings_and_an_open_round_survive() {
     let xymond = Xymond::start(&["greenhouse", "first"]);
@@ -334,5 +342,23 @@ fn store_values_web_settings_and_an_open_round_survive() {
     mqtt.publish("z", "1", false);
     xymond.wait_for_status("first.env", WAIT, |s| s.body.contains("z = 1"));
     assert_eq!(statuses_sent(web2), sent + 2);
+
+    // A token added by a reload is required from then on.
+    let token = xymond.dir().join("web.token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let web_line = format!("listen = \"127.0.0.1:{web2}\"\n");
+    let with_token = config(
+        &xymond,
+        web2,
+        &[("local", &mqtt)],
+        &(first.to_string() + &topics_test("greenhouse", "local")),
+    )
+    .replace(
+        &web_line,
+        &format!("{web_line}token_file = \"{}\"\n", token.display()),
+    );
+    daemon.reload(&with_token);
+    wait_until(WAIT, "the web server back", || port_is_open(web2));
+    assert_eq!(get(web2, "/api/v1/topics/a").status, 401);
     stop(daemon);
 }

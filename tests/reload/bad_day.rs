@@ -31,6 +31,11 @@ fn several_reloads_in_a_row_and_one_during_a_broker_outage() {
         daemon.reload(if i % 2 == 0 { &with_other } else { &base });
     }
     assert_eq!(daemon.log().matches("configuration reloaded").count(), 6);
+    // The test the odd reloads drop takes its topic's subscription with it.
+    wait_until(WAIT, "o unsubscribed", || {
+        mqtt.log_text()
+            .contains("Received UNSUBSCRIBE from xymon-mqtt-local-")
+    });
     mqtt.publish("b", "held", false);
     xymond.wait_for_status("greenhouse.env", WAIT, |s| {
         s.body.contains("a = held") && s.body.contains("b = held")
