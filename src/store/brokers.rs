@@ -51,6 +51,11 @@ impl BrokerState {
 }
 
 impl Store {
+    /// The current id of the broker named `name` (a reload may renumber brokers, or remove one).
+    pub fn broker_named(&self, name: &str) -> Option<BrokerId> {
+        self.lock().brokers.iter().position(|b| b.name == name)
+    }
+
     pub fn set_connected(&self, broker: BrokerId, connected: bool, error: Option<String>) {
         let mut guard = self.lock();
         if let Some(b) = guard.brokers.get_mut(broker) {
