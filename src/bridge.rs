@@ -1,7 +1,8 @@
 //! The supervisor: starts the stages of a `Plan`, watches them, and stops them in order.
 //!
-//! Fed by the CLI's `run` with a compiled plan and the one cancellation token (SIGINT, SIGTERM). The
-//! wiring, in data-flow order:
+//! Fed by the CLI's `run` with a compiled plan, the one cancellation token (SIGINT, SIGTERM) and a
+//! channel of reloaded plans (SIGHUP), each applied by `reload` without a restart. The wiring, in
+//! data-flow order:
 //!
 //! ```text
 //! broker ─> mqtt::run (a task per broker) ─> Store (latest value per topic) <─ web (reads)
@@ -18,11 +19,13 @@
 //! A stage that ends on its own before the stop (a panic) stops the bridge with an error, so systemd
 //! restarts it.
 
-use crate::collect::{self, Collector, Refusal, RouteTable, Sample, SnapshotRequest};
-use crate::log_limit::LogLimiter;
+mod discovery;
+mod reload;
+
+use crate::collect::{self, Collector, Control, Refusal, RouteTable, Sample, SnapshotRequest};
 use crate::metrics::Metrics;
 use crate::mqtt::{self, Connection, Wanted};
-use crate::plan::{Plan, VALUE_RRD_DEF};
+use crate::plan::{fingerprint, Plan, Shape, VALUE_RRD_DEF};
 use crate::rrd::{RrdDefs, RrdProbe, RrdWriter};
 use crate::store::{Store, UsageCollector};
 use crate::web;
@@ -31,7 +34,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio::task::{JoinError, JoinSet};
+use tokio::task::JoinError;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -103,7 +106,22 @@ impl Bridge {
     /// `cancel` (a panic: the rest is then shut down in order). Everything else after start-up is logged
     /// and retried.
     pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
+        self.run_reloadable(cancel, mpsc::channel(1).1).await
+    }
+
+    /// `run`, taking new plans from `reloads` (SIGHUP) and applying each without a restart
+    /// (`reload`): what did not change keeps its state.
+    ///
+    /// # Errors
+    /// As `run`.
+    pub async fn run_reloadable(
+        self,
+        cancel: CancellationToken,
+        mut reloads: mpsc::Receiver<Plan>,
+    ) -> anyhow::Result<()> {
         let Bridge { mut plan, shared } = self;
+        let shape = Shape::of(&plan);
+        let test_count = plan.test_count();
         let rrd = start_rrd_writer(&plan)?;
         let routing = std::mem::take(&mut plan.routing);
         let connections: Vec<Connection> = plan.brokers.iter().map(Connection::new).collect();
@@ -112,17 +130,14 @@ impl Bridge {
         let (snapshot_tx, snapshot_rx) =
             mpsc::channel::<SnapshotRequest>(SNAPSHOT_REQUEST_CAPACITY);
         let (refusal_tx, refusal_rx) = mpsc::channel::<Refusal>(REFUSAL_CAPACITY);
+        let (control_tx, control_rx) = mpsc::channel::<Control>(1);
         let ingest_stop = cancel.child_token();
-        let mut ingest = spawn_ingest(
-            &plan,
-            &routing,
-            &connections,
-            &shared,
-            (&sample_tx, &refusal_tx),
-            &ingest_stop,
-        );
-        drop(refusal_tx);
-        spawn_discovery(&mut plan, &connections, &shared, &mut ingest, &ingest_stop);
+        let mut sessions =
+            reload::Sessions::new(&shared, sample_tx.clone(), refusal_tx, ingest_stop.clone());
+        for (id, (b, routing)) in plan.brokers.iter().zip(&routing).enumerate() {
+            sessions.open(id, b, Arc::new(Wanted::new(routing)));
+        }
+        let discovery = discovery::DiscoverySessions::start(&mut plan, &shared, &ingest_stop);
         // Held until the stop: the collector ends when the channel closes, which would otherwise happen
         // at once with no broker configured (and read as the collector failing, below).
         let sample_tx_held = sample_tx;
@@ -149,30 +164,50 @@ impl Bridge {
             plan.limits.max_value_chars,
         );
         let rrd_probe = rrd.as_ref().map(|(w, _)| w.probe());
-        let rrd_thread = rrd.map(|(_, thread)| thread);
+        let mut rrd_threads: Vec<JoinHandle<()>> = Vec::new();
+        let rrd_plan = fingerprint(&plan.rrd);
+        let rrd = rrd.map(|(writer, thread)| {
+            rrd_threads.push(thread);
+            writer
+        });
         // The collector stops when ingest has stopped and the channel is drained.
-        let mut collector = tokio::spawn(collector.run(sample_rx, refusal_rx));
+        let mut collector =
+            tokio::spawn(collector.run_controlled(sample_rx, refusal_rx, control_rx));
 
-        let sender_stop = CancellationToken::new();
-        let mut sender = tokio::spawn(xymon::run(
-            xymon::SenderConfig {
-                addr: plan.xymon.server.clone(),
-                timeout: plan.xymon.timeout,
-                combo_max: plan.xymon.combo_max,
-                drain_deadline: DRAIN_DEADLINE,
-            },
-            shared.outbox.clone(),
-            shared.metrics.clone(),
-            sender_stop.clone(),
-        ));
+        let (sender, sender_stop) = start_sender(&plan, &shared);
         // A web problem never stops the bridge.
+        let web_stop = cancel.child_token();
         let sources = web::Sources {
-            stages: Arc::new(watched_stages(&sample_tx_held, rrd_probe, &shared)),
+            stages: Arc::new(watched_stages(
+                sample_tx_held.downgrade(),
+                rrd_probe,
+                &shared,
+            )),
             ..shared.web_sources()
         };
-        let web = web::start(&plan.web, sources, cancel.clone()).await;
+        let web = web::start(&plan.web, sources, web_stop.clone()).await;
 
-        info!(brokers = plan.brokers.len(), tests = plan.test_count(), xymond = %plan.xymon.server, "bridge running");
+        info!(brokers = plan.brokers.len(), tests = test_count, xymond = %plan.xymon.server, "bridge running");
+        let mut running = reload::Running {
+            shape,
+            xymon: fingerprint(&plan.xymon),
+            limits: reload::store_limits(&plan),
+            rrd_plan,
+            rrd,
+            rrd_threads,
+            sessions,
+            snapshots,
+            control: control_tx,
+            sender,
+            sender_stop,
+            retired_senders: Vec::new(),
+            web,
+            web_stop,
+            samples: sample_tx_held.downgrade(),
+            shared: shared.clone(),
+            discovery,
+            cancel: cancel.clone(),
+        };
         // Every stage has what it needs; the rest of the plan (for 100k topics, megabytes) is not kept.
         drop(plan);
 
@@ -180,7 +215,7 @@ impl Bridge {
         // while ingest does, the sender until told to stop. One that ends anyway has panicked (a bug).
         // The bridge then stops with an error rather than run on half-working (web up, every test going
         // purple), so that systemd restarts it (`Restart=on-failure`). After the signal, ingest and then
-        // the collector end by design, which is not a failure.
+        // the collector end by design, which is not a failure. A session a reload stopped is not one.
         let (mut collector_done, mut sender_done) = (false, false);
         let ended = |stage: &'static str, r: Result<(), JoinError>| {
             if cancel.is_cancelled() {
@@ -194,17 +229,25 @@ impl Bridge {
         };
         // Ingest before the collector: a panicking ingest task also closes its end of the channel, and
         // the collector ending after it is the consequence, not the cause.
-        let failed = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => None,
-            Some(r) = ingest.join_next() => ended("MQTT ingest", r),
-            r = &mut collector => {
-                collector_done = true;
-                ended("the collector", r)
-            }
-            r = &mut sender => {
-                sender_done = true;
-                ended("the Xymon sender", r)
+        let failed = loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break None,
+                Some(new) = reloads.recv() => running.reload(new).await,
+                Some(r) = running.sessions.join_next() => {
+                    if let Some(r) = r {
+                        break ended("MQTT ingest", r);
+                    }
+                }
+                r = running.discovery.join_next() => break ended("Home Assistant discovery", r),
+                r = &mut collector => {
+                    collector_done = true;
+                    break ended("the collector", r);
+                }
+                r = &mut running.sender => {
+                    sender_done = true;
+                    break ended("the Xymon sender", r);
+                }
             }
         };
         drop(sample_tx_held);
@@ -217,21 +260,30 @@ impl Bridge {
             cancel.cancel();
         }
         info!("shutting down");
-        while let Some(r) = ingest.join_next().await {
-            if let Err(e) = r {
-                warn!(error = %e, "MQTT ingest ended abnormally");
-            }
-        }
+        running.sessions.stop().await;
+        running.discovery.stop().await;
         if !collector_done {
             if let Err(e) = collector.await {
                 warn!(error = %e, "collector ended abnormally");
             }
         }
+        let reload::Running {
+            snapshots,
+            rrd,
+            rrd_threads,
+            sender,
+            sender_stop,
+            retired_senders,
+            web,
+            ..
+        } = running;
         // The collector held the last snapshot request sender: the snapshot server ends; sessions still
         // running are abandoned (their values are in the broker).
         snapshots.abort();
-        // The collector held the last RrdWriter handle: the worker now drains its queue and exits.
-        if let Some(thread) = rrd_thread {
+        // The collector held the last RrdWriter handle (with ours): the worker now drains its queue and
+        // exits.
+        drop(rrd);
+        for thread in rrd_threads {
             let joined = tokio::task::spawn_blocking(move || thread.join());
             if tokio::time::timeout(DRAIN_DEADLINE, joined).await.is_err() {
                 warn!("RRD writer still busy at the shutdown deadline");
@@ -242,6 +294,9 @@ impl Bridge {
             if let Err(e) = sender.await {
                 warn!(error = %e, "sender ended abnormally");
             }
+        }
+        for old in retired_senders {
+            let _ = old.await;
         }
         if let Some(web) = web {
             if tokio::time::timeout(DRAIN_DEADLINE, web).await.is_err() {
@@ -261,6 +316,32 @@ pub async fn run(plan: Plan, cancel: CancellationToken) -> anyhow::Result<()> {
     Bridge::new(plan).run(cancel).await
 }
 
+/// `run`, applying each plan that comes on `reloads` (see `Bridge::run_reloadable`).
+pub async fn run_reloadable(
+    plan: Plan,
+    cancel: CancellationToken,
+    reloads: mpsc::Receiver<Plan>,
+) -> anyhow::Result<()> {
+    Bridge::new(plan).run_reloadable(cancel, reloads).await
+}
+
+/// The Xymon sender for the plan's `[xymon]`, and its stop token.
+fn start_sender(plan: &Plan, shared: &Shared) -> (tokio::task::JoinHandle<()>, CancellationToken) {
+    let stop = CancellationToken::new();
+    let sender = tokio::spawn(xymon::run(
+        xymon::SenderConfig {
+            addr: plan.xymon.server.clone(),
+            timeout: plan.xymon.timeout,
+            combo_max: plan.xymon.combo_max,
+            drain_deadline: DRAIN_DEADLINE,
+        },
+        shared.outbox.clone(),
+        shared.metrics.clone(),
+        stop.clone(),
+    ));
+    (sender, stop)
+}
+
 /// How long a stage's queue may stay full with nothing taken before `/healthz` calls it stuck.
 const STAGE_STUCK_AFTER: Duration = Duration::from_secs(10);
 
@@ -272,11 +353,10 @@ const SENDER_STUCK_AFTER: Duration = Duration::from_secs(60);
 /// writer (its queue), the Xymon sender (the outbox). None holds a sender of a queue, so that the queues
 /// still close at shutdown.
 fn watched_stages(
-    samples: &mpsc::Sender<Sample>,
+    queue: mpsc::WeakSender<Sample>,
     rrd: Option<RrdProbe>,
     shared: &Shared,
 ) -> Vec<web::Stage> {
-    let queue = samples.downgrade();
     let metrics = shared.metrics.clone();
     let mut stages = vec![web::Stage {
         name: "the collector",
@@ -303,74 +383,6 @@ fn watched_stages(
         stuck_for: Box::new(move || outbox.stalled()),
     });
     stages
-}
-
-/// One ingest task per broker, each with its session and its subscriptions; `to_collector`: the
-/// sample and refusal channels.
-fn spawn_ingest(
-    plan: &Plan,
-    routing: &[crate::plan::BrokerRouting],
-    connections: &[Connection],
-    shared: &Shared,
-    to_collector: (&mpsc::Sender<Sample>, &mpsc::Sender<Refusal>),
-    stop: &CancellationToken,
-) -> JoinSet<()> {
-    let log_limit = Arc::new(LogLimiter::new(Duration::from_secs(60)));
-    let mut ingest = JoinSet::new();
-    for (id, ((b, routing), connection)) in plan
-        .brokers
-        .iter()
-        .zip(routing)
-        .zip(connections)
-        .enumerate()
-    {
-        let keep = b.session_expiry.is_some();
-        let (client, events) = mqtt::open(connection, connection.client_id.clone(), keep);
-        let task = mqtt::BrokerTask {
-            id,
-            name: b.name.clone(),
-            client,
-            events,
-            wanted: Arc::new(Wanted::new(routing)),
-            reconnect_max: b.reconnect_max,
-            keep_alive: b.keep_alive,
-        };
-        let ingest_shared = mqtt::Shared {
-            store: shared.store.clone(),
-            samples: to_collector.0.clone(),
-            refusals: to_collector.1.clone(),
-            metrics: shared.metrics.clone(),
-            log_limit: log_limit.clone(),
-        };
-        ingest.spawn(mqtt::run(task, ingest_shared, stop.clone()));
-    }
-    ingest
-}
-
-/// One discovery session per `[[discovery]]` block, in the ingest set (it stops and fails with ingest).
-fn spawn_discovery(
-    plan: &mut Plan,
-    connections: &[Connection],
-    shared: &Shared,
-    ingest: &mut JoinSet<()>,
-    stop: &CancellationToken,
-) {
-    for (index, (broker, d)) in std::mem::take(&mut plan.discovery).into_iter().enumerate() {
-        let (Some(connection), Some(b)) = (connections.get(broker), plan.brokers.get(broker))
-        else {
-            continue;
-        };
-        let task = mqtt::discovery::DiscoveryTask {
-            index,
-            connection: connection.clone(),
-            plan: d,
-            reconnect_max: b.reconnect_max,
-            outbox: shared.outbox.clone(),
-            metrics: shared.metrics.clone(),
-            max_value_chars: plan.limits.max_value_chars,
-        };
-        ingest.spawn(mqtt::discovery::run(task, stop.clone()));
-    }
 }
 
 /// The RRD writer and its thread, when the plan writes RRDs; without any, `rrd_dir` is not even checked.

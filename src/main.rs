@@ -13,14 +13,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 use xymon_mqtt::cli;
 use xymon_mqtt::config::EXAMPLE;
+use xymon_mqtt::plan::Plan;
 
 /// MQTT → Xymon bridge: subscribes to MQTT brokers and sends Xymon status messages to xymond.
 ///
 /// Runs on the Xymon server next to xymond. Logs go to stderr (journald under systemd); set RUST_LOG
 /// (e.g. RUST_LOG=debug or RUST_LOG=xymon_mqtt=debug) for more detail. SIGINT or SIGTERM stop it
-/// gracefully: statuses still pending are delivered within a few seconds, then it exits 0. SIGHUP, SIGUSR1
-/// and SIGUSR2 are logged and ignored (the configuration is read at start only); a closed or broken
-/// stderr or stdout only loses log lines.
+/// gracefully: statuses still pending are delivered within a few seconds, then it exits 0. SIGHUP reloads
+/// the configuration without a restart (an invalid one is logged and the running one stays); SIGUSR1 and
+/// SIGUSR2 are logged and ignored; a closed or broken stderr or stdout only loses log lines.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Cli {
@@ -126,8 +127,14 @@ fn run(config: &Path) -> ExitCode {
             }
         };
         let cancel = CancellationToken::new();
-        tokio::spawn(on_signals(signals, config.to_path_buf(), cancel.clone()));
-        match xymon_mqtt::bridge::run(plan, cancel).await {
+        let (reloads, reloaded) = mpsc::channel(1);
+        tokio::spawn(on_signals(
+            signals,
+            config.to_path_buf(),
+            cancel.clone(),
+            reloads,
+        ));
+        match xymon_mqtt::bridge::run_reloadable(plan, cancel, reloaded).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 error!("{e:#}");
@@ -200,7 +207,12 @@ fn install_signal_handlers() -> mpsc::Receiver<Sig> {
 /// What each signal does: SIGTERM and SIGINT stop the bridge (pending statuses are delivered, then exit
 /// 0), SIGHUP goes to [`reload`], SIGUSR1 and SIGUSR2 are logged and ignored. Runs for the life of the
 /// process, so a signal during shutdown is logged too.
-async fn on_signals(mut signals: mpsc::Receiver<Sig>, config: PathBuf, cancel: CancellationToken) {
+async fn on_signals(
+    mut signals: mpsc::Receiver<Sig>,
+    config: PathBuf,
+    cancel: CancellationToken,
+    reloads: mpsc::Sender<Plan>,
+) {
     while let Some(sig) = signals.recv().await {
         match sig {
             Sig::Term | Sig::Int => {
@@ -216,7 +228,10 @@ async fn on_signals(mut signals: mpsc::Receiver<Sig>, config: PathBuf, cancel: C
                     );
                 }
             }
-            Sig::Hup => reload(&config),
+            Sig::Hup if cancel.is_cancelled() => {
+                info!("SIGHUP received; ignored while stopping");
+            }
+            Sig::Hup => reload(&config, &reloads).await,
             Sig::Usr1 | Sig::Usr2 => {
                 info!("{} received; ignored (it has no meaning here)", sig.name());
             }
@@ -224,14 +239,22 @@ async fn on_signals(mut signals: mpsc::Receiver<Sig>, config: PathBuf, cancel: C
     }
 }
 
-/// SIGHUP, by convention "reload the configuration": the place a reload takes over. The bridge cannot
-/// reload its configuration, so the signal is logged and ignored; its default action would end the process,
-/// and systemd's `Restart=on-failure` does not restart a process that a SIGHUP ended.
-fn reload(config: &Path) {
-    warn!(
-        config = %config.display(),
-        "SIGHUP received; ignored: the configuration is read only at start (restart xymon-mqtt to apply a changed one)"
-    );
+/// SIGHUP, by convention "reload the configuration": the file is read and compiled as at start. An
+/// invalid one is logged as `check` prints it (file, line and key) and the running configuration stays;
+/// a valid one goes to the running bridge, which applies it without a restart and logs what changed.
+/// Signals are handled in order, so a second SIGHUP waits until the bridge has taken the first.
+async fn reload(config: &Path, reloads: &mpsc::Sender<Plan>) {
+    info!(config = %config.display(), "SIGHUP received; reloading the configuration");
+    match cli::load(config) {
+        Ok(plan) => {
+            if reloads.send(plan).await.is_err() {
+                warn!("the bridge is stopping; the configuration is not reloaded");
+            }
+        }
+        Err(e) => {
+            error!("configuration not reloaded: {e}; running on with the previous configuration")
+        }
+    }
 }
 
 /// Writes a one-shot command's output to stdout. A reader that went away (`| head`) is not an error;

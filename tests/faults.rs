@@ -1,5 +1,5 @@
 //! The real binary on a bad day, against a real mosquitto and xymond: signals that would end a process by
-//! default (SIGHUP, SIGPIPE, SIGUSR1, SIGUSR2), a stderr whose reader goes away, closed standard
+//! default (SIGHUP, which reloads the configuration, SIGPIPE, SIGUSR1, SIGUSR2), a stderr whose reader goes away, closed standard
 //! descriptors, a stdout that is a broken pipe or a full device, and an RRD directory that is read-only or
 //! full. In each case the daemon runs on, statuses keep reaching xymond, and SIGTERM still delivers what
 //! is pending and exits 0.
@@ -74,15 +74,16 @@ fn sigterm_delivers_and_exits_zero(xymond: &Xymond, daemon: &mut Daemon, value: 
     );
 }
 
-/// SIGHUP, SIGUSR1 and SIGUSR2 are logged and ignored, SIGPIPE is ignored: the process runs on and
-/// delivers statuses after each; SIGTERM then delivers the pending round and exits 0.
+/// SIGHUP reloads the (unchanged) configuration, SIGUSR1 and SIGUSR2 are logged and ignored, SIGPIPE is
+/// ignored: the process runs on and delivers statuses after each; SIGTERM then delivers the pending
+/// round and exits 0.
 #[test]
 fn hangup_pipe_and_user_signals_are_ignored() {
     let (xymond, mqtt, mut daemon, port) = start(Stderr::Read, Stdio::null(), true);
     daemon.wait_log(" subscribed broker=local");
     round_delivered(&xymond, &mqtt, "1");
     let signals = [
-        (libc::SIGHUP, "SIGHUP received; ignored"),
+        (libc::SIGHUP, "configuration reloaded"),
         (libc::SIGPIPE, ""),
         (libc::SIGUSR1, "SIGUSR1 received; ignored"),
         (libc::SIGUSR2, "SIGUSR2 received; ignored"),
@@ -103,14 +104,17 @@ fn hangup_pipe_and_user_signals_are_ignored() {
     }
     let log = daemon.log();
     assert_eq!(log.matches("SIGHUP received").count(), 2, "{log}");
-    assert!(log.contains("restart xymon-mqtt to apply"), "{log}");
+    assert!(
+        log.contains("tests: 0 added, 0 removed, 0 changed, 1 kept"),
+        "{log}"
+    );
     pending_a(&mqtt, port.unwrap(), "last");
     sigterm_delivers_and_exits_zero(&xymond, &mut daemon, "last");
     assert!(daemon.log().contains("SIGTERM received"));
 }
 
 /// stderr's reader goes away (the journal restarted, a pipe's reader died): log lines meet EPIPE. Nothing
-/// panics: a SIGHUP logged into the broken pipe is still ignored, statuses still flow (at debug level,
+/// panics: a SIGHUP logged into the broken pipe still reloads, statuses still flow (at debug level,
 /// many lines are lost on the way), and SIGTERM, whose own log line is lost too, drains and exits 0.
 #[test]
 fn broken_stderr_loses_log_lines_only() {

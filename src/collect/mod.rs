@@ -11,11 +11,13 @@
 //! - `snapshots`: periodic tests' snapshot requests and results.
 //! - `outage`: what a broker outage does to its continuous tests and rule instances.
 //! - `refusals`: subscriptions the broker refuses, in the statuses of the tests that read them.
+//! - `reload`: a reload's new plan taken over, the state of unchanged tests kept.
 //! - `round`, `schedule`, `route_table`: the pure parts (a round, the timers, the routes).
 //! - `rrd_feed`: what goes to the RRD writer, and its health back into statuses.
 
 mod outage;
 mod refusals;
+mod reload;
 pub mod round;
 mod route_table;
 mod rrd_feed;
@@ -25,6 +27,7 @@ mod snapshots;
 mod topic_tests;
 
 pub use refusals::Refusal;
+pub use reload::{Control, Reload};
 pub use route_table::{Route, RouteTable};
 pub use rrd_feed::BROKER_RRDS;
 pub use snapshots::{Fetched, Snapshot, SnapshotError, SnapshotRequest, SnapshotResult};
@@ -114,6 +117,8 @@ pub struct Collector {
     refused: Refused,
     max_value_chars: usize,
     log_limit: LogLimiter,
+    /// Per reload so far: each test's new index by its old one (`reload`), for snapshot answers.
+    reloads: Vec<Vec<Option<usize>>>,
 }
 
 impl Collector {
@@ -168,16 +173,25 @@ impl Collector {
             refused,
             max_value_chars,
             log_limit: LogLimiter::new(Duration::from_secs(60)),
+            reloads: Vec::new(),
         }
     }
 
     /// Runs until the sample channel closes (every ingest task has stopped), then processes what is
     /// still queued and closes the open rounds, so nothing already received is lost. `refusals`: the
     /// permanent sessions' refused (and granted again) filters.
-    pub async fn run(
+    pub async fn run(self, samples: mpsc::Receiver<Sample>, refusals: mpsc::Receiver<Refusal>) {
+        self.run_controlled(samples, refusals, mpsc::channel(1).1)
+            .await;
+    }
+
+    /// `run`, with reloads (`Control`) taken in order with the samples: the supervisor holds ingest
+    /// while it sends one, so every sample before it is in the queue already, and it goes after them.
+    pub async fn run_controlled(
         mut self,
         mut samples: mpsc::Receiver<Sample>,
         mut refusals: mpsc::Receiver<Refusal>,
+        mut control: mpsc::Receiver<Control>,
     ) {
         self.arm_first_timers(Instant::now());
         let sleep = tokio::time::sleep_until(Instant::now() + Duration::from_secs(86_400 * 365));
@@ -219,6 +233,7 @@ impl Collector {
                     self.on_link_change(Instant::now());
                 }
                 Some(r) = refusals.recv() => self.on_refusal(r),
+                Some(c) = control.recv() => self.on_control(c),
                 _ = &mut sleep, if armed.is_some() => {
                     armed = None;
                     let now = Instant::now();

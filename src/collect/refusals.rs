@@ -34,6 +34,18 @@ impl Refused {
         Refused(vec![HashMap::new(); brokers])
     }
 
+    /// The refusals of the running brokers, for the new ones: `from[b]` is new broker `b`'s old index.
+    pub(super) fn remap(mut self, from: &[Option<BrokerId>]) -> Refused {
+        Refused(
+            from.iter()
+                .map(|o| {
+                    o.and_then(|o| self.0.get_mut(o).map(std::mem::take))
+                        .unwrap_or_default()
+                })
+                .collect(),
+        )
+    }
+
     pub(super) fn get(&self, broker: BrokerId, filter: &str) -> Option<&str> {
         self.0.get(broker)?.get(filter).map(String::as_str)
     }

@@ -67,7 +67,7 @@ fn column(key: &(HostName, TestName)) -> String {
 pub(super) struct RuleSlot {
     pub(super) state: RuleState,
     /// The config's test index, for log lines.
-    index: usize,
+    pub(super) index: usize,
     pub(super) broker: BrokerId,
     /// Its instances' colour while the broker is disconnected.
     outage_colour: Colour,

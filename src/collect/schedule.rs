@@ -40,6 +40,13 @@ impl Timers {
     pub fn next_at(&self) -> Option<Instant> {
         self.heap.peek().map(|t| t.0.at)
     }
+    /// Every timer, the heap left empty (a reload renumbers them).
+    pub fn take_all(&mut self) -> Vec<Timer> {
+        std::mem::take(&mut self.heap)
+            .into_iter()
+            .map(|t| t.0)
+            .collect()
+    }
     pub fn pop_due(&mut self, now: Instant) -> Option<Timer> {
         if self.heap.peek()?.0.at <= now {
             self.heap.pop().map(|t| t.0)

@@ -67,6 +67,8 @@ pub struct SnapshotRequest {
 /// A snapshot's answer, back on the collector's own channel.
 pub(super) struct SnapshotDone {
     pub(super) test: usize,
+    /// Reloads before it was asked for: `test` is an index of that time.
+    pub(super) epoch: usize,
     pub(super) generation: u64,
     pub(super) result: SnapshotResult,
 }
@@ -95,6 +97,7 @@ impl Collector {
             reply,
         };
         let generation = slot.generation;
+        let epoch = self.reloads.len();
         let done = self.snapshots_tx.clone();
         let sent = self.snapshot_requests.try_send(request);
         tokio::spawn(async move {
@@ -109,6 +112,7 @@ impl Collector {
             let _ = done
                 .send(SnapshotDone {
                     test,
+                    epoch,
                     generation,
                     result,
                 })
@@ -116,7 +120,11 @@ impl Collector {
         });
     }
 
-    pub(super) fn on_snapshot(&mut self, done: SnapshotDone) {
+    pub(super) fn on_snapshot(&mut self, mut done: SnapshotDone) {
+        let Some(test) = self.snapshot_slot(done.test, done.epoch) else {
+            return;
+        };
+        done.test = test;
         let now = Instant::now();
         let slot = &mut self.slots[done.test];
         if slot.generation != done.generation {

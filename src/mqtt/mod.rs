@@ -19,12 +19,14 @@
 //! - `snapshot`: short-lived sessions that fetch retained values for the collector's periodic tests.
 //! - `discovery`: one session per `[[discovery]]` block: Home Assistant announcements, their entities'
 //!   topics subscribed as they come, device statuses into the outbox.
+//! - `steer`: a reload holding a session and resuming it with its new id and subscriptions.
 
 mod connection;
 pub mod discovery;
 mod granted;
 mod session;
 pub mod snapshot;
+pub mod steer;
 mod subscriptions;
 
 pub use connection::{open, Connection, CONNECT_TIMEOUT};
@@ -58,6 +60,8 @@ pub struct BrokerTask {
     pub reconnect_max: Duration,
     /// A connection lost after at least this long had proved itself: the next attempt goes at once.
     pub keep_alive: Duration,
+    /// Reloads: hold the session, then resume it renumbered or stop it (`steer`).
+    pub steer: mpsc::Receiver<steer::Hold>,
 }
 
 /// Shared pieces every broker task uses.
@@ -88,6 +92,12 @@ pub async fn run(mut task: BrokerTask, shared: Shared, cancel: CancellationToken
     loop {
         let event = tokio::select! {
             _ = &mut cancelled => break,
+            Some(h) = task.steer.recv() => {
+                match steer::hold(&mut task, &shared, h, &mut subs, connected.is_some()).await {
+                    steer::Held::Resumed => continue,
+                    steer::Held::Stop => break,
+                }
+            }
             event = task.events.poll() => event,
         };
         match event {
@@ -161,11 +171,11 @@ pub async fn run(mut task: BrokerTask, shared: Shared, cancel: CancellationToken
                 shared.store.set_connected(task.id, false, Some(e.message));
                 connected = None;
                 connected_gauge.set(0);
-                if !delay.is_zero() {
-                    tokio::select! {
-                        _ = &mut cancelled => break,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
+                if !delay.is_zero()
+                    && steer::backoff(&mut task, &shared, &mut subs, delay, cancelled.as_mut())
+                        .await
+                {
+                    break;
                 }
             }
         }

@@ -101,7 +101,8 @@ impl Client {
         }
     }
 
-    /// Queues one UNSUBSCRIBE per filter (the discovery sessions drop the topics of removed entities).
+    /// Queues one UNSUBSCRIBE of `filter` (a reload dropped it; a discovery session dropped a removed
+    /// entity's topic).
     ///
     /// # Errors
     /// The request queue is full or the event loop has gone.

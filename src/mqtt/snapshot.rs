@@ -11,6 +11,7 @@ use super::connection::{open, Connection};
 use super::session::SessionEvent;
 use crate::collect::{Fetched, Snapshot, SnapshotError, SnapshotRequest, SnapshotResult};
 use crate::metrics::Metrics;
+use crate::names::BrokerId;
 use crate::store::{Incoming, Store};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -96,7 +97,10 @@ async fn snapshot(
                         at,
                     };
                     let name = topics.iter().find(|t| ***t == *topic);
-                    let _ = store.ingest(req.broker, &incoming, name);
+                    // By name: a reload since the request may have renumbered or removed the broker.
+                    if let Some(broker) = store.broker_named(&conn.name) {
+                        let _ = store.ingest(broker, &incoming, name);
+                    }
                     if name.is_some() && !got.values.iter().any(|f| f.topic == topic) {
                         got.values.push(Fetched {
                             topic: topic.to_string(),
@@ -108,7 +112,8 @@ async fn snapshot(
                 }
                 Ok(SessionEvent::SubAck(codes)) => {
                     for (topic, code) in topics.iter().zip(codes) {
-                        let changed = store.set_refused(req.broker, topic, code.as_ref().err().cloned());
+                        let broker = store.broker_named(&conn.name).unwrap_or(BrokerId::MAX);
+                        let changed = store.set_refused(broker, topic, code.as_ref().err().cloned());
                         if let Err(reason) = code {
                             metrics.count_refusal(&conn.name, topic);
                             if changed {

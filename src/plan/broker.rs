@@ -33,6 +33,9 @@ pub struct BrokerPlan {
     pub max_packet_bytes: u32,
     /// `mqtts://`: the TLS client configuration (roots, client certificate).
     pub tls: Option<Arc<ClientConfig>>,
+    /// Everything the session depends on, as text (the password included, never shown): a reload
+    /// reconnects a broker whose fingerprint changed and leaves the others alone.
+    pub fingerprint: u64,
 }
 
 /// A user name (empty for a password alone, which only MQTT 5 can send) and the password read from
@@ -75,6 +78,8 @@ pub(super) fn resolve(b: &BrokerConfig, max_packet_bytes: usize) -> Result<Broke
     } else {
         None
     };
+    let secret = credentials.as_ref().map(|c| (&c.username, &c.password));
+    let fingerprint = super::diff::fingerprint(&(b, secret, max_packet_bytes));
     Ok(BrokerPlan {
         name: b.name.clone(),
         url: b.url.clone(),
@@ -86,6 +91,7 @@ pub(super) fn resolve(b: &BrokerConfig, max_packet_bytes: usize) -> Result<Broke
         credentials,
         max_packet_bytes: u32::try_from(max_packet_bytes.min(MAX_PACKET_BYTES)).unwrap_or(u32::MAX),
         tls,
+        fingerprint,
     })
 }
 

@@ -9,9 +9,11 @@
 //! the key, like a parse error.
 
 mod broker;
+mod diff;
 mod routing;
 
 pub use broker::{BrokerPlan, Credentials};
+pub use diff::{fingerprint, Diff, Shape};
 pub use routing::{BrokerRouting, Dest, ExactTopic};
 
 use crate::colour::Colour;
@@ -61,6 +63,8 @@ pub struct TestPlan {
     pub topics: Arc<[TopicName]>,
     /// A continuous test's colour while its broker is disconnected.
     pub outage_colour: Colour,
+    /// Its config as text: a reload keeps the state of a test whose fingerprint did not change.
+    pub fingerprint: u64,
 }
 
 impl TestPlan {
@@ -80,6 +84,8 @@ pub struct RulePlan {
     pub index: usize,
     /// Its instances' colour while the broker is disconnected.
     pub outage_colour: Colour,
+    /// Its config as text: a reload keeps the state of a rule whose fingerprint did not change.
+    pub fingerprint: u64,
 }
 
 /// The RRD files the bridge writes itself.
@@ -171,6 +177,7 @@ impl Plan {
                 kind: tc.kind,
                 topics: topics.clone(),
             });
+            let fingerprint = diff::fingerprint(&(tc, outage_colour(tc, broker)));
             if tc.kind == TestKind::Rule {
                 let rule = Rule::compile(tc).map_err(|e| {
                     config.error_at(t.span(), &format!("test[{index}].{}", e.key), e.message)
@@ -180,6 +187,7 @@ impl Plan {
                     broker,
                     index,
                     outage_colour: outage_colour(tc, broker),
+                    fingerprint,
                 });
             } else {
                 tests.push(TestPlan {
@@ -188,6 +196,7 @@ impl Plan {
                     index,
                     topics,
                     outage_colour: outage_colour(tc, broker),
+                    fingerprint,
                 });
             }
         }

@@ -33,7 +33,29 @@ pub struct Refused {
     pub reason: String,
 }
 
+impl BrokerState {
+    /// A broker not connected yet.
+    pub fn new(name: &str, url: &str) -> BrokerState {
+        BrokerState {
+            name: name.to_string(),
+            url: url.to_string(),
+            connected: false,
+            subscribed: false,
+            since: None,
+            last_message: None,
+            messages: 0,
+            last_error: None,
+            refused: Vec::new(),
+        }
+    }
+}
+
 impl Store {
+    /// The current id of the broker named `name` (a reload may renumber brokers, or remove one).
+    pub fn broker_named(&self, name: &str) -> Option<BrokerId> {
+        self.lock().brokers.iter().position(|b| b.name == name)
+    }
+
     pub fn set_connected(&self, broker: BrokerId, connected: bool, error: Option<String>) {
         let mut guard = self.lock();
         if let Some(b) = guard.brokers.get_mut(broker) {

@@ -15,11 +15,13 @@
 //! - `table`: one broker's topics: one hash lookup, registered and pinned topics, the update order.
 //! - `inner`: the state under the mutex and the budget (`Usage`).
 //! - `collector`: the budget's figures for `/metrics`.
+//! - `replan`: a reload's new plan applied, values kept.
 
 mod brokers;
 mod collector;
 mod entry;
 mod inner;
+mod replan;
 mod table;
 
 pub use collector::UsageCollector;
@@ -163,17 +165,7 @@ impl Store {
     pub fn with_limits(brokers: &[(String, String)], limits: Limits) -> Self {
         let states = brokers
             .iter()
-            .map(|(name, url)| BrokerState {
-                name: name.clone(),
-                url: url.clone(),
-                connected: false,
-                subscribed: false,
-                since: None,
-                last_message: None,
-                messages: 0,
-                last_error: None,
-                refused: Vec::new(),
-            })
+            .map(|(name, url)| BrokerState::new(name, url))
             .collect();
         let tables = brokers.iter().map(|_| Table::default()).collect();
         Store {

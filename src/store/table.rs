@@ -323,6 +323,11 @@ impl Table {
             .filter(|n| n.entry.visible())
     }
 
+    /// Every entry, with a value or not.
+    pub fn all(&self) -> impl Iterator<Item = &Named> {
+        self.registered.iter().chain(&self.seen)
+    }
+
     /// The names of the registered topics `start..start + max`, in route order.
     pub fn registered_names(&self, start: usize, max: usize) -> Vec<Arc<str>> {
         self.registered
@@ -345,6 +350,34 @@ impl Table {
             ..
         } = self;
         index.shrink_to_fit(rehash(hasher, registered, seen));
+    }
+
+    /// Every entry, for a new table (a reload): the registered ones, the pinned ones, then the seen ones
+    /// from the least to the most recently updated, so that inserting them in turn keeps that order.
+    pub fn into_entries(self) -> Vec<Named> {
+        let mut order = Vec::with_capacity(self.seen.len());
+        let mut i = self.oldest;
+        while let Some(link) = self.links.get(i as usize) {
+            order.push(i);
+            i = link.next;
+        }
+        let Table {
+            registered,
+            seen,
+            links,
+            ..
+        } = self;
+        let mut seen: Vec<Option<Named>> = seen.into_iter().map(Some).collect();
+        let mut out = registered;
+        for (i, l) in links.iter().enumerate() {
+            if *l == PINNED {
+                out.extend(seen.get_mut(i).and_then(Option::take));
+            }
+        }
+        for i in order {
+            out.extend(seen.get_mut(i as usize).and_then(Option::take));
+        }
+        out
     }
 
     /// The seen topics from the least to the most recently updated (tests check the links with it).

@@ -86,9 +86,12 @@ pub async fn run(
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     let mut failing = false;
     loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = outbox.wait() => {}
+        // Statuses pending already (a sender started by a reload takes over its predecessor's) go at once.
+        if outbox.pending() == 0 {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = outbox.wait() => {}
+            }
         }
         while outbox.pending() > 0 {
             match deliver_one_batch(&cfg, &outbox, &metrics).await {

@@ -119,6 +119,21 @@ impl Daemon {
         signal(self.pid(), sig).unwrap_or_else(|e| panic!("signal {sig}: {e}"));
     }
 
+    /// Writes `toml` over its config file and sends SIGHUP; returns once the log shows the reload done
+    /// (`configuration reloaded`) or refused (`configuration not reloaded`), one more than before.
+    pub fn reload(&self, toml: &str) {
+        let count = |log: &str| {
+            log.matches("configuration reloaded").count()
+                + log.matches("configuration not reloaded").count()
+        };
+        let before = count(&self.log());
+        std::fs::write(&self.config, toml).expect("write the config");
+        self.signal(libc::SIGHUP);
+        wait_until(WAIT, "the reload to be done", || {
+            count(&lock(&self.log)) > before
+        });
+    }
+
     /// True while the process has not exited (reaps it when it has).
     pub fn is_running(&mut self) -> bool {
         if self.exit.is_none() {
