@@ -10,6 +10,8 @@
 #[path = "reload/bad_day.rs"]
 mod bad_day;
 mod common;
+#[path = "reload/discovery.rs"]
+mod discovery;
 
 use common::daemon::{Daemon, Stderr, WAIT};
 use common::web::get;
