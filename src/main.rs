@@ -65,7 +65,8 @@ fn main() -> ExitCode {
     // Before any thread exists, so that every thread shares the one arena.
     xymon_mqtt::heap::limit_arenas();
     let cli = Cli::parse();
-    init_logging();
+    // Held to the end of `main`: dropping it writes out the lines still queued (for a second at most).
+    let _log = init_logging();
     let command = match cli.command {
         Some(c) => c,
         None if cli.check_config => Command::Check,
@@ -276,16 +277,25 @@ fn say(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
+/// Lines queued for stderr at most; past that, new lines are dropped rather than waited for.
+const LOG_QUEUE_LINES: usize = 16_384;
+
 /// Logs to stderr; without timestamps under systemd (journald adds its own), without colour off a tty.
-/// A log line that cannot be written is dropped ([`LogWriter`]): a closed or broken stderr never stops the
-/// daemon.
-fn init_logging() {
+/// Lines go through a queue to a thread of their own (`tracing_appender`, lossy): a stderr that takes
+/// nothing (a stalled journal, a pipe nobody reads) costs log lines, never a stalled bridge. A line
+/// that cannot be written is dropped ([`LogWriter`]): a closed or broken stderr never stops the daemon.
+fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .thread_name("log")
+        .finish(LogWriter);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| LogWriter)
+        .with_writer(writer)
         // Its report of a failed write goes through `eprintln!`, which panics on a broken stderr.
         .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal())
@@ -295,6 +305,7 @@ fn init_logging() {
     } else {
         builder.init();
     }
+    guard
 }
 
 /// Set once stderr is a pipe nobody reads: it stays so, and later lines are not even tried.

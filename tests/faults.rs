@@ -130,6 +130,48 @@ fn broken_stderr_loses_log_lines_only() {
     sigterm_delivers_and_exits_zero(&xymond, &mut daemon, "pending");
 }
 
+/// A stderr that takes nothing (a stalled journal: a pipe that is full and never read) costs log lines
+/// only: once the pipe is full, rounds are still delivered, a reload still applies, and SIGTERM still
+/// delivers the pending round and exits 0.
+#[test]
+fn stalled_stderr_loses_log_lines_only() {
+    let (xymond, mqtt, mut daemon, port) = start(Stderr::Stalled, Stdio::null(), true);
+    // The log cannot tell when the session is subscribed: the API does.
+    let web = port.unwrap();
+    common::wait_until(WAIT, "the web server", || common::port_is_open(web));
+    common::wait_until(WAIT, "the broker to be subscribed", || {
+        let b = common::web::get(web, "/api/v1/brokers").json();
+        b.as_array()
+            .is_some_and(|a| a.iter().all(|b| b["subscribed"] == true))
+    });
+    // Full: a blocking write of a line (atomic, as it is under PIPE_BUF) waits until the whole line fits,
+    // so the pipe counts as full once a round has been logged and the bytes in it did not change.
+    let mut full = false;
+    let mut before = daemon.stderr_queued().0;
+    for i in 0..200 {
+        round_delivered(&xymond, &mqtt, &format!("fill-{i}"));
+        let (queued, size) = daemon.stderr_queued();
+        if queued == before && queued > size / 2 {
+            full = true;
+            break;
+        }
+        before = queued;
+    }
+    assert!(
+        full,
+        "the debug log never filled the 4 KiB pipe: {:?}",
+        daemon.stderr_queued()
+    );
+    for i in 0..20 {
+        round_delivered(&xymond, &mqtt, &format!("stalled-{i}"));
+    }
+    daemon.signal(libc::SIGHUP);
+    round_delivered(&xymond, &mqtt, "after-hup");
+    assert!(daemon.is_running());
+    pending_a(&mqtt, port.unwrap(), "pending");
+    sigterm_delivers_and_exits_zero(&xymond, &mut daemon, "pending");
+}
+
 /// Started with stdout and stderr closed (file descriptors 1 and 2 not open), as a careless init script
 /// might: they point at /dev/null rather than at the first socket the daemon opens, and the daemon
 /// works, survives SIGHUP, and stops on SIGTERM with exit 0.

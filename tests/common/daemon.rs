@@ -27,6 +27,10 @@ pub enum Stderr {
     Read,
     /// Closed (file descriptor 2 not open) when the binary starts; stdout closed too.
     Closed,
+    /// A pipe of one page (4 KiB) that the test holds open and never reads: a few log lines fill it,
+    /// and every write after that would wait for ever (a stalled journal). [`Daemon::stderr_queued`]
+    /// tells how full it is.
+    Stalled,
 }
 
 /// The running binary.
@@ -37,6 +41,8 @@ pub struct Daemon {
     log: Arc<Mutex<String>>,
     stop_reading: Arc<AtomicBool>,
     reader: Option<JoinHandle<()>>,
+    /// The read end of a `Stderr::Stalled` pipe, never read.
+    stalled: Option<PipeReader>,
     exit: Option<ExitStatus>,
 }
 
@@ -57,12 +63,25 @@ impl Daemon {
         let log = Arc::new(Mutex::new(String::new()));
         let stop_reading = Arc::new(AtomicBool::new(false));
         let mut reader = None;
+        let mut stalled = None;
         match stderr {
             Stderr::Read => {
                 let (read, write) = std::io::pipe().expect("pipe");
                 cmd.stderr(write);
                 let (log, stop) = (log.clone(), stop_reading.clone());
                 reader = Some(std::thread::spawn(move || collect(read, &log, &stop)));
+            }
+            Stderr::Stalled => {
+                let (read, write) = std::io::pipe().expect("pipe");
+                // SAFETY: fcntl on a descriptor this process owns; F_SETPIPE_SZ takes an int.
+                let set = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+                assert!(
+                    set >= 4096,
+                    "F_SETPIPE_SZ: {}",
+                    std::io::Error::last_os_error()
+                );
+                cmd.stderr(write);
+                stalled = Some(read);
             }
             Stderr::Closed => {
                 use std::os::unix::process::CommandExt;
@@ -86,6 +105,7 @@ impl Daemon {
             log,
             stop_reading,
             reader,
+            stalled,
             exit: None,
         }
     }
@@ -97,6 +117,21 @@ impl Daemon {
     /// Everything read from its stderr so far.
     pub fn log(&self) -> String {
         lock(&self.log).clone()
+    }
+
+    /// Bytes written to a `Stderr::Stalled` pipe and not read (FIONREAD), and the pipe's size.
+    pub fn stderr_queued(&self) -> (usize, usize) {
+        let fd = self.stalled.as_ref().expect("a stalled stderr").as_raw_fd();
+        let mut queued: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int through the pointer, which points at one.
+        let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut queued) };
+        assert_eq!(r, 0, "FIONREAD: {}", std::io::Error::last_os_error());
+        // SAFETY: F_GETPIPE_SZ reads no memory.
+        let size = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
+        (
+            usize::try_from(queued).unwrap_or(0),
+            usize::try_from(size).unwrap_or(0),
+        )
     }
 
     /// Waits until its stderr has shown `needle`.
