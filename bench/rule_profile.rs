@@ -203,6 +203,7 @@ fn feed(n: u64, devices: usize) {
                 payload,
                 retained: false,
                 at,
+                queued: None,
             };
             tx.send(sample).await.expect("collector running");
         }

@@ -27,7 +27,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::{Id, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -48,6 +48,8 @@ pub(super) struct Sessions {
     /// Until the stop: the collector ends once every sender of its queues is gone.
     samples: Option<mpsc::Sender<Sample>>,
     refusals: Option<mpsc::Sender<Refusal>>,
+    /// The sample queue's byte budget (`mqtt::SAMPLE_QUEUE_BYTES`), shared by every session.
+    sample_bytes: Arc<Semaphore>,
     log_limit: Arc<LogLimiter>,
     stop: CancellationToken,
 }
@@ -66,6 +68,7 @@ impl Sessions {
             shared: shared.clone(),
             samples: Some(samples),
             refusals: Some(refusals),
+            sample_bytes: Arc::new(Semaphore::new(mqtt::SAMPLE_QUEUE_BYTES as usize)),
             log_limit: Arc::new(LogLimiter::new(Duration::from_secs(60))),
             stop,
         }
@@ -93,6 +96,7 @@ impl Sessions {
         let shared = mqtt::Shared {
             store: self.shared.store.clone(),
             samples,
+            sample_bytes: self.sample_bytes.clone(),
             refusals,
             metrics: self.shared.metrics.clone(),
             log_limit: self.log_limit.clone(),

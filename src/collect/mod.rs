@@ -48,7 +48,7 @@ use snapshots::SnapshotDone;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use topic_tests::Slot;
 
@@ -63,7 +63,7 @@ const SNAPSHOT_DONE_CAPACITY: usize = 64;
 const SAMPLE_BATCH: usize = 1024;
 
 /// A message a test is interested in, on its way from ingest to the collector.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Sample {
     pub broker: BrokerId,
     /// A shared copy of the name, never one per message: the config's for exact topics, the store's for
@@ -75,6 +75,9 @@ pub struct Sample {
     pub payload: Bytes,
     pub retained: bool,
     pub at: SystemTime,
+    /// The payload's share of the byte budget of the queue between ingest and the collector, given
+    /// back when the collector has done with the sample (`None` where no budget applies: tests).
+    pub queued: Option<OwnedSemaphorePermit>,
 }
 
 /// Where the collector's results go.

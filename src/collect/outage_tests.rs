@@ -51,6 +51,7 @@ fn sample(store: &Store, topic: &str, payload: &'static str) -> Sample {
         payload: Bytes::from_static(payload.as_bytes()),
         retained: false,
         at: SystemTime::now(),
+        queued: None,
     }
 }
 

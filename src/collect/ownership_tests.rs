@@ -59,6 +59,7 @@ fn sample(topic: &str) -> Sample {
         payload: Bytes::from_static(b"1"),
         retained: false,
         at: SystemTime::now(),
+        queued: None,
     }
 }
 

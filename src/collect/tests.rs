@@ -195,6 +195,7 @@ async fn a_round_after_a_rule_completes_into_its_own_status() {
             payload: Bytes::from(payload),
             retained: false,
             at: SystemTime::now(),
+            queued: None,
         })
         .await
         .unwrap();
@@ -304,6 +305,7 @@ async fn refused_filters_are_in_the_statuses_of_the_tests_that_read_them() {
         payload: Bytes::from_static(br#"{"t": 21}"#),
         retained: false,
         at: SystemTime::now(),
+        queued: None,
     })
     .await
     .unwrap();
@@ -355,6 +357,7 @@ async fn refused_filters_are_in_the_statuses_of_the_tests_that_read_them() {
         payload: Bytes::from_static(b"12:00"),
         retained: false,
         at: SystemTime::now(),
+        queued: None,
     })
     .await
     .unwrap();

@@ -44,9 +44,13 @@ use granted::{on_suback, subscribe_next, Subscribing};
 use session::SessionEvent;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+
+/// Payload bytes queued between ingest and the collector at most, across all sessions (besides the
+/// queue's count of samples). A larger single message still passes, alone.
+pub const SAMPLE_QUEUE_BYTES: u32 = 64 << 20;
 
 /// What one broker task needs.
 pub struct BrokerTask {
@@ -68,6 +72,9 @@ pub struct BrokerTask {
 pub struct Shared {
     pub store: Store,
     pub samples: mpsc::Sender<Sample>,
+    /// The byte budget of the sample queue, shared by every session: a sample holds a permit per byte
+    /// of its payload (at most the whole budget) until the collector has done with it.
+    pub sample_bytes: Arc<Semaphore>,
     /// Filters the broker refuses (or grants again), for the tests' statuses.
     pub refusals: mpsc::Sender<Refusal>,
     pub metrics: Arc<Metrics>,
@@ -258,6 +265,12 @@ async fn handle_publish(
         }
         None => return,
     };
+    // The queue is bounded in bytes as well as in samples: 4,096 messages of up to 256 MiB each would be
+    // no bound. Waiting here is backpressure like a full queue; a closed budget only happens at the stop.
+    let share = u32::try_from(payload.len().min(SAMPLE_QUEUE_BYTES as usize)).unwrap_or(u32::MAX);
+    let Ok(queued) = shared.sample_bytes.clone().acquire_many_owned(share).await else {
+        return;
+    };
     let sample = Sample {
         broker: task.id,
         topic,
@@ -265,6 +278,7 @@ async fn handle_publish(
         payload,
         retained: retain,
         at,
+        queued: Some(queued),
     };
     // Backpressure, not loss: the collector is pure in-memory work, so this only waits if it is busy, and
     // the broker then holds the messages for us as it would for any slow subscriber.
@@ -320,6 +334,7 @@ mod tests {
         let shared = Shared {
             store: store.clone(),
             samples: tx,
+            sample_bytes: Arc::new(Semaphore::new(SAMPLE_QUEUE_BYTES as usize)),
             refusals: mpsc::channel(1).0,
             metrics: Arc::new(Metrics::new()),
             log_limit: Arc::new(LogLimiter::new(Duration::from_secs(60))),
@@ -337,6 +352,53 @@ mod tests {
     /// A configured topic reaches the collector with its route and the registered copy of its name; a
     /// filter topic without a route; anything else only goes into the store. Broker 1 does not share
     /// broker 0's topics.
+    /// A sample holds a share of the queue's byte budget equal to its payload until the collector drops
+    /// it; while the budget is spent, ingest waits (backpressure), and goes on once a sample is done.
+    #[tokio::test]
+    async fn samples_hold_their_bytes_of_the_queue_budget() {
+        let (store, wanted, _) = setup();
+        let (tx, mut rx) = mpsc::channel(4);
+        let budget = Arc::new(Semaphore::new(SAMPLE_QUEUE_BYTES as usize));
+        let shared = Shared {
+            store: store.clone(),
+            samples: tx,
+            sample_bytes: budget.clone(),
+            refusals: mpsc::channel(1).0,
+            metrics: Arc::new(Metrics::new()),
+            log_limit: Arc::new(LogLimiter::new(Duration::from_secs(60))),
+        };
+        let origin = || Origin {
+            id: 0,
+            name: "t",
+            wanted: &wanted,
+        };
+        let full = SAMPLE_QUEUE_BYTES as usize;
+        handle_publish(
+            origin(),
+            &shared,
+            "room/t",
+            Bytes::from(vec![b'1'; 1000]),
+            0,
+            false,
+        )
+        .await;
+        assert_eq!(budget.available_permits(), full - 1000);
+        // Larger than the whole budget: it takes all of it, and passes alone.
+        let big = Bytes::from(vec![b'2'; full + 1]);
+        let waiting = handle_publish(origin(), &shared, "room/t", big, 0, false);
+        tokio::pin!(waiting);
+        assert!(
+            futures_util::poll!(waiting.as_mut()).is_pending(),
+            "waits while 1000 bytes are queued"
+        );
+        let first = rx.recv().await.expect("the first sample");
+        drop(first);
+        waiting.await;
+        assert_eq!(budget.available_permits(), 0);
+        drop(rx.recv().await.expect("the large sample"));
+        assert_eq!(budget.available_permits(), full);
+    }
+
     #[tokio::test]
     async fn ingest_hands_the_collector_the_route_and_the_shared_name() {
         let (store, wanted, name) = setup();
