@@ -16,7 +16,9 @@
 //! Shutdown: ingest stops first; the collector processes what was already received and closes open
 //! rounds; the RRD writer drains its queue; then the sender delivers what is pending within a deadline.
 //! A stage that ends on its own before the stop (a panic) stops the bridge with an error, so systemd
-//! restarts it.
+//! restarts it. Beside the stages, `own_status` sends the bridge's own column and checks for ghosts.
+
+mod own_status;
 
 use crate::collect::{self, Collector, Refusal, RouteTable, Sample, SnapshotRequest};
 use crate::log_limit::LogLimiter;
@@ -148,6 +150,7 @@ impl Bridge {
             plan.limits.max_value_chars,
         );
         let rrd_probe = rrd.as_ref().map(|(w, _)| w.probe());
+        let own_rrd = rrd.as_ref().map(|(w, _)| w.probe());
         let rrd_thread = rrd.map(|(_, thread)| thread);
         // The collector stops when ingest has stopped and the channel is drained.
         let mut collector = tokio::spawn(collector.run(sample_rx, refusal_rx));
@@ -164,6 +167,17 @@ impl Bridge {
             shared.metrics.clone(),
             sender_stop.clone(),
         ));
+        let own_status = plan.self_status.take().map(|own| {
+            let own = own_status::OwnStatus {
+                plan: own,
+                server: plan.xymon.server.clone(),
+                timeout: plan.xymon.timeout,
+                shared: shared.clone(),
+                rrd: own_rrd,
+                started: std::time::SystemTime::now(),
+            };
+            tokio::spawn(own_status::run(own, cancel.clone()))
+        });
         // A web problem never stops the bridge.
         let sources = web::Sources {
             stages: Arc::new(watched_stages(&sample_tx_held, rrd_probe, &shared)),
@@ -219,6 +233,11 @@ impl Bridge {
         while let Some(r) = ingest.join_next().await {
             if let Err(e) = r {
                 warn!(error = %e, "MQTT ingest ended abnormally");
+            }
+        }
+        if let Some(task) = own_status {
+            if let Err(e) = task.await {
+                warn!(error = %e, "the bridge's own column ended abnormally");
             }
         }
         if !collector_done {

@@ -12,6 +12,7 @@ mod duration;
 mod error;
 mod ownership;
 mod schema;
+mod self_status;
 mod templates;
 
 pub use broker_url::BrokerUrl;
@@ -21,6 +22,7 @@ pub use schema::{
     WebConfig, XymonConfig, BROKER_STATS_TOPICS, DEFAULT_INTERVAL, DEFAULT_MAX_INSTANCES,
     DEFAULT_RULE_INTERVAL,
 };
+pub use self_status::SelfStatusConfig;
 
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -60,6 +62,8 @@ pub struct Config {
     pub brokers: Vec<Spanned<BrokerConfig>>,
     #[serde(default, rename = "test")]
     pub tests: Vec<Spanned<TestConfig>>,
+    #[serde(default)]
+    pub self_status: SelfStatusConfig,
 }
 
 /// Where a config came from: its file name and its text, so that a problem found later (by the plan)
@@ -313,6 +317,35 @@ impl Config {
         }
         if let Some((i, msg)) = ownership::expected_hosts(&self.tests, &columns) {
             return Err(err(self.tests[i].span(), format!("test[{i}].expect"), msg));
+        }
+        self.validate_self_status(path, text)
+    }
+
+    fn validate_self_status(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let s = &self.self_status;
+        if let Some((k, message)) = s.problem() {
+            return Err(ConfigError::at_line(
+                path,
+                text,
+                &format!("self_status.{k}"),
+                message,
+            ));
+        }
+        let literal: Vec<_> = self
+            .tests
+            .iter()
+            .map(|t| (&t.get_ref().host, &t.get_ref().test))
+            .collect();
+        if let Some(i) = s.taken_by(&literal) {
+            return Err(ConfigError::at_line(
+                path,
+                text,
+                "self_status.column",
+                format!(
+                    "{}.{} is the bridge's own column, but test[{i}] writes it too",
+                    literal[i].0, s.column
+                ),
+            ));
         }
         Ok(())
     }

@@ -10,9 +10,11 @@
 
 mod broker;
 mod routing;
+pub mod self_status;
 
 pub use broker::{BrokerPlan, Credentials};
 pub use routing::{BrokerRouting, Dest, ExactTopic};
+pub use self_status::SelfStatusPlan;
 
 use crate::colour::Colour;
 use crate::config::{Config, ConfigError, LimitsConfig, TestConfig, TestKind, XymonConfig};
@@ -44,6 +46,8 @@ pub struct Plan {
     pub xymon: XymonConfig,
     pub limits: LimitsConfig,
     pub web: WebPlan,
+    /// The bridge's own column; `None` when `[self_status] enabled = false`.
+    pub self_status: Option<SelfStatusPlan>,
 }
 
 /// A `topics` or `broker-stats` test and its broker.
@@ -226,6 +230,7 @@ impl Plan {
             xymon: config.xymon.clone(),
             limits: config.limits.clone(),
             web,
+            self_status: self_status::resolve(config),
         })
     }
 

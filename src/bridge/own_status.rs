@@ -1,0 +1,196 @@
+//! The task behind the bridge's own column: every `[self_status] interval` it gathers what the store,
+//! the outbox, the metrics and the RRD writer know, has `status::self_status` build the text and puts
+//! it in the outbox; every `ghost_interval` it asks xymond for its `ghostlist` and keeps the bridge's
+//! ghosts in the metrics (for `/metrics`, the dashboard and the next status).
+//!
+//! Started by `Bridge::run` with the one cancellation token; stops at once when it fires (what it put in
+//! the outbox is delivered by the sender's drain like any status).
+
+use super::Shared;
+use crate::metrics::{GhostHost, GhostReport};
+use crate::plan::self_status::{origin_of, SelfStatusPlan};
+use crate::rrd::RrdProbe;
+use crate::status::{self_status, BrokerLine, Delivery, Drops, RrdFailure, SelfReport};
+use crate::xymon::ghosts::{self, OurGhost};
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+pub(super) struct OwnStatus {
+    pub plan: SelfStatusPlan,
+    /// xymond's address and the timeout of one exchange (`[xymon]`).
+    pub server: String,
+    pub timeout: Duration,
+    pub shared: Shared,
+    pub rrd: Option<RrdProbe>,
+    pub started: SystemTime,
+}
+
+/// What the previous status saw, for rates and recent counts.
+struct Previous {
+    at: Instant,
+    messages: Vec<u64>,
+    drops: HashMap<String, u64>,
+}
+
+pub(super) async fn run(own: OwnStatus, cancel: CancellationToken) {
+    let every = |d: Duration| {
+        let mut t = tokio::time::interval_at(Instant::now() + d, d);
+        t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        t
+    };
+    let mut status_tick = every(own.plan.interval);
+    let mut ghost_tick = every(own.plan.ghost_interval);
+    let mut previous: Option<Previous> = None;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = ghost_tick.tick() => {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    () = own.check_ghosts() => {}
+                }
+            }
+            _ = status_tick.tick() => previous = Some(own.send(previous.as_ref())),
+        }
+    }
+}
+
+impl OwnStatus {
+    /// Asks xymond for its ghosts and keeps the bridge's own in the metrics. A failed query keeps the
+    /// previous hosts and notes the error (xymond down is the deliveries' red, not a second problem).
+    async fn check_ghosts(&self) {
+        let metrics = &self.shared.metrics;
+        let now = SystemTime::now();
+        match ghosts::ghostlist(&self.server, self.timeout).await {
+            Ok(list) => {
+                let ours = ghosts::ours(&list, &self.shared.outbox.tests(), now);
+                if !ours.is_empty() {
+                    debug!(
+                        ghosts = ours.len(),
+                        "xymond drops statuses of hosts not in hosts.cfg"
+                    );
+                }
+                let hosts = ours.into_iter().map(|g| self.ghost_host(g)).collect();
+                metrics.set_ghosts(GhostReport {
+                    hosts,
+                    checked_at: Some(now),
+                    error: None,
+                });
+            }
+            Err(e) => {
+                debug!(error = %e, "ghostlist failed");
+                let mut report = metrics.ghosts();
+                report.error = Some(e.to_string());
+                metrics.set_ghosts(report);
+            }
+        }
+    }
+
+    /// A ghost, with the configured test that makes it.
+    fn ghost_host(&self, g: OurGhost) -> GhostHost {
+        let origin = if g.host.eq_ignore_ascii_case(self.plan.host.as_str())
+            && g.tests.iter().any(|t| t == self.plan.column.as_str())
+        {
+            "[self_status] host (the bridge's own column)".to_string()
+        } else {
+            g.tests
+                .iter()
+                .find_map(|t| origin_of(&self.plan.origins, &g.host, t))
+                .map(|o| match &o.topic {
+                    Some(topic) => format!(
+                        "test[{}]: the rule on topic {topic}, host {}",
+                        o.index, o.host
+                    ),
+                    None => format!("test[{}]: host {}", o.index, o.host),
+                })
+                .unwrap_or_else(|| "no configured test".into())
+        };
+        GhostHost {
+            host: g.host,
+            tests: g.tests,
+            origin,
+            last_seen: g.seen,
+        }
+    }
+
+    /// Builds the status from what the stages know now and puts it in the outbox.
+    fn send(&self, previous: Option<&Previous>) -> Previous {
+        let (store, outbox, metrics) = (
+            &self.shared.store,
+            &self.shared.outbox,
+            &self.shared.metrics,
+        );
+        let now = SystemTime::now();
+        let at = Instant::now();
+        let minutes = previous.map(|p| at.duration_since(p.at).as_secs_f64() / 60.0);
+        let states = store.brokers();
+        let messages: Vec<u64> = states.iter().map(|b| b.messages).collect();
+        let brokers: Vec<BrokerLine> = states
+            .into_iter()
+            .enumerate()
+            .map(|(i, state)| {
+                let per_minute = previous.zip(minutes).and_then(|(p, m)| {
+                    let before = *p.messages.get(i)?;
+                    (m > 0.0).then(|| state.messages.saturating_sub(before) as f64 / m)
+                });
+                BrokerLine { state, per_minute }
+            })
+            .collect();
+        let totals = metrics.drops();
+        let drops: Vec<Drops> = totals
+            .iter()
+            .map(|(reason, total)| Drops {
+                reason: reason.clone(),
+                total: *total,
+                recent: total.saturating_sub(
+                    previous.map_or(0, |p| p.drops.get(reason).copied().unwrap_or(0)),
+                ),
+            })
+            .collect();
+        let delivery = Delivery {
+            server: self.server.clone(),
+            sent: metrics.statuses_sent.get(),
+            failures: metrics.delivery_failures.get(),
+            pending: outbox.pending(),
+            failing: outbox.failing().map(|f| (f.since_wall, f.error)),
+            last_error: metrics.last_delivery_error(),
+        };
+        let rrd_failing: Vec<RrdFailure> = self
+            .rrd
+            .as_ref()
+            .map(|p| p.failing())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(host, rrd, error)| RrdFailure { host, rrd, error })
+            .collect();
+        let usage = store.usage();
+        let ghosts = metrics.ghosts();
+        let config_file = self.plan.config_file.display().to_string();
+        let status = self_status(&SelfReport {
+            host: &self.plan.host,
+            column: &self.plan.column,
+            lifetime: self.plan.lifetime(),
+            now,
+            started: self.started,
+            version: env!("CARGO_PKG_VERSION"),
+            config_file: &config_file,
+            grace: self.plan.disconnect_grace,
+            interval: self.plan.interval,
+            brokers: &brokers,
+            delivery: &delivery,
+            drops: &drops,
+            rrd_failing: &rrd_failing,
+            store: &usage,
+            ghosts: &ghosts,
+        });
+        outbox.put(status);
+        Previous {
+            at,
+            messages,
+            drops: totals.into_iter().collect(),
+        }
+    }
+}
