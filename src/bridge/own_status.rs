@@ -1,7 +1,9 @@
 //! The task behind the bridge's own column: every `[self_status] interval` it gathers what the store,
 //! the outbox, the metrics and the RRD writer know, has `status::self_status` build the text and puts
-//! it in the outbox; every `ghost_interval` it asks xymond for its `ghostlist` and keeps the bridge's
-//! ghosts in the metrics (for `/metrics`, the dashboard and the next status).
+//! it in the outbox; once more as soon as deliveries to xymond start failing (that red status waits in
+//! the outbox and is the first thing xymond gets when it takes statuses again). Every `ghost_interval`
+//! it asks xymond for its `ghostlist` and keeps the bridge's ghosts in the metrics (for `/metrics`, the
+//! dashboard and the next status).
 //!
 //! Started by `Bridge::run` with the one cancellation token; stops at once when it fires (what it put in
 //! the outbox is delivered by the sender's drain like any status).
@@ -35,6 +37,10 @@ struct Previous {
     drops: HashMap<String, u64>,
 }
 
+/// How often the task looks whether deliveries to xymond started failing: the red status is then built
+/// at once, to wait in the outbox and reach xymond first when it takes statuses again.
+const FAILING_CHECK: Duration = Duration::from_secs(1);
+
 pub(super) async fn run(own: OwnStatus, cancel: CancellationToken) {
     let every = |d: Duration| {
         let mut t = tokio::time::interval_at(Instant::now() + d, d);
@@ -43,17 +49,31 @@ pub(super) async fn run(own: OwnStatus, cancel: CancellationToken) {
     };
     let mut status_tick = every(own.plan.interval);
     let mut ghost_tick = every(own.plan.ghost_interval);
-    let mut previous: Option<Previous> = None;
+    let mut failing_tick = every(FAILING_CHECK);
+    let mut was_failing = false;
+    // Rates of the first status are since the start.
+    let mut previous = Previous {
+        at: Instant::now(),
+        messages: Vec::new(),
+        drops: HashMap::new(),
+    };
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
+            _ = failing_tick.tick() => {
+                let failing = own.shared.outbox.failing().is_some();
+                if failing && !was_failing {
+                    previous = own.send(&previous);
+                }
+                was_failing = failing;
+            }
             _ = ghost_tick.tick() => {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     () = own.check_ghosts() => {}
                 }
             }
-            _ = status_tick.tick() => previous = Some(own.send(previous.as_ref())),
+            _ = status_tick.tick() => previous = own.send(&previous),
         }
     }
 }
@@ -117,7 +137,7 @@ impl OwnStatus {
     }
 
     /// Builds the status from what the stages know now and puts it in the outbox.
-    fn send(&self, previous: Option<&Previous>) -> Previous {
+    fn send(&self, previous: &Previous) -> Previous {
         let (store, outbox, metrics) = (
             &self.shared.store,
             &self.shared.outbox,
@@ -125,17 +145,16 @@ impl OwnStatus {
         );
         let now = SystemTime::now();
         let at = Instant::now();
-        let minutes = previous.map(|p| at.duration_since(p.at).as_secs_f64() / 60.0);
+        let minutes = at.duration_since(previous.at).as_secs_f64() / 60.0;
         let states = store.brokers();
         let messages: Vec<u64> = states.iter().map(|b| b.messages).collect();
         let brokers: Vec<BrokerLine> = states
             .into_iter()
             .enumerate()
             .map(|(i, state)| {
-                let per_minute = previous.zip(minutes).and_then(|(p, m)| {
-                    let before = *p.messages.get(i)?;
-                    (m > 0.0).then(|| state.messages.saturating_sub(before) as f64 / m)
-                });
+                let before = previous.messages.get(i).copied().unwrap_or(0);
+                let per_minute =
+                    (minutes > 0.0).then(|| state.messages.saturating_sub(before) as f64 / minutes);
                 BrokerLine { state, per_minute }
             })
             .collect();
@@ -145,9 +164,7 @@ impl OwnStatus {
             .map(|(reason, total)| Drops {
                 reason: reason.clone(),
                 total: *total,
-                recent: total.saturating_sub(
-                    previous.map_or(0, |p| p.drops.get(reason).copied().unwrap_or(0)),
-                ),
+                recent: total.saturating_sub(previous.drops.get(reason).copied().unwrap_or(0)),
             })
             .collect();
         let delivery = Delivery {
