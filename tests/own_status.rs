@@ -83,7 +83,7 @@ fn own_column_reaches_xymond_green_with_the_broker_lines() {
     );
     for fact in [
         &format!("local {}: connected since ", mqtt.url()) as &str,
-        "messages/min, ",
+        "; messages: ",
         &format!("Delivery to xymond at {}", xymond.addr()),
         "failed deliveries: 0",
         "ghost hosts (xymond drops them): 0",
@@ -365,4 +365,45 @@ fn ghostlist_query_reads_a_real_xymond() {
         ))
         .unwrap_err();
     assert!(e.to_string().contains("cannot connect"), "{e}");
+}
+
+/// The real binary: its own column names the config file it was started with and its version, and a
+/// misspelled rule host shows in its `/metrics`.
+#[test]
+fn real_binary_reports_its_column_and_ghosts() {
+    let xymond = Xymond::start(&[OWN]);
+    let mqtt = Mosquitto::start();
+    let rest = format!(
+        "[self_status]\nhost = \"{OWN}\"\ninterval = \"1s\"\nghost_interval = \"1s\"\n\n\
+         [[test]]\nbroker = \"local\"\ntopic = \"sensors/{{host}}/env\"\nhost = \"sensro-{{host}}\"\ntest = \"env\"\n\
+         [[test.value]]\nname = \"temperature\"\n"
+    );
+    let bin = common::binary::Bin::start(
+        env!("CARGO_BIN_EXE_xymon-mqtt"),
+        &xymond,
+        &[("local", &mqtt, "")],
+        "",
+        &rest,
+    );
+    mqtt.publish("sensors/kitchen/env", "21.5", false);
+    let s = wait_own(&xymond, |s| s.color == "yellow");
+    assert!(
+        s.body
+            .contains("&yellow Host sensro-kitchen is not in xymond's hosts.cfg"),
+        "{}",
+        s.body
+    );
+    assert!(
+        s.body
+            .contains(&format!("xymon-mqtt {}, up ", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        s.body
+    );
+    assert!(s.body.contains("/bridge.toml\n"), "{}", s.body);
+    common::wait_until(WAIT, "the ghost in /metrics", || {
+        bin.metrics()
+            .contains("xymon_mqtt_ghost_host{host=\"sensro-kitchen\"} 1\n")
+    });
+    assert!(bin.metrics().contains("xymon_mqtt_ghost_hosts 1\n"));
+    assert_eq!(bin.stop(), Some(0));
 }

@@ -318,36 +318,7 @@ impl Config {
         if let Some((i, msg)) = ownership::expected_hosts(&self.tests, &columns) {
             return Err(err(self.tests[i].span(), format!("test[{i}].expect"), msg));
         }
-        self.validate_self_status(path, text)
-    }
-
-    fn validate_self_status(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
-        let s = &self.self_status;
-        if let Some((k, message)) = s.problem() {
-            return Err(ConfigError::at_line(
-                path,
-                text,
-                &format!("self_status.{k}"),
-                message,
-            ));
-        }
-        let literal: Vec<_> = self
-            .tests
-            .iter()
-            .map(|t| (&t.get_ref().host, &t.get_ref().test))
-            .collect();
-        if let Some(i) = s.taken_by(&literal) {
-            return Err(ConfigError::at_line(
-                path,
-                text,
-                "self_status.column",
-                format!(
-                    "{}.{} is the bridge's own column, but test[{i}] writes it too",
-                    literal[i].0, s.column
-                ),
-            ));
-        }
-        Ok(())
+        self_status::validate(self, path, text)
     }
 }
 

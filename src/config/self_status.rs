@@ -4,9 +4,10 @@
 //! `plan::Plan::compile` (the default host is the machine's name as Xymon knows it) and read by the
 //! supervisor's own-status task.
 
-use super::duration;
+use super::{duration, Config, ConfigError};
 use crate::names::{HostName, TestName, BRIDGE_COLUMN};
 use serde::Deserialize;
+use std::path::Path;
 use std::time::Duration;
 
 /// Least `interval`: the status is built from counters, and more than one a second is noise.
@@ -72,6 +73,36 @@ impl SelfStatusConfig {
             .iter()
             .position(|(h, t)| h.as_str().eq_ignore_ascii_case(host.as_str()) && *t == &self.column)
     }
+}
+
+/// Checks `[self_status]` of a parsed config; `path` and `text` locate the problem.
+pub(super) fn validate(config: &Config, path: &Path, text: &str) -> Result<(), ConfigError> {
+    let s = &config.self_status;
+    if let Some((k, message)) = s.problem() {
+        return Err(ConfigError::at_line(
+            path,
+            text,
+            &format!("self_status.{k}"),
+            message,
+        ));
+    }
+    let literal: Vec<_> = config
+        .tests
+        .iter()
+        .map(|t| (&t.get_ref().host, &t.get_ref().test))
+        .collect();
+    if let Some(i) = s.taken_by(&literal) {
+        return Err(ConfigError::at_line(
+            path,
+            text,
+            "self_status.column",
+            format!(
+                "{}.{} is the bridge's own column, but test[{i}] writes it too",
+                literal[i].0, s.column
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn default_enabled() -> bool {

@@ -282,11 +282,11 @@ fn facts(r: &SelfReport<'_>, percent: usize) -> String {
             .unwrap_or_default();
         let rate = b
             .per_minute
-            .map(|m| format!(", {m:.1} messages/min"))
+            .map(|m| format!(", {m:.1}/min"))
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "{INDENT}{} {}: {state}{since}{rate}, {} messages",
+            "{INDENT}{} {}: {state}{since}; messages: {}{rate}",
             s.name, s.url, s.messages
         );
         if let Some(e) = &s.last_error {

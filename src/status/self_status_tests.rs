@@ -115,7 +115,7 @@ fn healthy_bridge_is_green_with_every_fact() {
     assert!(reasons(&s.body).is_empty(), "{}", s.body);
     for fact in [
         "local mqtt://127.0.0.1:1883: connected since",
-        "12.0 messages/min, 1234 messages",
+        "; messages: 1234, 12.0/min\n",
         "Delivery to xymond at 127.0.0.1:1984",
         "statuses sent: 42, failed deliveries: 0, pending: 0",
         "ghost hosts (xymond drops them): 0 (asked 5s ago)",
