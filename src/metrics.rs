@@ -1,8 +1,10 @@
-//! The bridge's own counters, in a Prometheus registry.
+//! The bridge's own counters, in a Prometheus registry, and the few facts the bridge's own column needs
+//! beside them: the reasons of `dropped`, the last failed delivery, and the last ghost check.
 //!
-//! Fed by every stage (ingest, collector, sender); read by the web layer (`/metrics`, `/api/v1/brokers`)
-//! and by tests. prometheus-client's counters are plain atomics, so updating them on the MQTT hot path
-//! costs one relaxed add.
+//! Fed by every stage (ingest, collector, sender) and by the own-status task (ghosts); read by the web
+//! layer (`/metrics`, `/api/v1/brokers`, the overview's ghost banner), by the own-status task and by tests.
+//! prometheus-client's counters are plain atomics, so updating them on the MQTT hot path costs one
+//! relaxed add.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
