@@ -77,25 +77,49 @@ impl Publisher {
     /// cycle (so the bridge's store really copies a new value each time). Returns the time it took to hand
     /// them all to the kernel.
     pub fn flood(&mut self, topics: &[String], total: usize) -> io::Result<Duration> {
+        let mut stamp = (0, [0u8; 16]);
+        self.flood_with(
+            topics,
+            total,
+            |i| format!("{:016}{:016}", 0, i).into_bytes(),
+            |_, cycle, payload| {
+                if stamp.0 != cycle {
+                    stamp = (cycle, [0u8; 16]);
+                    stamp.1.copy_from_slice(format!("{cycle:016}").as_bytes());
+                }
+                payload[..16].copy_from_slice(&stamp.1);
+            },
+        )
+    }
+
+    /// Publishes `total` messages cycling through `topics`: topic `i`'s payload starts as `payload(i)`,
+    /// and `patch(i, cycle, bytes)` rewrites it in place (same length) before each cycle's write, cycles
+    /// counting from 1. The packets of a cycle are encoded once and written in one go. Returns the time it
+    /// took to hand them all to the kernel.
+    pub fn flood_with(
+        &mut self,
+        topics: &[String],
+        total: usize,
+        payload: impl Fn(usize) -> Vec<u8>,
+        mut patch: impl FnMut(usize, u64, &mut [u8]),
+    ) -> io::Result<Duration> {
         let mut cycle_buf = Vec::with_capacity(topics.len() * 64);
-        let mut payload_at = Vec::with_capacity(topics.len());
-        let mut ends = Vec::with_capacity(topics.len());
+        let mut payloads = Vec::with_capacity(topics.len());
         for (i, t) in topics.iter().enumerate() {
-            let payload = format!("{:016}{:016}", 0, i);
-            payload_at.push(encode_publish(&mut cycle_buf, t, payload.as_bytes()));
-            ends.push(cycle_buf.len());
+            let p = payload(i);
+            let at = encode_publish(&mut cycle_buf, t, &p);
+            payloads.push(at..at + p.len());
         }
         let started = Instant::now();
         let mut sent = 0;
         let mut cycle = 0u64;
         while sent < total {
             cycle += 1;
-            let stamp = format!("{cycle:016}");
-            for &at in &payload_at {
-                cycle_buf[at..at + 16].copy_from_slice(stamp.as_bytes());
-            }
             let n = (total - sent).min(topics.len());
-            self.stream.write_all(&cycle_buf[..ends[n - 1]])?;
+            for (i, range) in payloads[..n].iter().enumerate() {
+                patch(i, cycle, &mut cycle_buf[range.clone()]);
+            }
+            self.stream.write_all(&cycle_buf[..payloads[n - 1].end])?;
             sent += n;
         }
         Ok(started.elapsed())

@@ -14,6 +14,7 @@
 mod common;
 
 mod api_setup;
+mod fleet;
 mod flood;
 mod probe;
 mod relay;
@@ -48,6 +49,12 @@ pub struct Sizes {
     pub rrd_files: usize,
     /// Seconds of idle observation (scenario 7).
     pub idle_secs: f64,
+    /// Devices of the sensor fleet (scenario 9)...
+    pub fleet_devices: usize,
+    /// ...and messages per fleet run (alternating consumers, `ingest_reps` runs each).
+    pub fleet_msgs: usize,
+    /// Devices for the fleet's memory figures (scenario 9).
+    pub fleet_memory_devices: &'static [usize],
 }
 
 const FULL: Sizes = Sizes {
@@ -61,6 +68,9 @@ const FULL: Sizes = Sizes {
     api_secs: 4,
     rrd_files: 10_000,
     idle_secs: 10.0,
+    fleet_devices: 10_000,
+    fleet_msgs: 600_000,
+    fleet_memory_devices: &[1_000, 10_000, 100_000],
 };
 
 const SMOKE: Sizes = Sizes {
@@ -74,6 +84,9 @@ const SMOKE: Sizes = Sizes {
     api_secs: 1,
     rrd_files: 100,
     idle_secs: 1.0,
+    fleet_devices: 1_000,
+    fleet_msgs: 20_000,
+    fleet_memory_devices: &[1_000],
 };
 
 fn main() {

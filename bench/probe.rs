@@ -141,7 +141,44 @@ pub fn sys_value(port: u16, topic: &str) -> Option<u64> {
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
+/// A `$SYS` value once it has held still over one publication (every second here): right after a client
+/// has left, the last publication may still count its subscriptions.
+pub fn settled_sys_value(port: u16, topic: &str) -> Option<u64> {
+    let mut last = sys_value(port, topic)?;
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(1100));
+        let now = sys_value(port, topic)?;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    Some(last)
+}
+
 pub const DROPPED: &str = "$SYS/broker/publish/messages/dropped";
+const VERSION: &str = "$SYS/broker/version";
+
+/// The broker's count of dropped messages (`DROPPED`). mosquitto publishes it only once it changes, so a
+/// broker that has never dropped anything has none to give: the version, always there, is read with it,
+/// and when only the version comes the count is 0. `None` when the broker does not answer.
+pub fn dropped(port: u16) -> Option<u64> {
+    let out = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-v", "-C", "2", "-W", "1", "-t", DROPPED, "-t", VERSION])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut live = false;
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix(DROPPED) {
+            return v.trim().parse().ok();
+        }
+        live |= line.starts_with(VERSION);
+    }
+    live.then_some(0)
+}
 pub const SUBSCRIPTIONS: &str = "$SYS/broker/subscriptions/count";
 
 /// Waits until the broker's `$SYS` (published every second) shows at least `n` subscriptions.

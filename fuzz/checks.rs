@@ -103,7 +103,7 @@ pub fn extract(data: &[u8]) {
     let payload = Payload::new(f[2]);
     if let Ok(x) = extractor.extract(&payload) {
         assert!(x.number.is_finite() || map.values().any(|v| v.to_bits() == x.number.to_bits()));
-        if let Some(v) = map.get(&x.text) {
+        if let Some(v) = map.get(&*x.text.as_text()) {
             assert_eq!(v.to_bits(), x.number.to_bits(), "{x:?}");
         }
     }

@@ -1,5 +1,6 @@
-//! The release `xymon-mqtt` binary as its own process, as scenarios 4 (memory) and 7 (idle) measure it:
-//! started with a config of N distinct topics, waited for until subscribed and quiet, stopped.
+//! The release `xymon-mqtt` binary as its own process, as scenarios 4 (memory), 7 (idle) and 9 (the
+//! fleet's memory) measure it: started with a config of N distinct topics (or any tests), waited for until
+//! subscribed and quiet, stopped.
 
 use super::setup::{memory_host, push_test, Env, IDLE_HOST, MEMORY_TOPICS_PER_TEST};
 use crate::probe;
@@ -28,10 +29,16 @@ pub fn spawn(env: &Env, topics: usize, name: &str) -> (Child, Vec<String>) {
         };
         push_test(&mut s, &host, "mem", "2s", chunk);
     }
+    (spawn_config(env, name, &s), all)
+}
+
+/// Starts `xymon-mqtt --config FILE` with the whole config `config`; config and log are `{name}.toml` and
+/// `{name}.log` in the run's directory.
+pub fn spawn_config(env: &Env, name: &str, config: &str) -> Child {
     let path = env.tmp.path().join(format!("{name}.toml"));
-    std::fs::write(&path, s).expect("write config");
+    std::fs::write(&path, config).expect("write config");
     let log = std::fs::File::create(env.tmp.path().join(format!("{name}.log"))).expect("log");
-    let child = Command::new(&env.bin)
+    Command::new(&env.bin)
         .arg("--config")
         .arg(&path)
         // The SubAck debug line ("subscribed") tells when the subscriptions are in place.
@@ -40,8 +47,7 @@ pub fn spawn(env: &Env, topics: usize, name: &str) -> (Child, Vec<String>) {
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", env.bin.display()));
-    (child, all)
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", env.bin.display()))
 }
 
 /// The one-topic bridge process `name`, subscribed and quiet (no CPU for 1 s): what scenario 7 observes

@@ -7,12 +7,14 @@
 //! drops. Also reported: the bridge's CPU per message against the bare loop's.
 //!
 //! The measurement ([`measure_ingest`], [`ingest_bridge`]) serves scenarios 6 (ingest during the RRD
-//! storm) and 8 (the exporter under the same flood) too.
+//! storm) and 8 (the exporter under the same flood) too, and with the sensor fleet's flood
+//! ([`Flood::Fleet`]) scenario 9, against `mosquitto_sub` and the bare loop in the same way.
 
 use super::setup::{flood_host, median_by, push_test, runtime, Env, FLOOD_TOPICS_PER_TEST};
 use crate::api_setup::{flood_topics, FLOOD_TOPICS};
 use crate::common::bridge::RunningBridge;
 use crate::common::free_port;
+use crate::fleet;
 use crate::flood::Publisher;
 use crate::probe;
 use crate::row::{Outcome, Row};
@@ -48,6 +50,60 @@ pub struct IngestRun {
     pub publish_secs: f64,
 }
 
+/// What the publisher thread runs: publishes, returns the time it took to hand everything to the kernel.
+type PublishFn = Box<dyn FnOnce(&mut Publisher) -> std::io::Result<Duration> + Send>;
+
+/// What the publisher floods, and what the baselines subscribe to for it.
+#[derive(Debug, Clone, Copy)]
+pub enum Flood {
+    /// Scenario 1's: 32-byte values over the 1,000 flood topics (`bench/devNNNN/value`).
+    Values,
+    /// Scenario 9's: the sensor fleet of `devices` devices (`bench/fleet.rs`), then one message of the
+    /// sentinel device.
+    Fleet { devices: usize },
+}
+
+impl Flood {
+    /// The subscription of `mosquitto_sub` and of the bare loop.
+    pub fn filter(self) -> &'static str {
+        match self {
+            Flood::Values => "#",
+            Flood::Fleet { .. } => fleet::FILTER,
+        }
+    }
+
+    /// What the publisher thread runs to publish `n` messages (prepared here, before the clock starts);
+    /// it returns the time it took to hand them to the kernel.
+    fn publisher(self, n: usize) -> PublishFn {
+        match self {
+            Flood::Values => {
+                let topics = flood_topics();
+                Box::new(move |p| p.flood(&topics, n))
+            }
+            Flood::Fleet { devices } => {
+                let topics: Vec<String> = (0..devices).map(fleet::topic).collect();
+                let payloads: Vec<fleet::Payload> = (0..devices).map(fleet::Payload::new).collect();
+                let mut sentinel = Vec::new();
+                crate::flood::encode_publish(
+                    &mut sentinel,
+                    &fleet::topic_of(fleet::SENTINEL),
+                    &fleet::Payload::new(0).bytes,
+                );
+                Box::new(move |p| {
+                    let took = p.flood_with(
+                        &topics,
+                        n,
+                        |d| payloads[d].bytes.clone(),
+                        |d, cycle, bytes| payloads[d].patch(bytes, d, cycle),
+                    )?;
+                    p.write(&sentinel)?;
+                    Ok(took)
+                })
+            }
+        }
+    }
+}
+
 /// How long a consumer that reports its progress may make none once the publisher is done.
 pub const STALL: Duration = Duration::from_secs(3);
 
@@ -55,18 +111,19 @@ pub const STALL: Duration = Duration::from_secs(3);
 /// consumer has everything or has made no progress for `stall` after the publisher finished.
 pub fn measure_ingest(
     env: &Env,
+    flood: Flood,
     n: usize,
     stall: Duration,
     mut progress: impl FnMut() -> (u64, bool),
 ) -> IngestRun {
     let port = env.port();
-    let dropped_before = probe::sys_value(port, probe::DROPPED).unwrap_or(0);
+    let dropped_before = probe::dropped(port).unwrap_or(0);
     let cpu_before = probe::threads_cpu_ns("tokio-rt-worker");
-    let topics = flood_topics();
+    let publish = flood.publisher(n);
     let t0 = Instant::now();
     let publisher = std::thread::spawn(move || {
         let mut p = Publisher::connect(port, "bench-flood").expect("publisher connect");
-        let took = p.flood(&topics, n).expect("flood");
+        let took = publish(&mut p).expect("flood");
         p.sync().expect("sync");
         p.disconnect();
         took
@@ -91,7 +148,7 @@ pub fn measure_ingest(
     let publish_secs = publisher.join().expect("publisher").as_secs_f64();
     // $SYS is published every second.
     std::thread::sleep(Duration::from_millis(2100));
-    let dropped = probe::sys_value(port, probe::DROPPED)
+    let dropped = probe::dropped(port)
         .unwrap_or(0)
         .saturating_sub(dropped_before);
     let secs = (t_end - t0).as_secs_f64();
@@ -105,11 +162,11 @@ pub fn measure_ingest(
     }
 }
 
-fn ingest_mosquitto_sub(env: &Env, n: usize) -> IngestRun {
+pub fn ingest_mosquitto_sub(env: &Env, flood: Flood, n: usize) -> IngestRun {
     // A run that could not be timed (mosquitto_sub never got all n, see below) says nothing about its
     // speed; try again, at most twice.
     for _ in 0..3 {
-        let run = ingest_mosquitto_sub_once(env, n);
+        let run = ingest_mosquitto_sub_once(env, flood, n);
         if run.secs >= run.publish_secs * 0.5 {
             return run;
         }
@@ -124,14 +181,16 @@ fn ingest_mosquitto_sub(env: &Env, n: usize) -> IngestRun {
             eprintln!("[bench]   mosquitto_sub ended early ({run:?}); again");
         }
     }
-    ingest_mosquitto_sub_once(env, n)
+    ingest_mosquitto_sub_once(env, flood, n)
 }
 
-fn ingest_mosquitto_sub_once(env: &Env, n: usize) -> IngestRun {
-    let subscriptions = probe::sys_value(env.port(), probe::SUBSCRIPTIONS).unwrap_or(0);
+fn ingest_mosquitto_sub_once(env: &Env, flood: Flood, n: usize) -> IngestRun {
+    // Settled: the consumer measured just before may have left a moment ago, and a count that still
+    // holds its subscription would make the wait below run out instead of seeing this one's.
+    let subscriptions = probe::settled_sys_value(env.port(), probe::SUBSCRIPTIONS).unwrap_or(0);
     let mut child: Child = Command::new("mosquitto_sub")
         .args(["-h", "127.0.0.1", "-p", &env.port().to_string()])
-        .args(["-t", "#", "-C", &n.to_string()])
+        .args(["-t", flood.filter(), "-C", &n.to_string()])
         .stdout(Stdio::null())
         .stderr(
             std::fs::OpenOptions::new()
@@ -149,14 +208,16 @@ fn ingest_mosquitto_sub_once(env: &Env, n: usize) -> IngestRun {
     // mosquitto_sub reports nothing until it exits, so "no progress" cannot be seen: it may still be
     // working through the backlog the broker queued for it long after the publisher is done. A limit of
     // a few seconds would cut its slow runs off and retry them, keeping only its fast runs.
-    let mut run = measure_ingest(env, n, Duration::from_secs(60), || match child.try_wait() {
-        Ok(Some(status)) => {
-            if !status.success() {
-                eprintln!("[bench]   mosquitto_sub exited with {status}");
+    let mut run = measure_ingest(env, flood, n, Duration::from_secs(60), || {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                if !status.success() {
+                    eprintln!("[bench]   mosquitto_sub exited with {status}");
+                }
+                (n as u64, true)
             }
-            (n as u64, true)
+            _ => (0, false),
         }
-        _ => (0, false),
     });
     if child.try_wait().ok().flatten().is_none() {
         // It never got all n: what it got is what the broker did not drop.
@@ -169,7 +230,7 @@ fn ingest_mosquitto_sub_once(env: &Env, n: usize) -> IngestRun {
 }
 
 /// A rumqttc event loop that only counts: the floor of any rumqttc-based consumer.
-fn ingest_rumqttc(env: &Env, n: usize) -> IngestRun {
+pub fn ingest_rumqttc(env: &Env, flood: Flood, n: usize) -> IngestRun {
     let count = Arc::new(AtomicU64::new(0));
     let subscribed = Arc::new(AtomicBool::new(false));
     let stop = tokio_util::sync::CancellationToken::new();
@@ -178,7 +239,11 @@ fn ingest_rumqttc(env: &Env, n: usize) -> IngestRun {
     rt.spawn(async move {
         let opts = rumqttc::MqttOptions::new("bench-rumqttc", "127.0.0.1", port);
         let (client, mut el) = rumqttc::AsyncClient::new(opts, 10);
-        let _ = client.subscribe("bench/#", rumqttc::QoS::AtMostOnce).await;
+        let filter = match flood {
+            Flood::Values => "bench/#",
+            Flood::Fleet { .. } => fleet::FILTER,
+        };
+        let _ = client.subscribe(filter, rumqttc::QoS::AtMostOnce).await;
         // Pinned once, like the bridge's loop: the floor should not pay a waiter registration per event.
         let cancelled = st.cancelled();
         tokio::pin!(cancelled);
@@ -201,7 +266,7 @@ fn ingest_rumqttc(env: &Env, n: usize) -> IngestRun {
     crate::common::wait_until(Duration::from_secs(10), "rumqttc subscribed", || {
         subscribed.load(Ordering::Relaxed)
     });
-    let run = measure_ingest(env, n, STALL, || {
+    let run = measure_ingest(env, flood, n, STALL, || {
         let got = count.load(Ordering::Relaxed);
         (got, got >= n as u64)
     });
@@ -231,7 +296,7 @@ pub fn ingest_bridge(env: &Env, n: usize) -> (IngestRun, Value) {
         .clone();
     // Every FLOOD_TOPICS_PER_TEST consecutive messages complete one round.
     let rounds_expected = (n / FLOOD_TOPICS_PER_TEST) as u64;
-    let run = measure_ingest(env, n, STALL, || {
+    let run = measure_ingest(env, Flood::Values, n, STALL, || {
         let got = messages.get();
         (got, got >= n as u64 && rounds.get() >= rounds_expected)
     });
@@ -252,8 +317,8 @@ pub fn run(env: &Env, _: Option<f64>) -> Outcome {
             "[bench]   ingest rep {}: mosquitto_sub, rumqttc, bridge",
             rep + 1
         );
-        sub.push(ingest_mosquitto_sub(env, n));
-        bare.push(ingest_rumqttc(env, n));
+        sub.push(ingest_mosquitto_sub(env, Flood::Values, n));
+        bare.push(ingest_rumqttc(env, Flood::Values, n));
         let (r, e) = ingest_bridge(env, n);
         ours.push(r);
         extra = e;

@@ -4,7 +4,7 @@
 //! The exporter's rate is the baseline here: the bridge's figure beside it is its scenario-1 ingest rate
 //! of the same run. Target: the bridge at >= 2x the exporter. Skipped when the exporter is not installed.
 
-use super::ingest::{measure_ingest, STALL};
+use super::ingest::{measure_ingest, Flood, STALL};
 use super::setup::{first_existing, Env};
 use crate::common::free_port;
 use crate::probe;
@@ -67,7 +67,7 @@ pub fn run(env: &Env, ingest_rate: Option<f64>) -> Outcome {
     // The counter is read over HTTP, at most every EXPORTER_POLL: the reads cost the exporter CPU too, and
     // the end time is then known to within EXPORTER_POLL (0.5 % of a 10 s run).
     let mut last_poll: Option<(Instant, u64)> = None;
-    let run = measure_ingest(env, n, STALL, || {
+    let run = measure_ingest(env, Flood::Values, n, STALL, || {
         let got = match last_poll {
             Some((at, got)) if at.elapsed() < EXPORTER_POLL => got,
             _ => {

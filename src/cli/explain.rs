@@ -147,17 +147,17 @@ fn explain_rule(out: &mut String, plan: &Plan, r: &RulePlan, m: Matched<'_>, now
         offered.key.1.as_str(),
         st.rule.test.as_str()
     );
-    let Some(inst) = st.instances.get(&offered.key) else {
+    let Some(inst) = st.instances.by_id(offered.instance) else {
         return;
     };
-    let ts = inst.topics.values().next();
+    let ts = inst.topics.first();
     for (j, v) in st.rule.values.iter().enumerate() {
         let how = match &v.extractor.path_text {
             Some(p) => format!("JSONPath {p}"),
             None => "plain number".into(),
         };
         let got = match ts.and_then(|t| t.values[j].last.as_ref()) {
-            Some(Ok(x)) => format!("{} (from {:?})", x.number, short(&x.text, 60)),
+            Some(Ok(x)) => format!("{} (from {:?})", x.number, short(&x.text.as_text(), 60)),
             Some(Err(e)) => format!("unparsable: {e}"),
             None => "-".into(),
         };

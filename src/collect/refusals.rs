@@ -9,6 +9,7 @@
 use super::Collector;
 use crate::config::Mode;
 use crate::names::{BrokerId, HostName, TestName};
+use crate::rules::InstanceId;
 use crate::status;
 use crate::xymon::Status;
 use std::collections::HashMap;
@@ -103,16 +104,16 @@ impl Collector {
             if slot.broker != r.broker || slot.subscription != r.filter {
                 continue;
             }
-            let keys: Vec<(HostName, TestName)> = slot.state.instances.keys().cloned().collect();
-            if keys.is_empty() {
+            let count = slot.state.instances.len();
+            if count == 0 {
                 self.rule_refused_without_instances(k, now);
             }
-            for key in keys {
-                if let Some(inst) = self.rules[k].state.instances.get_mut(&key) {
+            for id in (0..count).filter_map(|i| InstanceId::try_from(i).ok()) {
+                if let Some(inst) = self.rules[k].state.instances.by_id_mut(id) {
                     // Due now: its status goes out with the refusal in it.
                     inst.last_sent = None;
                 }
-                self.send_rule(k, &key, instant, now);
+                self.send_rule(k, id, instant, now);
             }
         }
     }

@@ -11,7 +11,7 @@ use crate::metrics::RuleLabel;
 use crate::names::{BrokerId, HostName, TestName};
 use crate::plan::{RulePlan, TestPlan};
 use crate::rrd::RrdSample;
-use crate::rules::{Instance, Matched, Offered, RuleState, Skip};
+use crate::rules::{InstanceId, Numbers, RuleState, Skip};
 use crate::status::{self, outage_status};
 use crate::text::short;
 use std::collections::HashMap;
@@ -52,6 +52,13 @@ pub(super) fn configured_owners(
     owners
 }
 
+/// Whether a rule takes a sample: into an instance, refused (its filter matched), or not matched.
+enum Taken {
+    Yes(InstanceId),
+    Refused,
+    NotMatched,
+}
+
 fn column(key: &(HostName, TestName)) -> String {
     format!("{}.{}", key.0, key.1)
 }
@@ -90,74 +97,101 @@ impl Collector {
         let (mut matched, mut taken) = (false, false);
         for k in 0..self.rule_routes[s.broker].len() {
             let r = self.rule_routes[s.broker][k];
-            let (before, rest) = self.rules.split_at_mut(r);
-            let Some((slot, after)) = rest.split_first_mut() else {
-                continue;
-            };
-            let Ok(caps) = slot.state.rule.filter.match_topic(&s.topic) else {
-                continue;
-            };
-            matched = true;
-            let m = Matched {
-                topic: &s.topic,
-                caps,
-                raw: &s.payload,
-                retained: s.retained,
-            };
-            let owners = &self.owners;
-            let others = || before.iter().chain(after.iter());
-            let mut claim = |key: &(HostName, TestName)| match owners.get(key) {
-                Some(Owner::Test) => Err(Skip::ConfiguredColumn(column(key))),
-                Some(Owner::Rule(o)) if *o != r => Err(Skip::OtherRuleColumn(column(key))),
-                _ if others().any(|o| o.state.instances.contains_key(key)) => {
-                    Err(Skip::OtherRuleColumn(column(key)))
+            let id = match self.rule_instance(r, s, now, wall) {
+                Taken::Yes(id) => id,
+                Taken::Refused => {
+                    matched = true;
+                    continue;
                 }
-                _ => Ok(()),
+                Taken::NotMatched => continue,
             };
-            match slot.state.offer_owned(m, now, wall, &mut claim) {
-                Err(skip) => {
-                    self.metrics.count_drop(skip.reason());
-                    self.metrics
-                        .rule_refused
-                        .get_or_create(&RuleLabel {
-                            rule: slot.state.rule.filter.to_string(),
-                            reason: skip.reason().to_string(),
-                        })
-                        .inc();
-                    let key = format!("rule{}:{}", slot.index, skip.reason());
-                    if self.log_limit.allow(&key) {
-                        warn!(test = slot.index, rule = %slot.state.rule.filter, topic = %short(&s.topic, 200), "{skip}; message skipped (logged once a minute per rule and reason)");
-                    }
-                }
-                Ok(offered) => {
-                    taken = true;
-                    if offered.created {
-                        debug!(host = %offered.key.0, test = %offered.key.1, "rule instance created");
-                    }
-                    self.record_rule_values(r, &offered, wall);
-                    self.send_rule(r, &offered.key, now, wall);
-                }
-            }
+            (matched, taken) = (true, true);
+            let numbers = self.rules[r]
+                .state
+                .update(id, &s.topic, &s.payload, s.retained, now, wall);
+            self.record_rule_values(r, id, &numbers, wall);
+            self.send_rule(r, id, now, wall);
         }
         if matched && !taken && s.route.is_none() {
             self.store.refuse(s.broker, &s.topic);
         }
     }
 
+    /// The instance of rule `r` that the sample's topic feeds: one lookup for a topic seen before; a new
+    /// topic is matched against the filter and, when it matches, made an instance by `RuleState::admit`,
+    /// or refused (counted and logged): for a name the rule cannot make, or a host.test that is not free
+    /// for it (a configured test's, another rule's).
+    fn rule_instance(&mut self, r: usize, s: &Sample, now: Instant, wall: SystemTime) -> Taken {
+        if let Some(id) = self.rules[r].state.instance_of(&s.topic) {
+            return Taken::Yes(id);
+        }
+        let (before, rest) = self.rules.split_at_mut(r);
+        let Some((slot, after)) = rest.split_first_mut() else {
+            return Taken::NotMatched;
+        };
+        if !slot.state.rule.filter.matches(&s.topic) {
+            return Taken::NotMatched;
+        }
+        let Ok(caps) = slot.state.rule.filter.match_topic(&s.topic) else {
+            return Taken::NotMatched;
+        };
+        let owners = &self.owners;
+        let others = || before.iter().chain(after.iter());
+        let mut claim = |key: &(HostName, TestName)| match owners.get(key) {
+            Some(Owner::Test) => Err(Skip::ConfiguredColumn(column(key))),
+            Some(Owner::Rule(o)) if *o != r => Err(Skip::OtherRuleColumn(column(key))),
+            _ if others().any(|o| o.state.instances.contains_key(key)) => {
+                Err(Skip::OtherRuleColumn(column(key)))
+            }
+            _ => Ok(()),
+        };
+        match slot
+            .state
+            .admit(s.topic.clone(), &caps, (now, wall), &mut claim)
+        {
+            Ok((id, created)) => {
+                if created {
+                    if let Some(inst) = slot.state.instances.by_id(id) {
+                        debug!(host = %inst.host, test = %inst.test, "rule instance created");
+                    }
+                }
+                Taken::Yes(id)
+            }
+            Err(skip) => {
+                self.metrics.count_drop(skip.reason());
+                self.metrics
+                    .rule_refused
+                    .get_or_create(&RuleLabel {
+                        rule: slot.state.rule.filter.to_string(),
+                        reason: skip.reason().to_string(),
+                    })
+                    .inc();
+                let key = format!("rule{}:{}", slot.index, skip.reason());
+                if self.log_limit.allow(&key) {
+                    warn!(test = slot.index, rule = %slot.state.rule.filter, topic = %short(&s.topic, 200), "{skip}; message skipped (logged once a minute per rule and reason)");
+                }
+                Taken::Refused
+            }
+        }
+    }
+
     /// Queues the live values of `rrd = true` values for the RRD writer.
-    fn record_rule_values(&self, r: usize, offered: &Offered, wall: SystemTime) {
+    fn record_rule_values(&self, r: usize, id: InstanceId, numbers: &Numbers, wall: SystemTime) {
         let Some(rrd) = &self.rrd else {
             return;
         };
-        let rule = &self.rules[r].state.rule;
-        for (j, v) in &offered.numbers {
-            let value = &rule.values[*j];
+        let state = &self.rules[r].state;
+        let Some(inst) = state.instances.by_id(id) else {
+            return;
+        };
+        for (j, v) in numbers {
+            let value = &state.rule.values[*j];
             if !value.rrd {
                 continue;
             }
             let sample = RrdSample {
-                host: offered.key.0.to_string(),
-                rrd: format!("{}.{}", offered.key.1, value.name),
+                host: inst.host.to_string(),
+                rrd: format!("{}.{}", inst.test, value.name),
                 time: unix_secs(wall),
                 values: vec![*v],
             };
@@ -166,23 +200,19 @@ impl Collector {
     }
 
     /// Sends an instance's status when its colour changed since the last one, or `interval` has passed.
-    pub(super) fn send_rule(
-        &mut self,
-        r: usize,
-        key: &(HostName, TestName),
-        now: Instant,
-        wall: SystemTime,
-    ) {
-        self.send_rule_if(r, key, now, wall, false);
+    /// The status is built only then: deciding takes no more than the colour.
+    pub(super) fn send_rule(&mut self, r: usize, id: InstanceId, now: Instant, wall: SystemTime) {
+        self.send_rule_if(r, id, now, wall, false);
     }
 
     /// Every instance of rule `r`: `send_rule`, or with `force` sent whether due or not (an outage begins
     /// or ends).
     pub(super) fn resend_rule(&mut self, r: usize, now: Instant, wall: SystemTime, force: bool) {
-        let keys: Vec<(HostName, TestName)> =
-            self.rules[r].state.instances.keys().cloned().collect();
-        for key in keys {
-            self.send_rule_if(r, &key, now, wall, force);
+        for id in 0..self.rules[r].state.instances.len() {
+            let Ok(id) = InstanceId::try_from(id) else {
+                break;
+            };
+            self.send_rule_if(r, id, now, wall, force);
         }
     }
 
@@ -191,7 +221,7 @@ impl Collector {
     fn send_rule_if(
         &mut self,
         r: usize,
-        key: &(HostName, TestName),
+        id: InstanceId,
         now: Instant,
         wall: SystemTime,
         force: bool,
@@ -199,16 +229,12 @@ impl Collector {
         let slot = &mut self.rules[r];
         let down = announced(&self.links, slot.broker);
         let rule = &slot.state.rule;
-        let Some(inst) = slot.state.instances.get_mut(key) else {
+        let Some(inst) = slot.state.instances.by_id_mut(id) else {
             return;
-        };
-        let lines = match down {
-            Some(_) => Vec::new(),
-            None => inst.evaluate(rule, now, wall),
         };
         let colour = match down {
             Some(_) => slot.outage_colour,
-            None => Instance::colour(&lines),
+            None => inst.colour_now(rule, now, wall),
         };
         let due = inst.last_sent.is_none_or(|t| now >= t + rule.interval);
         if inst.sent_colour == Some(colour) && !due && !force {
@@ -223,6 +249,7 @@ impl Collector {
                 wall,
             ),
             None => {
+                let lines = inst.evaluate(rule, now, wall);
                 let mut status =
                     status::rule_status(rule, inst, &lines, wall, self.max_value_chars);
                 if let Some(rrd) = &self.rrd {

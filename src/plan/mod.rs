@@ -240,14 +240,35 @@ impl Plan {
     }
 }
 
+/// The most of a secret file that is read: a password or token is a line, and a bound keeps a file
+/// named by mistake (a log, `/dev/zero`) from filling memory.
+const SECRET_FILE_MAX: u64 = 64 * 1024;
+
 /// The first line of a secret file (a password, a token), without its line end.
 ///
 /// # Errors
-/// The file cannot be read; the message names it.
+/// The file cannot be read, is not a regular file (a FIFO or a device could block or never end), or has
+/// no line end within its first 64 KiB; the message names it.
 pub fn first_line(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Ok(text.lines().next().unwrap_or("").to_string())
+    use std::io::Read;
+    let cannot = |e: &dyn std::fmt::Display| format!("cannot read {}: {e}", path.display());
+    let meta = std::fs::metadata(path).map_err(|e| cannot(&e))?;
+    if !meta.is_file() {
+        return Err(cannot(&"not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(SECRET_FILE_MAX).read_to_end(&mut bytes))
+        .map_err(|e| cannot(&e))?;
+    let line = match bytes.iter().position(|&b| b == b'\n') {
+        Some(end) => &bytes[..end],
+        None if meta.len() > SECRET_FILE_MAX => {
+            return Err(cannot(&"its first line is longer than 64 KiB"));
+        }
+        None => &bytes[..],
+    };
+    let line = std::str::from_utf8(line).map_err(|_| cannot(&"not UTF-8 text"))?;
+    Ok(line.strip_suffix('\r').unwrap_or(line).to_string())
 }
 
 #[cfg(test)]

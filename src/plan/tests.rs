@@ -274,3 +274,30 @@ fn tests_rules_and_routing() {
     assert!(parse(BROKER).unwrap().rrd.is_none(), "no RRDs, no rrd_dir");
     let _ = fixtures::TOPICS_AND_BROKER_STATS;
 }
+
+/// A secret file is read only as far as its first line, and only when it is a regular file: a device
+/// or FIFO named by mistake is refused (it could block or never end), and so is a file whose first line
+/// does not end within 64 KiB.
+#[test]
+fn secret_files_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pw");
+    std::fs::write(&file, "s3cret\r\nignored\n").unwrap();
+    assert_eq!(super::first_line(&file).unwrap(), "s3cret");
+    std::fs::write(&file, "no line end").unwrap();
+    assert_eq!(super::first_line(&file).unwrap(), "no line end");
+    let zero = super::first_line(Path::new("/dev/zero")).unwrap_err();
+    assert!(
+        zero.contains("/dev/zero") && zero.contains("not a regular file"),
+        "{zero}"
+    );
+    std::fs::write(&file, vec![b'x'; 100 * 1024]).unwrap();
+    let long = super::first_line(&file).unwrap_err();
+    assert!(long.contains("longer than 64 KiB"), "{long}");
+    let mut long_line_then_more = vec![b'x'; 70 * 1024];
+    long_line_then_more.push(b'\n');
+    std::fs::write(&file, long_line_then_more).unwrap();
+    assert!(super::first_line(&file).is_err());
+    std::fs::write(&file, [0xff, 0xfe, b'\n']).unwrap();
+    assert!(super::first_line(&file).unwrap_err().contains("UTF-8"));
+}

@@ -5,11 +5,13 @@
 
 use super::extract::Extractor;
 use super::path::parse_path;
+use super::scan::{member_names, SimplePaths};
 use super::threshold::{Cond, Thresholds};
 use super::{Rule, ValueRule};
 use crate::config::{ColourName, TestConfig, DEFAULT_MAX_INSTANCES};
 use crate::filter::{Template, TopicFilter};
 use crate::names::HostName;
+use serde_json_path::JsonPath;
 use std::time::Duration;
 
 /// A rule test that does not compile: the key (relative to the test) and what is wrong with it.
@@ -140,6 +142,7 @@ impl Rule {
                 "`expect` needs a literal `test` name (the status of a missing host is sent to HOST.TEST)".into(),
             ));
         }
+        let (simple_paths, timestamp_slot) = simple_paths(&mut values, timestamp.as_ref());
         let max_instances = tc.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES);
         let max_topics = tc.max_topics.unwrap_or(DEFAULT_MAX_INSTANCES);
         if max_instances == 0 {
@@ -160,6 +163,8 @@ impl Rule {
             stale_colour: tc.stale_colour.unwrap_or(ColourName::Yellow).into(),
             unparsable_colour: tc.unparsable_colour.unwrap_or(ColourName::Yellow).into(),
             timestamp,
+            simple_paths,
+            timestamp_slot,
             expect,
             max_instances,
             max_topics,
@@ -170,4 +175,40 @@ impl Rule {
             min_expire,
         })
     }
+}
+
+/// The rule's paths as one `SimplePaths` when every one (values and timestamp) is a chain of member names,
+/// with each value's slot set; else `None` and no slots: the full engine reads them all.
+fn simple_paths(
+    values: &mut [ValueRule],
+    timestamp: Option<&(JsonPath, String)>,
+) -> (Option<SimplePaths>, Option<usize>) {
+    let paths = values
+        .iter()
+        .filter_map(|v| {
+            Some((
+                v.extractor.path.as_ref()?,
+                v.extractor.path_text.as_deref()?,
+            ))
+        })
+        .chain(timestamp.map(|(p, t)| (p, t.as_str())));
+    let Some(names) = paths
+        .map(|(p, t)| member_names(p, t))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return (None, None);
+    };
+    if names.is_empty() {
+        return (None, None);
+    }
+    let mut set = SimplePaths::default();
+    let slots: Vec<usize> = names.iter().map(|n| set.add(n)).collect();
+    let mut slots = slots.into_iter();
+    for v in values.iter_mut() {
+        if v.extractor.path.is_some() && v.extractor.path_text.is_some() {
+            v.extractor.slot = slots.next();
+        }
+    }
+    let timestamp_slot = timestamp.and_then(|_| slots.next());
+    (Some(set), timestamp_slot)
 }

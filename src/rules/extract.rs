@@ -3,14 +3,21 @@
 //!
 //! Fed by the rule instances with a payload; returns a number plus the text it came from, or why the
 //! payload is unparsable. Decisions:
-//! - The JSON is parsed once per message (`Payload`), however many values read it.
+//! - The JSON is read once per message (`Payload`), however many values read it: in one pass without
+//!   building the document when every path of the rule is a chain of member names (`scan`), else parsed
+//!   into a document for the full engine. Both give the same node and the same error text.
 //! - A JSONPath must select exactly one node; none or several is unparsable, and the reason says which.
 //! - A selected string (or a plain payload) is looked up in `map` first, then parsed as a number; a
 //!   boolean maps through `map` as `true`/`false`, else counts as 1/0. Objects, arrays and null are
 //!   unparsable. Non-finite numbers (`NaN`, `inf`) are unparsable: they cannot be compared.
+//! - A JSON number or boolean is kept as such, and its text is written only when something shows it.
 
 use super::path::parse_path;
+use super::scan::{Scanned, SimplePaths};
+use serde_json::Value;
 use serde_json_path::JsonPath;
+use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
 /// How one value is read out of a payload.
@@ -19,23 +26,38 @@ pub struct Extractor {
     pub path: Option<JsonPath>,
     pub path_text: Option<String>,
     pub map: BTreeMap<String, f64>,
+    /// The path's slot in its rule's `SimplePaths`, when the rule reads its payloads in one pass.
+    pub(super) slot: Option<usize>,
 }
 
-/// A message's payload, with its JSON parsed at most once.
+/// A message's payload, with its JSON read at most once.
 pub struct Payload<'a> {
     pub text: Option<&'a str>,
-    json: std::cell::OnceCell<Result<serde_json::Value, String>>,
+    json: OnceCell<Result<Value, String>>,
+    /// The rule's simple paths, and what the one pass selected (`None`: it failed; the document decides).
+    simple: Option<&'a SimplePaths>,
+    scanned: OnceCell<Option<Scanned>>,
 }
 
 impl<'a> Payload<'a> {
     pub fn new(raw: &'a [u8]) -> Payload<'a> {
         Payload {
             text: std::str::from_utf8(raw).ok(),
-            json: std::cell::OnceCell::new(),
+            json: OnceCell::new(),
+            simple: None,
+            scanned: OnceCell::new(),
         }
     }
 
-    fn json(&self) -> Result<&serde_json::Value, String> {
+    /// A payload whose values at `paths` (the rule's) are read in one pass.
+    pub(super) fn with_paths(raw: &'a [u8], paths: Option<&'a SimplePaths>) -> Payload<'a> {
+        Payload {
+            simple: paths,
+            ..Payload::new(raw)
+        }
+    }
+
+    fn json(&self) -> Result<&Value, String> {
         self.json
             .get_or_init(|| match self.text {
                 None => Err("the payload is not UTF-8 text".into()),
@@ -45,14 +67,50 @@ impl<'a> Payload<'a> {
             .map_err(Clone::clone)
     }
 
-    /// The node at `path`, which must be exactly one.
-    pub fn select(&self, path: &JsonPath, path_text: &str) -> Result<serde_json::Value, String> {
+    /// The node at `path` (simple-path `slot`, if it has one), which must be exactly one.
+    pub(super) fn node(
+        &self,
+        slot: Option<usize>,
+        path: &JsonPath,
+        path_text: &str,
+    ) -> Result<&Value, String> {
+        if let (Some(slot), Some(paths)) = (slot, self.simple) {
+            let scanned = self
+                .scanned
+                .get_or_init(|| self.text.and_then(|t| paths.scan(t).ok()));
+            if let Some(values) = scanned {
+                return values
+                    .get(slot)
+                    .and_then(Option::as_ref)
+                    .ok_or_else(|| format!("no value at {path_text}"));
+            }
+        }
         let json = self.json()?;
         let nodes = path.query(json).all();
         match nodes.len() {
-            1 => Ok(nodes[0].clone()),
+            1 => Ok(nodes[0]),
             0 => Err(format!("no value at {path_text}")),
             n => Err(format!("{path_text} selects {n} values, not one")),
+        }
+    }
+}
+
+/// The text a value was read from: a JSON number or boolean as such (written out only when shown), any
+/// other text as it was.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    Number(serde_json::Number),
+    Bool(bool),
+    Text(Box<str>),
+}
+
+impl Source {
+    /// The text: a number as serde_json writes it, `true`/`false`, or the text itself.
+    pub fn as_text(&self) -> Cow<'_, str> {
+        match self {
+            Source::Number(n) => Cow::Owned(n.to_string()),
+            Source::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+            Source::Text(t) => Cow::Borrowed(t),
         }
     }
 }
@@ -61,7 +119,7 @@ impl<'a> Payload<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Extracted {
     pub number: f64,
-    pub text: String,
+    pub text: Source,
 }
 
 impl Extractor {
@@ -74,7 +132,13 @@ impl Extractor {
             path: parsed,
             path_text: path.map(str::to_string),
             map,
+            slot: None,
         })
+    }
+
+    /// Whether `text` is a key of `map` (then the value shows the text it was translated from).
+    pub fn mapped(&self, text: &Source) -> bool {
+        !self.map.is_empty() && self.map.contains_key(&*text.as_text())
     }
 
     pub fn extract(&self, payload: &Payload<'_>) -> Result<Extracted, String> {
@@ -86,32 +150,37 @@ impl Extractor {
                 self.read_text(text.trim())
             }
             Some(path) => {
-                let node = payload.select(path, self.path_text.as_deref().unwrap_or("$"))?;
-                match node {
-                    serde_json::Value::Number(n) => {
-                        let text = n.to_string();
-                        if let Some(v) = self.map.get(&text) {
-                            return Ok(Extracted { number: *v, text });
-                        }
-                        finite(n.as_f64(), &text).map(|number| Extracted { number, text })
+                let path_text = self.path_text.as_deref().unwrap_or("$");
+                match payload.node(self.slot, path, path_text)? {
+                    Value::Number(n) => {
+                        let mapped = if self.map.is_empty() {
+                            None
+                        } else {
+                            self.map.get(&n.to_string()).copied()
+                        };
+                        let number = match (mapped, n.as_f64()) {
+                            (Some(v), _) => v,
+                            (None, Some(v)) if v.is_finite() => v,
+                            (None, _) => finite(None, &n.to_string())?,
+                        };
+                        Ok(Extracted {
+                            number,
+                            text: Source::Number(n.clone()),
+                        })
                     }
-                    serde_json::Value::String(s) => self.read_text(&s),
-                    serde_json::Value::Bool(b) => {
-                        let text = b.to_string();
-                        let number =
-                            self.map
-                                .get(&text)
-                                .copied()
-                                .unwrap_or(if b { 1.0 } else { 0.0 });
+                    Value::String(s) => self.read_text(s),
+                    Value::Bool(b) => {
+                        let text = Source::Bool(*b);
+                        let number = self.map.get(&*text.as_text()).copied().unwrap_or(if *b {
+                            1.0
+                        } else {
+                            0.0
+                        });
                         Ok(Extracted { number, text })
                     }
-                    serde_json::Value::Null => Err("the value is null".into()),
-                    serde_json::Value::Array(_) => {
-                        Err("the value is an array, not a number".into())
-                    }
-                    serde_json::Value::Object(_) => {
-                        Err("the value is an object, not a number".into())
-                    }
+                    Value::Null => Err("the value is null".into()),
+                    Value::Array(_) => Err("the value is an array, not a number".into()),
+                    Value::Object(_) => Err("the value is an object, not a number".into()),
                 }
             }
         }
@@ -121,7 +190,7 @@ impl Extractor {
         if let Some(v) = self.map.get(text) {
             return Ok(Extracted {
                 number: *v,
-                text: text.to_string(),
+                text: Source::Text(text.into()),
             });
         }
         let number = finite(text.parse::<f64>().ok(), text).map_err(|e| {
@@ -133,7 +202,7 @@ impl Extractor {
         })?;
         Ok(Extracted {
             number,
-            text: text.to_string(),
+            text: Source::Text(text.into()),
         })
     }
 }

@@ -3,12 +3,14 @@
 //!
 //! Pure (no tasks, no I/O); times are parameters. A `Rule` is compiled once from its `TestConfig` by
 //! `plan::Plan::compile` (`compile`); the collector owns each rule's `RuleState` and feeds it the samples
-//! whose topic matches the filter (`RuleState::offer`), and its sweep timer re-evaluates the instances;
-//! the status text is built by `status::rule_status` from `Instance::evaluate`. The CLI's `explain`
-//! runs the same code on one message with fresh state.
+//! whose topic matches the filter (`RuleState::admit` for a new topic, `RuleState::update`), and its sweep
+//! timer re-evaluates the instances; a status is built (by `status::rule_status` from
+//! `Instance::evaluate`) only when `Instance::colour_now` says one is due. The CLI's `explain` runs the
+//! same code on one message with fresh state (`RuleState::offer`).
 //!
 //! - `compile`: `TestConfig` → `Rule`, every problem named by its key.
 //! - `extract`: plain numbers, JSONPath (RFC 9535, `serde_json_path`), string maps.
+//! - `scan`: the values of simple paths (`$.a.b`) read in one pass over a payload, without the document.
 //! - `path`: JSONPaths from the config, parsed behind guards against what the parser cannot take.
 //! - `threshold`: `> 28`-style conditions, hits and hysteresis.
 //! - `staleness`: fresh / stale past `expire_after` / retained of unknown age.
@@ -32,19 +34,21 @@ mod compile;
 pub mod extract;
 mod instance;
 pub mod path;
+mod scan;
 pub mod staleness;
 mod state;
 pub mod threshold;
 
 pub use compile::RuleError;
 pub use instance::{sensor_time, Instance, TopicState, ValueLine, ValueState};
-pub use state::{Matched, Offered, RuleState};
+pub use state::{Claim, InstanceId, Instances, Matched, Numbers, Offered, RuleState};
 
 use crate::colour::Colour;
 use crate::filter::{Captures, Template, TopicFilter};
 use crate::names::{HostName, TestName};
 use crate::text::short;
 use extract::Extractor;
+use scan::SimplePaths;
 use serde_json_path::JsonPath;
 use std::time::Duration;
 use threshold::Thresholds;
@@ -73,6 +77,11 @@ pub struct Rule {
     pub stale_colour: Colour,
     pub unparsable_colour: Colour,
     pub timestamp: Option<(JsonPath, String)>,
+    /// Every JSONPath of the rule (values and `timestamp`) when all are chains of member names: then each
+    /// payload is read in one pass, without building the document.
+    pub simple_paths: Option<SimplePaths>,
+    /// `timestamp`'s slot in `simple_paths`.
+    timestamp_slot: Option<usize>,
     pub expect: Vec<HostName>,
     pub max_instances: usize,
     pub max_topics: usize,

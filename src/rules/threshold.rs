@@ -119,22 +119,44 @@ pub struct Thresholds {
     pub hysteresis: f64,
 }
 
+/// Why a value wants its colour: it is in that colour's condition, it is held there by hysteresis, or it
+/// is in no condition (green).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    Hit,
+    Held,
+    Ok,
+}
+
 impl Thresholds {
-    /// The colour `v` calls for, given the colour currently held, and why.
-    pub fn classify(&self, v: f64, held: Colour) -> (Colour, String) {
+    /// The colour `v` calls for, given the colour currently held, and why (`explain` words it).
+    pub fn judge(&self, v: f64, held: Colour) -> (Colour, Why) {
         for (colour, cond) in [(Colour::Red, self.red), (Colour::Yellow, self.yellow)] {
             let Some(cond) = cond else { continue };
             if cond.holds(v, false, 0.0) {
-                return (colour, format!("{colour}: {cond}"));
+                return (colour, Why::Hit);
             }
             if held >= colour && self.hysteresis > 0.0 && cond.holds(v, true, self.hysteresis) {
-                return (
-                    colour,
-                    format!("{colour}: {cond}, held by hysteresis {}", self.hysteresis),
-                );
+                return (colour, Why::Held);
             }
         }
-        (Colour::Green, self.describe_ok())
+        (Colour::Green, Why::Ok)
+    }
+
+    /// The reason `judge`'s answer is shown with.
+    pub fn explain(&self, colour: Colour, why: Why) -> String {
+        let cond = match colour {
+            Colour::Red => self.red,
+            Colour::Yellow => self.yellow,
+            _ => None,
+        };
+        match (why, cond) {
+            (Why::Hit, Some(cond)) => format!("{colour}: {cond}"),
+            (Why::Held, Some(cond)) => {
+                format!("{colour}: {cond}, held by hysteresis {}", self.hysteresis)
+            }
+            _ => self.describe_ok(),
+        }
     }
 
     fn describe_ok(&self) -> String {
@@ -176,15 +198,46 @@ pub struct Verdict {
     pub reason: String,
 }
 
+/// The outcome of one sample without the words, as the rule state keeps it: it shows the reason only
+/// in the statuses it sends (`reason`). Rebuilt from a `ColourState` and the sample's `Why`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    /// The colour shown.
+    pub colour: Colour,
+    /// The colour the sample called for, and why.
+    want: Colour,
+    why: Why,
+    /// Samples so far that agree on `want` when it is not shown yet (`hits`).
+    streak: Option<u32>,
+}
+
+impl Step {
+    /// The reason shown with `colour`, for the value's thresholds `t`.
+    pub fn reason(&self, t: &Thresholds) -> String {
+        let why = t.explain(self.want, self.why);
+        match self.streak {
+            None => why,
+            Some(n) => format!("{why}; {n} of {} samples, still {}", t.hits, self.colour),
+        }
+    }
+}
+
 impl ColourState {
     pub fn step(&mut self, t: &Thresholds, v: f64) -> Verdict {
-        let (want, why) = t.classify(v, self.colour);
+        let why = self.advance(t, v);
+        let s = self.last_step(why);
+        Verdict {
+            colour: s.colour,
+            reason: s.reason(t),
+        }
+    }
+
+    /// Takes one sample without writing the reason; returns why its colour was wanted.
+    pub fn advance(&mut self, t: &Thresholds, v: f64) -> Why {
+        let (want, why) = t.judge(v, self.colour);
         if want == self.colour {
             self.pending = None;
-            return Verdict {
-                colour: want,
-                reason: why,
-            };
+            return why;
         }
         let n = match self.pending {
             Some((c, n)) if c == want => n + 1,
@@ -193,15 +246,19 @@ impl ColourState {
         if n >= t.hits.max(1) {
             self.colour = want;
             self.pending = None;
-            return Verdict {
-                colour: want,
-                reason: why,
-            };
+        } else {
+            self.pending = Some((want, n));
         }
-        self.pending = Some((want, n));
-        Verdict {
+        why
+    }
+
+    /// The step that left the state as it is, the sample's colour having been wanted for `why`.
+    pub fn last_step(&self, why: Why) -> Step {
+        Step {
             colour: self.colour,
-            reason: format!("{why}; {n} of {} samples, still {}", t.hits, self.colour),
+            want: self.pending.map_or(self.colour, |(c, _)| c),
+            why,
+            streak: self.pending.map(|(_, n)| n),
         }
     }
 }

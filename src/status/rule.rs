@@ -50,7 +50,8 @@ pub fn rule_status(
         }
     }
     body.push('\n');
-    for (topic, ts) in &inst.topics {
+    for ts in &inst.topics {
+        let topic = &ts.name;
         let retained = if ts.seen.retained { ", retained" } else { "" };
         let _ = write!(
             body,
