@@ -142,7 +142,7 @@ fn client_host_name_in(text: &str) -> Option<String> {
     let value = text
         .lines()
         .filter_map(|l| l.trim().strip_prefix("CLIENTHOSTNAME="))
-        .last()?;
+        .next_back()?;
     let value = value.split('#').next().unwrap_or("").trim();
     let value = value.trim_matches(|c| c == '"' || c == '\'').trim();
     (!value.is_empty()).then(|| value.to_string())

@@ -81,6 +81,17 @@ pub fn parse(answer: &str) -> Vec<Ghost> {
         .collect()
 }
 
+/// The oldest time a ghost may have been seen and still count at `now`.
+fn recent_since(now: SystemTime) -> SystemTime {
+    now.checked_sub(RECENT).unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// Whether any ghost counts at `now`: without one, the outbox need not be read.
+pub fn any_recent(ghosts: &[Ghost], now: SystemTime) -> bool {
+    let since = recent_since(now);
+    ghosts.iter().any(|g| g.seen >= since)
+}
+
 /// A ghost host of the bridge: its name as the bridge sends it, its tests, and when xymond last
 /// dropped one of its statuses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +104,7 @@ pub struct OurGhost {
 /// The ghosts among the hosts the bridge sent for (`sent`: the outbox's tests), seen since `now` minus
 /// `RECENT`, sorted by host. xymond compares host names without regard to case, and so does this.
 pub fn ours(ghosts: &[Ghost], sent: &[TestDelivery], now: SystemTime) -> Vec<OurGhost> {
-    let since = now.checked_sub(RECENT).unwrap_or(SystemTime::UNIX_EPOCH);
+    let since = recent_since(now);
     let mut by_host: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
     for t in sent.iter().filter(|t| t.delivered_at.is_some()) {
         let entry = by_host
