@@ -21,6 +21,10 @@ use std::time::{Duration, SystemTime};
 /// The store's use of its budget, in percent, past which the column turns yellow.
 pub const STORE_YELLOW_PERCENT: usize = 90;
 
+/// The drop reason of a payload kept cut to `limits.max_payload_bytes`: the message is not refused, so
+/// it is listed but does not turn the column yellow.
+const KEPT_CUT: &str = "payload_cut";
+
 /// Items of one kind (ghost hosts, RRD files) listed, at most; the rest are counted.
 const MAX_LISTED: usize = 50;
 
@@ -161,7 +165,11 @@ pub fn self_status(r: &SelfReport<'_>) -> Status {
             String::new(),
         );
     }
-    for x in r.drops.iter().filter(|x| x.recent > 0) {
+    for x in r
+        .drops
+        .iter()
+        .filter(|x| x.recent > 0 && x.reason != KEPT_CUT)
+    {
         flag(
             Colour::Yellow,
             format!(
@@ -331,7 +339,10 @@ fn facts(r: &SelfReport<'_>, percent: usize) -> String {
             .map(|e| format!("; the last ghostlist failed: {}", err_text(e)))
             .unwrap_or_default()
     );
-    let _ = writeln!(out, "\nMessages refused, by reason (since start-up)");
+    let _ = writeln!(
+        out,
+        "\nMessages refused (or cut), by reason, since start-up"
+    );
     if r.drops.is_empty() {
         let _ = writeln!(out, "{INDENT}none");
     }

@@ -264,6 +264,16 @@ fn refusals_rrd_failures_and_a_full_store_are_yellow_each_on_its_line() {
     assert!(s
         .body
         .contains("refused subscription: secret/#: not authorized"));
+    // A payload cut to max_payload_bytes is kept, not refused: listed, not yellow.
+    let mut i = healthy();
+    i.drops[0].recent = 2;
+    let s = build(&i);
+    assert_eq!(s.colour, Colour::Green, "{}", s.body);
+    assert!(
+        s.body.contains("payload_cut: 3 (2 in the last 1m)"),
+        "{}",
+        s.body
+    );
     // Exactly 90 % is not over.
     let mut i = healthy();
     i.store.bytes = i.store.budget * 90 / 100;
