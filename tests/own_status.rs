@@ -407,3 +407,39 @@ fn real_binary_reports_its_column_and_ghosts() {
     assert!(bin.metrics().contains("xymon_mqtt_ghost_hosts 1\n"));
     assert_eq!(bin.stop(), Some(0));
 }
+
+/// A frozen broker (SIGSTOP): the keep-alive notices, and past the grace the column is red; thawed
+/// (SIGCONT), the bridge reconnects and the column is green again. The broker's process is never
+/// killed, so this is the state a hung broker leaves.
+#[test]
+fn frozen_broker_turns_the_column_red_then_green() {
+    let xymond = Xymond::start(&[OWN, "greenhouse"]);
+    let mqtt = Mosquitto::start();
+    let url_line = format!("url = \"{}\"\n", mqtt.url());
+    let toml = config(&xymond, &[("local", &mqtt)], GREENHOUSE)
+        .replace("[self_status]\nenabled = false\n", &own("1s", 0))
+        .replace(&url_line, &format!("{url_line}keep_alive = \"5s\"\n"));
+    let bridge = RunningBridge::start(&toml);
+    bridge.wait_subscribed(0);
+    wait_own(&xymond, |s| s.color == "green");
+    let pid = mqtt.pid().expect("running");
+    common::signal(pid, libc::SIGSTOP).expect("SIGSTOP");
+    let s = wait_own(&xymond, |s| s.color == "red");
+    assert!(
+        reasons(&s)
+            .iter()
+            .any(|l| l.starts_with("&red Broker local (") && l.contains("disconnected for ")),
+        "{}",
+        s.body
+    );
+    common::signal(pid, libc::SIGCONT).expect("SIGCONT");
+    bridge.wait_subscribed(0);
+    let s = wait_own(&xymond, |s| s.color == "green");
+    assert!(
+        s.body
+            .contains(&format!("local {}: connected since ", mqtt.url())),
+        "{}",
+        s.body
+    );
+    bridge.stop();
+}
