@@ -124,6 +124,7 @@ impl Bridge {
             &ingest_stop,
         );
         drop(refusal_tx);
+        spawn_discovery(&mut plan, &connections, &shared, &mut ingest, &ingest_stop);
         // Held until the stop: the collector ends when the channel closes, which would otherwise happen
         // at once with no broker configured (and read as the collector failing, below).
         let sample_tx_held = sample_tx;
@@ -363,6 +364,32 @@ fn spawn_ingest(
         ingest.spawn(mqtt::run(task, ingest_shared, stop.clone()));
     }
     ingest
+}
+
+/// One discovery session per `[[discovery]]` block, in the ingest set (it stops and fails with ingest).
+fn spawn_discovery(
+    plan: &mut Plan,
+    connections: &[Connection],
+    shared: &Shared,
+    ingest: &mut JoinSet<()>,
+    stop: &CancellationToken,
+) {
+    for (index, (broker, d)) in std::mem::take(&mut plan.discovery).into_iter().enumerate() {
+        let (Some(connection), Some(b)) = (connections.get(broker), plan.brokers.get(broker))
+        else {
+            continue;
+        };
+        let task = mqtt::discovery::DiscoveryTask {
+            index,
+            connection: connection.clone(),
+            plan: d,
+            reconnect_max: b.reconnect_max,
+            outbox: shared.outbox.clone(),
+            metrics: shared.metrics.clone(),
+            max_value_chars: plan.limits.max_value_chars,
+        };
+        ingest.spawn(mqtt::discovery::run(task, stop.clone()));
+    }
 }
 
 /// The RRD writer and its thread, when the plan writes RRDs; without any, `rrd_dir` is not even checked.

@@ -17,6 +17,8 @@
 //!   `metrics`.
 //! - `config`: the TOML schema, defaults and validation (errors name file, line and key).
 //! - `rules`: the rule engine: compiled rules, extraction, thresholds, staleness, instances.
+//! - `discovery`: Home Assistant MQTT discovery: announcements read, templates, device hosts and
+//!   columns, colours by class (reusing the rule engine's thresholds).
 //! - `plan`: a config compiled once into what the stages run: brokers resolved, rules compiled, exact
 //!   topics routed, RRD files named.
 //! - `store`: the latest value of every topic and each broker's state.
@@ -35,6 +37,7 @@ pub mod cli;
 pub mod collect;
 pub mod colour;
 pub mod config;
+pub mod discovery;
 pub mod filter;
 pub mod heap;
 pub mod limits;

@@ -87,6 +87,7 @@ pub fn explain(plan: &Plan, topic: &str, payload: &[u8], now: SystemTime) -> Str
             }
         }
     }
+    matched += super::explain_discovery::report(&mut out, plan, topic, payload, now);
     let _ = writeln!(out);
     if matched == 0 {
         let _ = writeln!(

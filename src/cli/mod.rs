@@ -4,6 +4,7 @@
 //! Fed by `main.rs`, which parses the arguments; everything here returns text for it to print.
 
 pub mod explain;
+mod explain_discovery;
 pub mod xymon_config;
 
 use crate::config::{Config, ConfigError};

@@ -8,6 +8,7 @@
 //! located through `Config::error_at` the same way.
 
 mod broker_url;
+mod discovery;
 mod duration;
 mod error;
 mod ownership;
@@ -16,6 +17,7 @@ mod self_status;
 mod templates;
 
 pub use broker_url::BrokerUrl;
+pub use discovery::{DiscoveryConfig, DiscoveryThreshold};
 pub use error::ConfigError;
 pub use schema::{
     BrokerConfig, ColourName, LimitsConfig, Mode, Protocol, TestConfig, TestKind, ValueConfig,
@@ -62,6 +64,8 @@ pub struct Config {
     pub brokers: Vec<Spanned<BrokerConfig>>,
     #[serde(default, rename = "test")]
     pub tests: Vec<Spanned<TestConfig>>,
+    #[serde(default, rename = "discovery")]
+    pub discovery: Vec<Spanned<DiscoveryConfig>>,
     #[serde(default)]
     pub self_status: SelfStatusConfig,
 }
@@ -108,9 +112,10 @@ impl Config {
         Ok(config)
     }
 
-    /// An error about the table at `span` (a `[[broker]]` or `[[test]]`, by its `Spanned` span), at the
-    /// line of `key` inside it. For a key under a test's `[[test.value]]` (`value[J].name`), the line is
-    /// found in the J-th value table after the test's header.
+    /// An error about the table at `span` (a `[[broker]]`, `[[test]]` or `[[discovery]]`, by its
+    /// `Spanned` span), at the line of `key` inside it. For a key under a test's `[[test.value]]`
+    /// (`value[J].name`) or a `[[discovery.threshold]]` (`threshold[J].red`), the line is found in the
+    /// J-th such table after the header.
     pub fn error_at(
         &self,
         span: std::ops::Range<usize>,
@@ -118,15 +123,14 @@ impl Config {
         message: String,
     ) -> ConfigError {
         let text = &self.origin.text;
-        let span = match key
-            .split_once("value[")
-            .and_then(|(_, r)| r.split_once(']'))
-        {
-            Some((j, _)) => {
-                value_table_span(text, span.start, j.parse().unwrap_or(0)).unwrap_or(span)
-            }
-            None => span,
-        };
+        // Keys of sub-tables (`value[J].name`, `threshold[J].red`): the J-th such table after the header.
+        let span = SUB_TABLES
+            .iter()
+            .find_map(|&(prefix, parent, child)| {
+                let (j, _) = key.split_once(prefix)?.1.split_once(']')?;
+                sub_table_span(text, span.start, parent, child, j.parse().unwrap_or(0))
+            })
+            .unwrap_or(span);
         ConfigError::at_key(&self.origin.path, text, span, key.to_string(), message)
     }
 
@@ -395,15 +399,27 @@ fn shared_subscription(tc: &TestConfig) -> Option<(String, &str)> {
 }
 
 /// Byte range of the `j`-th `[[test.value]]` table after `from` (the header of its `[[test]]`).
-fn value_table_span(text: &str, from: usize, j: usize) -> Option<std::ops::Range<usize>> {
+/// Keys inside arrays of sub-tables: (key prefix, parent header, sub-table header).
+const SUB_TABLES: [(&str, &str, &str); 2] = [
+    ("value[", "[[test]]", "[[test.value]]"),
+    ("threshold[", "[[discovery]]", "[[discovery.threshold]]"),
+];
+
+fn sub_table_span(
+    text: &str,
+    from: usize,
+    parent: &str,
+    child: &str,
+    j: usize,
+) -> Option<std::ops::Range<usize>> {
     let mut offset = from.min(text.len());
     let mut seen = 0;
     for (i, line) in text[offset..].split_inclusive('\n').enumerate() {
         let l = line.trim();
-        if i > 0 && l.starts_with("[[test]]") {
+        if i > 0 && l.starts_with(parent) {
             return None;
         }
-        if l.starts_with("[[test.value]]") {
+        if l.starts_with(child) {
             if seen == j {
                 return Some(offset..offset + line.len());
             }

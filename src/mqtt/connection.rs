@@ -24,6 +24,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// `message_size_limit`) is what bounds it; the store keeps `max_payload_bytes` of it.
 const MQTT311_MAX_PACKET: usize = crate::config::MAX_PACKET_BYTES;
 
+/// QoS 1 and 2 publishes of ours in flight: the bridge publishes nothing, it only subscribes. rumqttc's
+/// MQTT 5 client sizes a table by this limit when the session is made (216 bytes a slot), and without it
+/// takes 65,535 slots: 14 MB for each session, the snapshot sessions' included.
+const OUTGOING_INFLIGHT: u16 = 16;
+
 /// Connection settings for one broker.
 #[derive(Clone)]
 pub struct Connection {
@@ -110,6 +115,7 @@ pub fn open(c: &Connection, id: String, keep: bool) -> (Client, Events) {
             };
             opts.set_session_expiry_interval(expiry);
             opts.set_connection_timeout(CONNECT_TIMEOUT.as_secs());
+            opts.set_outgoing_inflight_upper_limit(OUTGOING_INFLIGHT);
             if let Some((user, pass)) = &c.credentials {
                 opts.set_credentials(user.clone(), pass.clone());
             }
@@ -119,5 +125,29 @@ pub fn open(c: &Connection, id: String, keep: bool) -> (Client, Events) {
             let (client, events) = v5::AsyncClient::new(opts, REQUEST_CAPACITY);
             (Client::V5(client), Events::V5(events))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::plan::Plan;
+
+    /// An MQTT 5 session's outgoing table is sized by `OUTGOING_INFLIGHT`, not by rumqttc's default of
+    /// 65,535 slots (14 MB per session).
+    #[test]
+    fn mqtt5_sessions_keep_a_small_outgoing_table() {
+        let toml = "[[broker]]\nname = \"b\"\nurl = \"mqtt://127.0.0.1:1883\"\n";
+        let config = Config::from_str_named(toml, std::path::Path::new("t.toml")).unwrap();
+        let plan = Plan::compile(&config).unwrap();
+        let (_client, events) = open(&Connection::new(&plan.brokers[0]), "t".into(), false);
+        let Events::V5(events) = events else {
+            panic!("MQTT 5 is the default protocol");
+        };
+        assert_eq!(
+            events.options.get_outgoing_inflight_upper_limit(),
+            Some(OUTGOING_INFLIGHT)
+        );
     }
 }

@@ -17,8 +17,11 @@
 //! - `subscriptions`: what a session subscribes to and forwards (`Wanted`).
 //! - `granted`: the permanent subscriptions sent in chunks, and what the SUBACKs grant and refuse.
 //! - `snapshot`: short-lived sessions that fetch retained values for the collector's periodic tests.
+//! - `discovery`: one session per `[[discovery]]` block: Home Assistant announcements, their entities'
+//!   topics subscribed as they come, device statuses into the outbox.
 
 mod connection;
+pub mod discovery;
 mod granted;
 mod session;
 pub mod snapshot;

@@ -101,6 +101,17 @@ impl Client {
         }
     }
 
+    /// Queues one UNSUBSCRIBE per filter (the discovery sessions drop the topics of removed entities).
+    ///
+    /// # Errors
+    /// The request queue is full or the event loop has gone.
+    pub fn unsubscribe(&self, filter: String) -> Result<(), String> {
+        match self {
+            Client::V311(c) => c.try_unsubscribe(filter).map_err(|e| e.to_string()),
+            Client::V5(c) => c.try_unsubscribe(filter).map_err(|e| e.to_string()),
+        }
+    }
+
     /// Queues a DISCONNECT (normal disconnection: the broker keeps a session that has an expiry).
     pub fn disconnect(&self) {
         // Fails only when the event loop is gone, and then there is nobody to say goodbye to.

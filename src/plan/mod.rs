@@ -3,7 +3,7 @@
 //! Fed by the CLI (`check`, `run`, `explain`, `xymon-config` all compile the config into a `Plan`);
 //! read by the supervisor (`bridge`), which hands each stage its part, and by the web layer. Here, and
 //! only here: broker addresses, credentials, TLS settings and client ids are resolved (`broker`), every
-//! file the config names is read, rule tests are compiled, every
+//! file the config names is read, rule tests and `[[discovery]]` blocks are compiled, every
 //! test is tied to its broker by index, the exact topics are routed to the tests that read them, and the
 //! RRD files the bridge writes are named. A problem is a `ConfigError` that names the file, the line and
 //! the key, like a parse error.
@@ -18,6 +18,7 @@ pub use self_status::SelfStatusPlan;
 
 use crate::colour::Colour;
 use crate::config::{Config, ConfigError, LimitsConfig, TestConfig, TestKind, XymonConfig};
+use crate::discovery::DiscoveryPlan;
 use crate::names::{BrokerId, TopicName};
 use crate::rules::Rule;
 use std::net::SocketAddr;
@@ -39,6 +40,8 @@ pub struct Plan {
     pub tests: Vec<TestPlan>,
     /// The rule tests, in config order.
     pub rules: Vec<RulePlan>,
+    /// The `[[discovery]]` blocks, in config order, each with its broker.
+    pub discovery: Vec<(BrokerId, DiscoveryPlan)>,
     /// Per broker: the permanent subscriptions and where each exact topic goes.
     pub routing: Vec<BrokerRouting>,
     /// The RRD files the bridge writes; `None` when it writes none (then `rrd_dir` is not even checked).
@@ -192,6 +195,21 @@ impl Plan {
                 });
             }
         }
+        let mut discovery = Vec::with_capacity(config.discovery.len());
+        for (i, d) in config.discovery.iter().enumerate() {
+            let at = |key: &str, message: String| {
+                config.error_at(d.span(), &format!("discovery[{i}].{key}"), message)
+            };
+            let broker = broker_id(&d.get_ref().broker).ok_or_else(|| {
+                at(
+                    "broker",
+                    format!("no [[broker]] is named {:?}", d.get_ref().broker),
+                )
+            })?;
+            let compiled =
+                crate::discovery::compile(d.get_ref()).map_err(|e| at(&e.key, e.message))?;
+            discovery.push((broker, compiled));
+        }
         let routing = routing::route(brokers.len(), &tests, &rules);
         let rule_rrds: Vec<String> = rules
             .iter()
@@ -225,6 +243,7 @@ impl Plan {
             brokers,
             tests,
             rules,
+            discovery,
             routing,
             rrd,
             xymon: config.xymon.clone(),

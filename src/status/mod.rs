@@ -15,6 +15,7 @@
 //! - `self_status`: the bridge's own column (brokers, deliveries, ghosts, refusals, RRD, store).
 
 mod broker_stats;
+mod discovery;
 mod outage;
 mod round;
 mod rule;
@@ -22,6 +23,7 @@ mod self_status;
 mod topics;
 
 pub use broker_stats::{broker_stats_status, Counters};
+pub use discovery::discovery_status;
 pub use outage::{outage_status, Outage};
 pub use round::{Changed, Closed, Reading};
 pub use rule::{expected_missing_status, rule_status};

@@ -51,23 +51,26 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     // 2 the pure rule engine: compiled rules, extraction, thresholds, staleness, instance state
     &["rules"],
-    // 3 the Config compiled once into a Plan
+    // 3 Home Assistant discovery: announcements, templates and device columns; above rules because it
+    //   reuses their thresholds and staleness, below plan, which compiles its config
+    &["discovery"],
+    // 4 the Config compiled once into a Plan
     &["plan"],
-    // 4 the latest value per topic; written by mqtt, read by collect and web
+    // 5 the latest value per topic; written by mqtt, read by collect and web
     &["store"],
-    // 5 the sinks: the Xymon status wire format, outbox and sender; the RRD writer, defs and graphs
+    // 6 the sinks: the Xymon status wire format, outbox and sender; the RRD writer, defs and graphs
     &["xymon", "rrd"],
-    // 6 the status builders, one per kind
+    // 7 the status builders, one per kind
     &["status"],
-    // 7 the collector: loop and timers, rounds, rule tests, snapshots
+    // 8 the collector: loop and timers, rounds, rule tests, snapshots
     &["collect"],
-    // 8 broker sessions, snapshot sessions, subscriptions; feeds store and collect
+    // 9 broker sessions, snapshot sessions, subscriptions; feeds store and collect
     &["mqtt"],
-    // 9 the dashboard and the API; reads store, outbox, rrd, plan
+    // 10 the dashboard and the API; reads store, outbox, rrd, plan
     &["web"],
-    // 10 the supervisor: spawns and stops the stages
+    // 11 the supervisor: spawns and stops the stages
     &["bridge"],
-    // 11 the CLI commands: check, explain, xymon-config
+    // 12 the CLI commands: check, explain, xymon-config
     &["cli"],
 ];
 

@@ -1,0 +1,466 @@
+//! The discovered entities of one `[[discovery]]`: announcements in, values and availability in, the
+//! colour of each device column out.
+//!
+//! Pure; times are parameters. Owned by whoever reads the broker's messages for this block; every
+//! message on the broker goes to `offer`, which tells the caller which topics to subscribe to or drop;
+//! `view` builds the columns from it.
+//! Decisions:
+//! - Devices are merged by any identifier or connection across entities, as HA's device registry does
+//!   (Tasmota sends the device name only with its status entity); absent fields keep earlier values.
+//!   The host is worked out from the merged device when columns are built, so it follows the name.
+//! - An unchanged re-announcement is ignored; a changed one updates the entity in place and keeps its
+//!   value and colour state; an empty one removes it, and its topics are dropped when no other entity
+//!   needs them, so later state messages cannot bring it back.
+//! - Templates are compiled at announcement (a syntax error refuses it) and rendered per message; a
+//!   failure keeps the last value, is counted per entity and shown until a message renders again.
+//! - Bounds: `max_entities` entities (devices are at most as many); every announcement within
+//!   `AnnounceLimits`.
+
+use super::announce::{self, Announcement, Device, Entity, EntityKey, Refused};
+use super::judge::{Live, Reading};
+use super::template::Templates;
+use super::{Component, DiscoveryPlan};
+use crate::rules::staleness::Seen;
+use std::collections::{BTreeMap, HashMap};
+use std::time::SystemTime;
+use tokio::time::Instant;
+
+/// Identifiers (and connections) kept per merged device.
+const MAX_MERGED_IDS: usize = 64;
+
+/// What one message did.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Offered {
+    /// Topics to subscribe to now (newly needed by an entity).
+    pub subscribe: Vec<String>,
+    /// Topics no entity needs any more.
+    pub unsubscribe: Vec<String>,
+    /// An announcement refused, and why (to log and count).
+    pub refused: Option<String>,
+    /// A template failed on this message (counted per entity too).
+    pub template_errors: u32,
+}
+
+pub(super) struct Slot {
+    pub(super) entity: Entity,
+    pub(super) device: usize,
+    pub(super) thresholds: Option<usize>,
+    pub(super) live: Live,
+}
+
+pub struct DiscoveryState {
+    pub(super) plan: DiscoveryPlan,
+    templates: Templates,
+    pub(super) entities: BTreeMap<EntityKey, Slot>,
+    pub(super) devices: Vec<Device>,
+    /// Identifier or `type:value` connection → device index.
+    device_index: HashMap<String, usize>,
+    by_state: HashMap<String, Vec<EntityKey>>,
+    by_availability: HashMap<String, Vec<(EntityKey, usize)>>,
+    /// Announcements refused since start.
+    pub refused: u64,
+}
+
+fn device_keys(d: &Device) -> impl Iterator<Item = String> + '_ {
+    d.identifiers
+        .iter()
+        .cloned()
+        .chain(d.connections.iter().map(|(t, v)| format!("{t}:{v}")))
+}
+
+fn template_name(key: &EntityKey, avty: Option<usize>) -> String {
+    match avty {
+        Some(i) => format!("{key}#avty{i}"),
+        None => key.to_string(),
+    }
+}
+
+impl DiscoveryState {
+    pub fn new(plan: DiscoveryPlan) -> DiscoveryState {
+        DiscoveryState {
+            templates: Templates::new(plan.template_fuel, plan.max_template_output),
+            plan,
+            entities: BTreeMap::new(),
+            devices: Vec::new(),
+            device_index: HashMap::new(),
+            by_state: HashMap::new(),
+            by_availability: HashMap::new(),
+            refused: 0,
+        }
+    }
+
+    pub fn plan(&self) -> &DiscoveryPlan {
+        &self.plan
+    }
+
+    /// The filter that receives every announcement: `<prefix>/#`.
+    pub fn config_filter(&self) -> String {
+        format!("{}/#", self.plan.prefix)
+    }
+
+    pub fn entity_count(&self) -> usize {
+        self.entities.len()
+    }
+
+    /// Every topic the current entities read (state and availability), for a fresh session.
+    pub fn topics(&self) -> Vec<String> {
+        let mut t: Vec<String> = self
+            .by_state
+            .keys()
+            .chain(self.by_availability.keys())
+            .cloned()
+            .collect();
+        t.sort();
+        t.dedup();
+        t
+    }
+
+    fn needed(&self, topic: &str) -> bool {
+        self.by_state.contains_key(topic) || self.by_availability.contains_key(topic)
+    }
+
+    /// One message from the broker.
+    pub fn offer(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        retained: bool,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Offered {
+        let mut out = Offered::default();
+        match announce::parse_topic(&self.plan.prefix, &self.plan.components, topic) {
+            Ok(Some(key)) => {
+                if let Err(reason) = self.announce(key, payload, &mut out) {
+                    self.refused += 1;
+                    out.refused = Some(format!("{topic}: {reason}"));
+                }
+                return out;
+            }
+            Err(e) => {
+                self.refused += 1;
+                out.refused = Some(e.to_string());
+                return out;
+            }
+            Ok(None) => {}
+        }
+        let text = String::from_utf8_lossy(payload);
+        let seen = Seen {
+            received: now,
+            sensor_time: None,
+            retained,
+        };
+        for key in self.by_state.get(topic).cloned().unwrap_or_default() {
+            out.template_errors += u32::from(!self.state_message(&key, &text, seen, wall));
+        }
+        for (key, i) in self.by_availability.get(topic).cloned().unwrap_or_default() {
+            out.template_errors += u32::from(!self.availability_message(&key, i, &text, now, wall));
+        }
+        out
+    }
+
+    /// Handles a config payload; Err is the reason it was refused.
+    fn announce(
+        &mut self,
+        key: EntityKey,
+        payload: &[u8],
+        out: &mut Offered,
+    ) -> Result<(), String> {
+        let entity =
+            match announce::parse(key, payload, &self.plan.limits).map_err(|e| e.to_string())? {
+                Announcement::Remove(key) => {
+                    self.remove(&key, out);
+                    return Ok(());
+                }
+                Announcement::Entity(e) => *e,
+            };
+        if self
+            .entities
+            .get(&entity.key)
+            .is_some_and(|s| s.entity == entity)
+        {
+            return Ok(());
+        }
+        // Include and exclude see what is known of the device so far (Tasmota names it in one entity).
+        let device = self.merge_device(&entity);
+        if !self
+            .plan
+            .selector
+            .wants(&self.devices[device], entity.key.node_id.as_deref())
+        {
+            // A device left out now may have been taken before (a changed name): drop it then.
+            self.remove(&entity.key.clone(), out);
+            return Ok(());
+        }
+        if !self.entities.contains_key(&entity.key) && self.entities.len() >= self.plan.max_entities
+        {
+            return Err(Refused::Invalid {
+                key: "max_entities",
+                reason: format!("{} entities are kept already", self.plan.max_entities),
+            }
+            .to_string());
+        }
+        self.plan.selector.column(&entity)?;
+        let name = template_name(&entity.key, None);
+        if let Some(src) = &entity.value_template {
+            self.templates
+                .add(&name, src)
+                .map_err(|e| format!("value_template: {e}"))?;
+        }
+        for (i, a) in entity.availability.iter().enumerate() {
+            if let Some(src) = &a.template {
+                self.templates
+                    .add(&template_name(&entity.key, Some(i)), src)
+                    .map_err(|e| format!("availability value_template: {e}"))?;
+            }
+        }
+        let merged = &self.devices[device];
+        self.plan
+            .selector
+            .host(merged, entity.key.node_id.as_deref())?;
+        let names: Vec<&str> = merged
+            .name
+            .iter()
+            .chain(merged.identifiers.iter())
+            .map(String::as_str)
+            .chain(entity.key.node_id.as_deref())
+            .collect();
+        let thresholds = self.plan.policy.thresholds_for(&entity, &names);
+        let live = match self.entities.get(&entity.key) {
+            Some(old) => {
+                let mut live = old.live.clone();
+                live.available.resize(entity.availability.len(), None);
+                live
+            }
+            None => Live {
+                available: vec![None; entity.availability.len()],
+                ..Live::default()
+            },
+        };
+        let old = self.entities.get(&entity.key).map(|s| s.entity.clone());
+        if let Some(old) = &old {
+            self.unindex(old);
+        }
+        let key = entity.key.clone();
+        for (i, a) in entity.availability.iter().enumerate() {
+            self.by_availability
+                .entry(a.topic.clone())
+                .or_default()
+                .push((key.clone(), i));
+        }
+        self.by_state
+            .entry(entity.state_topic.clone())
+            .or_default()
+            .push(key.clone());
+        // Topics the previous version read and nobody reads now.
+        for t in old.iter().flat_map(|o| {
+            o.availability
+                .iter()
+                .map(|a| &a.topic)
+                .chain([&o.state_topic])
+        }) {
+            if !self.needed(t) && !out.unsubscribe.contains(t) {
+                out.unsubscribe.push(t.clone());
+            }
+        }
+        for t in entity
+            .availability
+            .iter()
+            .map(|a| &a.topic)
+            .chain([&entity.state_topic])
+        {
+            if !out.subscribe.contains(t) {
+                out.subscribe.push(t.clone());
+            }
+        }
+        self.entities.insert(
+            key,
+            Slot {
+                entity,
+                device,
+                thresholds,
+                live,
+            },
+        );
+        Ok(())
+    }
+
+    /// The device of an entity, merged with what earlier entities said about it.
+    fn merge_device(&mut self, e: &Entity) -> usize {
+        let d = &e.device;
+        let found = device_keys(d).find_map(|k| self.device_index.get(&k).copied());
+        let i = match found {
+            Some(i) => {
+                let m = &mut self.devices[i];
+                for id in &d.identifiers {
+                    if !m.identifiers.contains(id) && m.identifiers.len() < MAX_MERGED_IDS {
+                        m.identifiers.push(id.clone());
+                    }
+                }
+                for c in &d.connections {
+                    if !m.connections.contains(c) && m.connections.len() < MAX_MERGED_IDS {
+                        m.connections.push(c.clone());
+                    }
+                }
+                for (dst, src) in [
+                    (&mut m.name, &d.name),
+                    (&mut m.model, &d.model),
+                    (&mut m.manufacturer, &d.manufacturer),
+                    (&mut m.sw_version, &d.sw_version),
+                ] {
+                    if src.is_some() {
+                        dst.clone_from(src);
+                    }
+                }
+                i
+            }
+            None => {
+                if self.devices.len() >= self.plan.max_entities {
+                    self.compact_devices();
+                }
+                self.devices.push(d.clone());
+                self.devices.len() - 1
+            }
+        };
+        for k in device_keys(d) {
+            self.device_index.insert(k, i);
+        }
+        i
+    }
+
+    /// Drops the devices no entity refers to any more (entities removed or moved), so announcements that
+    /// come and go cannot grow the list: it stays within `max_entities` + 1.
+    fn compact_devices(&mut self) {
+        let mut map = vec![None; self.devices.len()];
+        let mut kept = Vec::new();
+        for slot in self.entities.values_mut() {
+            let new = *map[slot.device].get_or_insert_with(|| {
+                kept.push(std::mem::take(&mut self.devices[slot.device]));
+                kept.len() - 1
+            });
+            slot.device = new;
+        }
+        self.devices = kept;
+        self.device_index = HashMap::new();
+        for (i, d) in self.devices.iter().enumerate() {
+            for k in device_keys(d) {
+                self.device_index.insert(k, i);
+            }
+        }
+    }
+
+    /// Takes an entity's topics out of the indexes (only its own topics are touched).
+    fn unindex(&mut self, old: &Entity) {
+        let key = &old.key;
+        if let Some(v) = self.by_state.get_mut(&old.state_topic) {
+            v.retain(|k| k != key);
+            if v.is_empty() {
+                self.by_state.remove(&old.state_topic);
+            }
+        }
+        for a in &old.availability {
+            if let Some(v) = self.by_availability.get_mut(&a.topic) {
+                v.retain(|(k, _)| k != key);
+                if v.is_empty() {
+                    self.by_availability.remove(&a.topic);
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &EntityKey, out: &mut Offered) {
+        let Some(slot) = self.entities.remove(key) else {
+            return;
+        };
+        self.unindex(&slot.entity);
+        self.templates.remove(&template_name(key, None));
+        for i in 0..slot.entity.availability.len() {
+            self.templates.remove(&template_name(key, Some(i)));
+        }
+        for t in slot
+            .entity
+            .availability
+            .iter()
+            .map(|a| &a.topic)
+            .chain([&slot.entity.state_topic])
+        {
+            if !self.needed(t) && !out.unsubscribe.contains(t) {
+                out.unsubscribe.push(t.clone());
+            }
+        }
+    }
+
+    /// A state message for one entity; false when its template failed.
+    fn state_message(&mut self, key: &EntityKey, text: &str, seen: Seen, wall: SystemTime) -> bool {
+        let Some(slot) = self.entities.get_mut(key) else {
+            return true;
+        };
+        let e = &slot.entity;
+        let rendered = match &e.value_template {
+            Some(_) => self.templates.render(&template_name(key, None), text),
+            None => Ok(text.trim().to_string()),
+        };
+        let s = match rendered {
+            Ok(s) => s,
+            Err(reason) => {
+                slot.live.template_failed(reason);
+                return false;
+            }
+        };
+        let reading = match e.key.component {
+            _ if s == "None" => Reading::Unknown,
+            Component::BinarySensor if s == e.payload_on => Reading::On,
+            Component::BinarySensor if s == e.payload_off => Reading::Off,
+            // HA ignores other binary states and empty sensor results.
+            Component::BinarySensor => return true,
+            Component::Sensor if s.is_empty() => return true,
+            Component::Sensor => match s.parse::<f64>() {
+                Ok(v) if v.is_finite() => Reading::Number(v),
+                _ => Reading::Text(s),
+            },
+        };
+        let thresholds = slot
+            .thresholds
+            .and_then(|i| self.plan.policy.thresholds.get(i))
+            .map(|r| &r.thresholds);
+        slot.live.value(reading, thresholds, seen, wall);
+        true
+    }
+
+    /// An availability message for topic `i` of one entity; false when its template failed.
+    fn availability_message(
+        &mut self,
+        key: &EntityKey,
+        i: usize,
+        text: &str,
+        now: Instant,
+        wall: SystemTime,
+    ) -> bool {
+        let Some(slot) = self.entities.get_mut(key) else {
+            return true;
+        };
+        let Some(a) = slot.entity.availability.get(i) else {
+            return true;
+        };
+        let s = match &a.template {
+            Some(_) => match self.templates.render(&template_name(key, Some(i)), text) {
+                Ok(s) => s,
+                Err(reason) => {
+                    slot.live.template_failed(format!("availability: {reason}"));
+                    return false;
+                }
+            },
+            None => text.trim().to_string(),
+        };
+        let available = if s == a.payload_available {
+            true
+        } else if s == a.payload_not_available {
+            false
+        } else {
+            return true;
+        };
+        let mode = slot.entity.availability_mode;
+        slot.live.availability(mode, i, available, now, wall);
+        true
+    }
+}

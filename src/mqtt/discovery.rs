@@ -1,0 +1,174 @@
+//! Home Assistant discovery sessions: one MQTT session per `[[discovery]]` block, subscribed to
+//! `<prefix>/#` and to the state and availability topics of the entities announced there, turning
+//! devices into Xymon statuses.
+//!
+//! Spawned by the supervisor next to the ingest tasks, with the broker's connection settings and its
+//! own client id (`<client_id>-discovery<N>`), so its subscriptions, which change as entities come and
+//! go, never mix with the permanent ones of the ingest session. Owns the block's
+//! `discovery::DiscoveryState`; writes statuses (`status::discovery_status`) into the outbox: a column
+//! whose status changed goes out within `CHECK_EVERY`, and every column again each `RESEND_EVERY`.
+//! Refused announcements and template errors are counted (`xymon_mqtt_dropped_total`, reasons
+//! `discovery_refused`, `discovery_template`) and logged, rate-limited. Subscriptions asked for while
+//! the request queue is full wait for the next check; on every ConnAck all of them are sent again.
+
+use super::connection::{open, Connection};
+use super::session::{Client, SessionEvent};
+use super::SUBSCRIBE_CHUNK;
+use crate::backoff::Backoff;
+use crate::discovery::{DiscoveryPlan, DiscoveryState};
+use crate::log_limit::LogLimiter;
+use crate::metrics::Metrics;
+use crate::xymon::Outbox;
+use rumqttc::QoS;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// How often changed columns are looked for.
+pub const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// Every column is sent again this often, so xymond never turns it purple while the bridge runs.
+pub const RESEND_EVERY: Duration = Duration::from_secs(60);
+/// Status lifetime: two re-sends and five minutes of slack, as rule tests have.
+const LIFETIME: Duration = Duration::from_secs(2 * 60 + 300);
+
+/// What one discovery session needs.
+pub struct DiscoveryTask {
+    pub index: usize,
+    pub connection: Connection,
+    pub plan: DiscoveryPlan,
+    pub reconnect_max: Duration,
+    pub outbox: Arc<Outbox>,
+    pub metrics: Arc<Metrics>,
+    pub max_value_chars: usize,
+}
+
+/// Runs the session until `cancel`; reconnects with backoff.
+pub async fn run(task: DiscoveryTask, cancel: CancellationToken) {
+    let id = format!("{}-discovery{}", task.connection.client_id, task.index);
+    let (client, mut events) = open(&task.connection, id, false);
+    let mut state = DiscoveryState::new(task.plan.clone());
+    let mut backoff = Backoff::new(Duration::from_secs(1), task.reconnect_max);
+    let log_limit = LogLimiter::new(Duration::from_secs(60));
+    let mut pending: Vec<String> = Vec::new();
+    let mut sent: HashMap<String, (crate::colour::Colour, String)> = HashMap::new();
+    let mut check = tokio::time::interval(CHECK_EVERY);
+    let mut last_resend = Instant::now();
+    let name = task.connection.name.clone();
+    loop {
+        let event = tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = check.tick() => {
+                flush(&client, &mut pending);
+                let resend = last_resend.elapsed() >= RESEND_EVERY;
+                if resend {
+                    last_resend = Instant::now();
+                }
+                send_statuses(&task, &state, &mut sent, resend);
+                continue;
+            }
+            event = events.poll() => event,
+        };
+        match event {
+            Ok(SessionEvent::Message(m)) => {
+                let Some(topic) = m.topic.as_str() else {
+                    continue;
+                };
+                let out = state.offer(
+                    topic,
+                    &m.payload,
+                    m.retain,
+                    Instant::now(),
+                    SystemTime::now(),
+                );
+                if let Some(reason) = &out.refused {
+                    task.metrics.count_drop("discovery_refused");
+                    if log_limit.allow("discovery_refused") {
+                        warn!(broker = %name, reason = %reason, "discovery announcement refused");
+                    }
+                }
+                if out.template_errors > 0 {
+                    task.metrics.count_drop("discovery_template");
+                    if log_limit.allow("discovery_template") {
+                        debug!(broker = %name, topic = %topic, "discovery template failed");
+                    }
+                }
+                for t in out.unsubscribe {
+                    pending.retain(|p| *p != t);
+                    let _ = client.unsubscribe(t);
+                }
+                pending.extend(out.subscribe);
+                if pending.len() >= SUBSCRIBE_CHUNK {
+                    flush(&client, &mut pending);
+                }
+            }
+            Ok(SessionEvent::Connected { .. }) => {
+                info!(broker = %name, prefix = %state.plan().prefix, "discovery session connected");
+                pending = std::iter::once(state.config_filter())
+                    .chain(state.topics())
+                    .collect();
+                flush(&client, &mut pending);
+            }
+            Ok(SessionEvent::SubAck(codes)) => {
+                for c in codes.iter().filter_map(|c| c.as_ref().err()) {
+                    if log_limit.allow("discovery_suback") {
+                        warn!(broker = %name, reason = %c, "the broker refused a discovery subscription");
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if log_limit.allow("discovery_connect") {
+                    warn!(broker = %name, error = %e.message, "discovery session disconnected; reconnecting");
+                }
+                let delay = if e.timed_out {
+                    Duration::ZERO
+                } else {
+                    backoff.next_delay()
+                };
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+    client.disconnect();
+}
+
+/// Subscribes what is pending, in chunks; what the request queue cannot take stays pending.
+fn flush(client: &Client, pending: &mut Vec<String>) {
+    while !pending.is_empty() {
+        let n = pending.len().min(SUBSCRIBE_CHUNK);
+        let chunk: Vec<(String, QoS)> = pending[..n]
+            .iter()
+            .map(|t| (t.clone(), QoS::AtMostOnce))
+            .collect();
+        if client.subscribe(chunk).is_err() {
+            return;
+        }
+        pending.drain(..n);
+    }
+}
+
+/// Puts the statuses of changed columns (all of them when `all`) into the outbox.
+fn send_statuses(
+    task: &DiscoveryTask,
+    state: &DiscoveryState,
+    sent: &mut HashMap<String, (crate::colour::Colour, String)>,
+    all: bool,
+) {
+    let wall = SystemTime::now();
+    for col in state.columns(Instant::now(), wall) {
+        let status = crate::status::discovery_status(&col, LIFETIME, wall, task.max_value_chars);
+        let key = status.key();
+        let seen = (status.colour, status.body.clone());
+        if !all && sent.get(&key) == Some(&seen) {
+            continue;
+        }
+        sent.insert(key, seen);
+        task.outbox.put(status);
+    }
+}
