@@ -17,9 +17,10 @@
 //! Shutdown: ingest stops first; the collector processes what was already received and closes open
 //! rounds; the RRD writer drains its queue; then the sender delivers what is pending within a deadline.
 //! A stage that ends on its own before the stop (a panic) stops the bridge with an error, so systemd
-//! restarts it.
+//! restarts it. Beside the stages, `own_status` sends the bridge's own column and checks for ghosts.
 
 mod discovery;
+mod own_status;
 mod reload;
 
 use crate::collect::{self, Collector, Control, Refusal, RouteTable, Sample, SnapshotRequest};
@@ -175,6 +176,12 @@ impl Bridge {
             tokio::spawn(collector.run_controlled(sample_rx, refusal_rx, control_rx));
 
         let (sender, sender_stop) = start_sender(&plan, &shared);
+        let own_status = own_status::OwnStatusTask::start(
+            &mut plan,
+            &shared,
+            rrd.as_ref().map(RrdWriter::probe),
+            &cancel,
+        );
         // A web problem never stops the bridge.
         let web_stop = cancel.child_token();
         let sources = web::Sources {
@@ -206,6 +213,7 @@ impl Bridge {
             samples: sample_tx_held.downgrade(),
             shared: shared.clone(),
             discovery,
+            own_status,
             cancel: cancel.clone(),
         };
         // Every stage has what it needs; the rest of the plan (for 100k topics, megabytes) is not kept.
@@ -262,6 +270,7 @@ impl Bridge {
         info!("shutting down");
         running.sessions.stop().await;
         running.discovery.stop().await;
+        running.own_status.stop().await;
         if !collector_done {
             if let Err(e) = collector.await {
                 warn!(error = %e, "collector ended abnormally");

@@ -1,16 +1,20 @@
-//! The bridge's own counters, in a Prometheus registry.
+//! The bridge's own counters, in a Prometheus registry, and the few facts the bridge's own column needs
+//! beside them: the reasons of `dropped`, the last failed delivery, and the last ghost check.
 //!
-//! Fed by every stage (ingest, collector, sender); read by the web layer (`/metrics`, `/api/v1/brokers`)
-//! and by tests. prometheus-client's counters are plain atomics, so updating them on the MQTT hot path
-//! costs one relaxed add.
+//! Fed by every stage (ingest, collector, sender) and by the own-status task (ghosts); read by the web
+//! layer (`/metrics`, `/api/v1/brokers`, the overview's ghost banner), by the own-status task and by tests.
+//! prometheus-client's counters are plain atomics, so updating them on the MQTT hot path costs one
+//! relaxed add.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BrokerLabel {
@@ -34,6 +38,36 @@ pub struct FilterLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HostLabel {
+    pub host: String,
+}
+
+/// Ghost hosts named in `/metrics` labels, at most: the gauge `ghost_hosts` counts them all.
+pub const MAX_GHOST_LABELS: usize = 20;
+
+/// A host the bridge sends statuses for that xymond drops, not having it in hosts.cfg (a ghost).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GhostHost {
+    /// As the bridge sends it (with dots).
+    pub host: String,
+    /// The bridge's tests of the host.
+    pub tests: Vec<String>,
+    /// The configured test that makes it (`test[2]: rule "sensors/{host}/env", host "sensro-{host}"`).
+    pub origin: String,
+    /// When xymond last dropped a status of it.
+    pub last_seen: SystemTime,
+}
+
+/// The last ghost check: the bridge's ghosts and when xymond was asked.
+#[derive(Debug, Clone, Default)]
+pub struct GhostReport {
+    pub hosts: Vec<GhostHost>,
+    pub checked_at: Option<SystemTime>,
+    /// Why the last check failed, when it did (the hosts are then those of the check before).
+    pub error: Option<String>,
 }
 
 /// When a stage last made progress, for `/healthz`'s "stuck" check: one relaxed store per beat, read
@@ -94,6 +128,16 @@ pub struct Metrics {
     pub collector_beat: Heartbeat,
     /// Subscription filters the broker refused in a SUBACK, per broker and filter (once per SUBACK).
     pub subscribe_refused: Family<FilterLabel, Counter>,
+    /// The reasons `dropped` has counted, so the bridge's own column can list them (a fixed set of
+    /// names; one lock at a reason's first drop only).
+    drop_reasons: Mutex<BTreeSet<String>>,
+    /// The latest failed delivery to xymond: when and why (kept after deliveries succeed again).
+    last_delivery_error: Mutex<Option<(SystemTime, String)>>,
+    /// Hosts the bridge sends for that xymond drops (the ghost check of the bridge's own column).
+    pub ghost_hosts: Gauge,
+    /// 1 per ghost host, by name, for the first `MAX_GHOST_LABELS` of them.
+    pub ghost_host: Family<HostLabel, Gauge>,
+    ghosts: Mutex<GhostReport>,
 }
 
 impl Metrics {
@@ -110,6 +154,11 @@ impl Metrics {
             rule_refused: Family::default(),
             collector_beat: Heartbeat::new(),
             subscribe_refused: Family::default(),
+            drop_reasons: Mutex::default(),
+            last_delivery_error: Mutex::default(),
+            ghost_hosts: Gauge::default(),
+            ghost_host: Family::default(),
+            ghosts: Mutex::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -153,6 +202,16 @@ impl Metrics {
             "Subscription filters the broker refused, by broker and filter",
             m.subscribe_refused.clone(),
         );
+        registry.register(
+            "ghost_hosts",
+            "Hosts the bridge sends statuses for that xymond drops (not in hosts.cfg)",
+            m.ghost_hosts.clone(),
+        );
+        registry.register(
+            "ghost_host",
+            "1 for each host xymond drops, by name (the first 20)",
+            m.ghost_host.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -163,11 +222,59 @@ impl Metrics {
     }
 
     pub fn count_drop(&self, reason: &str) {
-        self.dropped
+        let first = self
+            .dropped
             .get_or_create(&ReasonLabel {
                 reason: reason.to_string(),
             })
-            .inc();
+            .inc()
+            == 0;
+        if first {
+            lock(&self.drop_reasons).insert(reason.to_string());
+        }
+    }
+
+    /// Every reason `dropped` has counted, with its count, sorted by reason.
+    pub fn drops(&self) -> Vec<(String, u64)> {
+        let reasons: Vec<String> = lock(&self.drop_reasons).iter().cloned().collect();
+        reasons
+            .into_iter()
+            .map(|reason| {
+                let label = ReasonLabel { reason };
+                let n = self.dropped.get(&label).map_or(0, |c| c.get());
+                (label.reason, n)
+            })
+            .collect()
+    }
+
+    /// Notes a failed delivery to xymond.
+    pub fn delivery_failed(&self, at: SystemTime, error: &str) {
+        *lock(&self.last_delivery_error) = Some((at, error.to_string()));
+    }
+
+    /// The latest failed delivery to xymond, if any since start-up.
+    pub fn last_delivery_error(&self) -> Option<(SystemTime, String)> {
+        lock(&self.last_delivery_error).clone()
+    }
+
+    /// Replaces the ghost report; the gauges follow it (labels for the first `MAX_GHOST_LABELS` hosts).
+    pub fn set_ghosts(&self, report: GhostReport) {
+        self.ghost_hosts
+            .set(i64::try_from(report.hosts.len()).unwrap_or(i64::MAX));
+        self.ghost_host.clear();
+        for g in report.hosts.iter().take(MAX_GHOST_LABELS) {
+            self.ghost_host
+                .get_or_create(&HostLabel {
+                    host: g.host.clone(),
+                })
+                .set(1);
+        }
+        *lock(&self.ghosts) = report;
+    }
+
+    /// The last ghost report.
+    pub fn ghosts(&self) -> GhostReport {
+        lock(&self.ghosts).clone()
     }
 
     /// Counts one refusal of `filter` by `broker`.
@@ -187,6 +294,11 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+}
+
+/// A lock of plain data: a panic while holding it leaves nothing half-written that matters.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Default for Metrics {

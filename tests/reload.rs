@@ -12,6 +12,8 @@ mod bad_day;
 mod common;
 #[path = "reload/discovery.rs"]
 mod discovery;
+#[path = "reload/own_column.rs"]
+mod own_column;
 
 use common::daemon::{Daemon, Stderr, WAIT};
 use common::web::get;

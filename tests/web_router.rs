@@ -647,3 +647,50 @@ async fn health_names_disconnected_brokers_and_stuck_stages() {
     );
     assert_eq!(v["evicted_topics"], 0);
 }
+
+/// The overview's ghost banner: shown only with ghosts, every field escaped; `/metrics` has the gauge and
+/// one labelled series per host.
+#[tokio::test]
+async fn ghost_banner_and_metrics() {
+    let s = shared();
+    let app = app(&s);
+    let (_, _, page) = get(&app, "/").await;
+    assert!(!page.contains("id=\"ghosts\""), "{page}");
+    s.metrics.set_ghosts(xymon_mqtt::metrics::GhostReport {
+        hosts: vec![xymon_mqtt::metrics::GhostHost {
+            host: "sensro-kitchen".into(),
+            tests: vec!["env".into(), XSS.into()],
+            origin: format!("test[0]: the rule on topic {XSS}"),
+            last_seen: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000),
+        }],
+        checked_at: Some(SystemTime::now()),
+        error: None,
+    });
+    let (status, _, page) = get(&app, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("id=\"ghosts\""), "{page}");
+    assert!(
+        page.contains("xymond drops the statuses of 1 host the bridge sends for"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<code class=\"ghost-host\">sensro-kitchen</code>"),
+        "{page}"
+    );
+    assert!(!page.contains(XSS), "{page}");
+    assert!(page.contains("&#60;script&#62;alert(1)"), "{page}");
+    let (_, _, metrics) = get(&app, "/metrics").await;
+    assert!(metrics.contains("xymon_mqtt_ghost_hosts 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("xymon_mqtt_ghost_host{host=\"sensro-kitchen\"} 1\n"),
+        "{metrics}"
+    );
+    // Fixed: the gauge goes back to 0 and the host's series goes away.
+    s.metrics
+        .set_ghosts(xymon_mqtt::metrics::GhostReport::default());
+    let (_, _, metrics) = get(&app, "/metrics").await;
+    assert!(metrics.contains("xymon_mqtt_ghost_hosts 0\n"), "{metrics}");
+    assert!(!metrics.contains("sensro-kitchen"), "{metrics}");
+    let (_, _, page) = get(&app, "/").await;
+    assert!(!page.contains("id=\"ghosts\""), "{page}");
+}

@@ -11,8 +11,8 @@
 //! 5. sessions of unchanged brokers resume with their new id and subscriptions, the others stop, and
 //!    new or changed brokers connect;
 //!    The Home Assistant discovery sessions restart as a group if what they read changed;
-//! 6. the Xymon sender restarts if `[xymon]` changed (the outbox, with pending statuses, stays); the web
-//!    server restarts with the new settings.
+//! 6. the Xymon sender restarts if `[xymon]` changed (the outbox, with pending statuses, stays); the
+//!    bridge's own column and the web server restart with the new settings.
 
 use super::{start_rrd_writer, start_sender, watched_stages, Shared, DRAIN_DEADLINE};
 use crate::collect::{Control, Refusal, Reload, RouteTable, Sample, SnapshotRequest};
@@ -164,6 +164,7 @@ pub(super) struct Running {
     pub(super) shared: Shared,
     pub(super) cancel: CancellationToken,
     pub(super) discovery: super::discovery::DiscoverySessions,
+    pub(super) own_status: super::own_status::OwnStatusTask,
 }
 
 /// The fingerprint of the limits the store was made with, which a reload does not change.
@@ -298,6 +299,10 @@ impl Running {
             self.retired_senders.push(old);
             self.xymon = xymon;
         }
+        let rrd = self.rrd.as_ref().map(RrdWriter::probe);
+        self.own_status
+            .restart(&mut plan, &self.shared, rrd, &self.cancel)
+            .await;
         self.web_stop.cancel();
         if let Some(web) = self.web.take() {
             if tokio::time::timeout(DRAIN_DEADLINE, web).await.is_err() {

@@ -93,7 +93,16 @@ impl ConfigError {
     /// A semantic error on a top-level key such as `xymon.combo_max`.
     pub(super) fn at_line(path: &Path, text: &str, key: &str, message: String) -> Self {
         let leaf = key.rsplit('.').next().unwrap_or("");
-        let (line, column) = find_key_line(text, leaf)
+        // Within its table when the key names one (`interval` is also a key of every `[[test]]`).
+        let in_table = key
+            .split_once('.')
+            .and_then(|(table, _)| table_header(text, table))
+            .and_then(|start| {
+                let end = table_end(text, start);
+                find_key_line(&text[start..end], leaf).map(|o| start + o)
+            });
+        let (line, column) = in_table
+            .or_else(|| find_key_line(text, leaf))
             .map(|o| line_col(text, o))
             .unwrap_or((0, 0));
         ConfigError::Invalid(Located {
@@ -123,6 +132,19 @@ fn find_key_line(text: &str, key: &str) -> Option<usize> {
             if rest.trim_start().starts_with('=') {
                 return Some(offset + (line.len() - trimmed.len()));
             }
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// Byte offset of the line `[table]`.
+fn table_header(text: &str, table: &str) -> Option<usize> {
+    let header = format!("[{table}]");
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim() == header {
+            return Some(offset);
         }
         offset += line.len();
     }

@@ -13,6 +13,7 @@ mod duration;
 mod error;
 mod ownership;
 mod schema;
+mod self_status;
 mod templates;
 
 pub use broker_url::BrokerUrl;
@@ -23,6 +24,7 @@ pub use schema::{
     WebConfig, XymonConfig, BROKER_STATS_TOPICS, DEFAULT_INTERVAL, DEFAULT_MAX_INSTANCES,
     DEFAULT_RULE_INTERVAL,
 };
+pub use self_status::SelfStatusConfig;
 
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -64,6 +66,8 @@ pub struct Config {
     pub tests: Vec<Spanned<TestConfig>>,
     #[serde(default, rename = "discovery")]
     pub discovery: Vec<Spanned<DiscoveryConfig>>,
+    #[serde(default)]
+    pub self_status: SelfStatusConfig,
 }
 
 /// Where a config came from: its file name and its text, so that a problem found later (by the plan)
@@ -318,7 +322,7 @@ impl Config {
         if let Some((i, msg)) = ownership::expected_hosts(&self.tests, &columns) {
             return Err(err(self.tests[i].span(), format!("test[{i}].expect"), msg));
         }
-        Ok(())
+        self_status::validate(self, path, text)
     }
 }
 

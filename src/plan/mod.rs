@@ -11,10 +11,12 @@
 mod broker;
 mod diff;
 mod routing;
+pub mod self_status;
 
 pub use broker::{BrokerPlan, Credentials};
 pub use diff::{fingerprint, Diff, Shape};
 pub use routing::{BrokerRouting, Dest, ExactTopic};
+pub use self_status::SelfStatusPlan;
 
 use crate::colour::Colour;
 use crate::config::{Config, ConfigError, LimitsConfig, TestConfig, TestKind, XymonConfig};
@@ -49,6 +51,8 @@ pub struct Plan {
     pub xymon: XymonConfig,
     pub limits: LimitsConfig,
     pub web: WebPlan,
+    /// The bridge's own column; `None` when `[self_status] enabled = false`.
+    pub self_status: Option<SelfStatusPlan>,
 }
 
 /// A `topics` or `broker-stats` test and its broker.
@@ -254,6 +258,7 @@ impl Plan {
             xymon: config.xymon.clone(),
             limits: config.limits.clone(),
             web,
+            self_status: self_status::resolve(config),
         })
     }
 

@@ -173,13 +173,26 @@ impl RrdWriter {
     }
 }
 
-/// Whether the writer is stuck: its queue full and no sample finished for a while.
+/// Whether the writer is stuck: its queue full and no sample finished for a while; and which files fail.
 pub struct RrdProbe {
     tx: mpsc::WeakSender<RrdSample>,
     shared: Arc<Shared>,
 }
 
 impl RrdProbe {
+    /// Every file whose last update failed, as (host, rrd, error), sorted: the bridge's own column
+    /// lists them.
+    pub fn failing(&self) -> Vec<(String, String, String)> {
+        let mut out: Vec<_> = self
+            .shared
+            .health()
+            .iter()
+            .map(|((host, rrd), e)| (host.clone(), rrd.clone(), e.clone()))
+            .collect();
+        out.sort();
+        out
+    }
+
     /// How long since the thread last finished a sample, when the queue is full; `None` otherwise.
     pub fn full_for(&self) -> Option<std::time::Duration> {
         let full = self.tx.upgrade().is_some_and(|tx| tx.capacity() == 0);

@@ -12,12 +12,14 @@
 //! - `broker_stats`: the broker's `$SYS` counters, totals and rates.
 //! - `rule`: one rule instance, and a host a rule expects that never published.
 //! - `outage`: a continuous test or rule instance while its broker is disconnected.
+//! - `self_status`: the bridge's own column (brokers, deliveries, ghosts, refusals, RRD, store).
 
 mod broker_stats;
 mod discovery;
 mod outage;
 mod round;
 mod rule;
+mod self_status;
 mod topics;
 
 pub use broker_stats::{broker_stats_status, Counters};
@@ -25,6 +27,9 @@ pub use discovery::discovery_status;
 pub use outage::{outage_status, Outage};
 pub use round::{Changed, Closed, Reading};
 pub use rule::{expected_missing_status, rule_status};
+pub use self_status::{
+    self_status, BrokerLine, Delivery, Drops, RrdFailure, SelfReport, STORE_YELLOW_PERCENT,
+};
 pub use topics::{broker_down_status, refused_status, topics_status};
 
 use crate::colour::Colour;
@@ -124,5 +129,7 @@ pub fn add_refused(status: &mut Status, filter: &str, reason: &str) {
     ));
 }
 
+#[cfg(test)]
+mod self_status_tests;
 #[cfg(test)]
 mod tests;

@@ -4,8 +4,10 @@
 //! One message per connection: write it all, shut down the write side (xymond processes a message only at
 //! EOF), read to EOF (status and combo get no reply). Several pending statuses go out as one `combo`.
 //! When xymond is unreachable the outbox keeps the latest status per host.test and we retry with a capped
-//! exponential backoff; MQTT ingest never waits on any of this.
+//! exponential backoff; MQTT ingest never waits on any of this. `ghosts` asks xymond which hosts it
+//! dropped for not being in hosts.cfg.
 
+pub mod ghosts;
 pub mod message;
 pub mod outbox;
 
@@ -164,6 +166,7 @@ async fn deliver_one_batch(
         }
         Err(e) => {
             metrics.delivery_failures.inc();
+            metrics.delivery_failed(std::time::SystemTime::now(), &e.to_string());
             outbox.failed(batch, &e.to_string());
             Err(e)
         }

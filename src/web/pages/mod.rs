@@ -7,10 +7,12 @@
 //! the embedded static files. Their handlers are re-exported here for the router in `web/mod.rs`.
 
 mod assets;
+mod ghosts;
 mod graphs;
 mod store;
 
 pub use assets::asset;
+pub use ghosts::{GhostBanner, GhostView};
 pub use graphs::{available_graphs, graph_png, graphs, GraphRow, GraphsPage, PERIODS};
 use store::store_view;
 pub use store::StoreView;
@@ -58,6 +60,7 @@ pub struct OverviewPage {
     pub brokers: Vec<BrokerView>,
     pub pending: usize,
     pub store: StoreView,
+    pub ghosts: GhostBanner,
 }
 
 fn delivery_title(colour: &str, d: &DeliveryState) -> String {
@@ -120,6 +123,7 @@ pub async fn overview(State(st): State<AppState>) -> OverviewPage {
         brokers: broker_views(&st),
         pending: st.outbox.pending(),
         store: store_view(&st),
+        ghosts: ghosts::ghost_banner(&st),
     }
 }
 
