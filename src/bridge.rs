@@ -19,6 +19,7 @@
 //! restarts it.
 
 use crate::collect::{self, Collector, Refusal, RouteTable, Sample, SnapshotRequest};
+use crate::discovery;
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 use crate::mqtt::{self, Connection, Wanted};
@@ -59,6 +60,8 @@ pub struct Shared {
     pub store: Store,
     pub outbox: Arc<Outbox>,
     pub metrics: Arc<Metrics>,
+    /// The discovered devices, as the discovery sessions last built them.
+    pub devices: discovery::Board,
 }
 
 impl Shared {
@@ -68,6 +71,7 @@ impl Shared {
             store: self.store.clone(),
             outbox: self.outbox.clone(),
             metrics: self.metrics.clone(),
+            devices: self.devices.clone(),
             stages: Arc::default(),
         }
     }
@@ -92,6 +96,7 @@ impl Bridge {
             store,
             outbox: Arc::new(Outbox::new()),
             metrics: Arc::new(metrics),
+            devices: discovery::Board::default(),
         };
         Bridge { plan, shared }
     }
@@ -368,6 +373,7 @@ fn spawn_discovery(
             outbox: shared.outbox.clone(),
             metrics: shared.metrics.clone(),
             max_value_chars: plan.limits.max_value_chars,
+            board: shared.devices.clone(),
         };
         ingest.spawn(mqtt::discovery::run(task, stop.clone()));
     }

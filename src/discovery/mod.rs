@@ -15,11 +15,13 @@
 //! - `judge`: thresholds, on/off colours, staleness and availability → a colour and why.
 //! - `state`: the entities and devices of one block; messages in.
 //! - `view`: the device columns of a state, coloured.
+//! - `board`: the latest columns of every block, shared read-only with the dashboard.
 //!
 //! Where Home Assistant's own behaviour decides a question, each file's docs name the HA code followed.
 
 mod abbrev;
 pub mod announce;
+mod board;
 mod compile;
 pub mod judge;
 pub mod select;
@@ -28,6 +30,7 @@ pub mod template;
 mod view;
 
 pub use announce::{AnnounceLimits, AvailabilityMode, Device, Entity, EntityKey, Refused};
+pub use board::{Board, DeviceView};
 pub use compile::{compile, DiscoveryError};
 pub use state::{DiscoveryState, Offered};
 pub use view::{ColumnView, EntityView};

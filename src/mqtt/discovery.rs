@@ -5,7 +5,7 @@
 //! Spawned by the supervisor next to the ingest tasks, with the broker's connection settings and its
 //! own client id (`<client_id>-discovery<N>`), so its subscriptions, which change as entities come and
 //! go, never mix with the permanent ones of the ingest session. Owns the block's
-//! `discovery::DiscoveryState`; writes statuses (`status::discovery_status`) into the outbox: a column
+//! `discovery::DiscoveryState`; publishes its columns on the `discovery::Board` the dashboard reads; writes statuses (`status::discovery_status`) into the outbox: a column
 //! whose status changed goes out within `CHECK_EVERY`, and every column again each `RESEND_EVERY`.
 //! Refused announcements and template errors are counted (`xymon_mqtt_dropped_total`, reasons
 //! `discovery_refused`, `discovery_template`) and logged, rate-limited. Subscriptions asked for while
@@ -15,7 +15,7 @@ use super::connection::{open, Connection};
 use super::session::{Client, SessionEvent};
 use super::SUBSCRIBE_CHUNK;
 use crate::backoff::Backoff;
-use crate::discovery::{DiscoveryPlan, DiscoveryState};
+use crate::discovery::{Board, DiscoveryPlan, DiscoveryState};
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 use crate::xymon::Outbox;
@@ -43,6 +43,8 @@ pub struct DiscoveryTask {
     pub outbox: Arc<Outbox>,
     pub metrics: Arc<Metrics>,
     pub max_value_chars: usize,
+    /// Where the columns go for the dashboard, under `index`.
+    pub board: Board,
 }
 
 /// Runs the session until `cancel`; reconnects with backoff.
@@ -153,7 +155,8 @@ fn flush(client: &Client, pending: &mut Vec<String>) {
     }
 }
 
-/// Puts the statuses of changed columns (all of them when `all`) into the outbox.
+/// Puts the statuses of changed columns (all of them when `all`) into the outbox, and the columns on
+/// the board.
 fn send_statuses(
     task: &DiscoveryTask,
     state: &DiscoveryState,
@@ -161,8 +164,9 @@ fn send_statuses(
     all: bool,
 ) {
     let wall = SystemTime::now();
-    for col in state.columns(Instant::now(), wall) {
-        let status = crate::status::discovery_status(&col, LIFETIME, wall, task.max_value_chars);
+    let columns = state.columns(Instant::now(), wall);
+    for col in &columns {
+        let status = crate::status::discovery_status(col, LIFETIME, wall, task.max_value_chars);
         let key = status.key();
         let seen = (status.colour, status.body.clone());
         if !all && sent.get(&key) == Some(&seen) {
@@ -171,4 +175,5 @@ fn send_statuses(
         sent.insert(key, seen);
         task.outbox.put(status);
     }
+    task.board.publish(task.index, columns);
 }
