@@ -127,7 +127,13 @@ impl Bridge {
             &ingest_stop,
         );
         drop(refusal_tx);
-        spawn_discovery(&mut plan, &connections, &shared, &mut ingest, &ingest_stop);
+        spawn_discovery(
+            &mut plan,
+            (&connections, rrd.as_ref().map(|(w, _)| w)),
+            &shared,
+            &mut ingest,
+            &ingest_stop,
+        );
         // Held until the stop: the collector ends when the channel closes, which would otherwise happen
         // at once with no broker configured (and read as the collector failing, below).
         let sample_tx_held = sample_tx;
@@ -355,7 +361,7 @@ fn spawn_ingest(
 /// One discovery session per `[[discovery]]` block, in the ingest set (it stops and fails with ingest).
 fn spawn_discovery(
     plan: &mut Plan,
-    connections: &[Connection],
+    (connections, rrd): (&[Connection], Option<&RrdWriter>),
     shared: &Shared,
     ingest: &mut JoinSet<()>,
     stop: &CancellationToken,
@@ -365,6 +371,7 @@ fn spawn_discovery(
         else {
             continue;
         };
+        let rrd = rrd.filter(|_| d.rrd.any()).cloned();
         let task = mqtt::discovery::DiscoveryTask {
             index,
             connection: connection.clone(),
@@ -374,6 +381,7 @@ fn spawn_discovery(
             metrics: shared.metrics.clone(),
             max_value_chars: plan.limits.max_value_chars,
             board: shared.devices.clone(),
+            rrd,
         };
         ingest.spawn(mqtt::discovery::run(task, stop.clone()));
     }
@@ -389,6 +397,9 @@ fn start_rrd_writer(plan: &Plan) -> anyhow::Result<Option<(RrdWriter, JoinHandle
         if !defs.alias(name, VALUE_RRD_DEF) {
             anyhow::bail!("the RRD layout {VALUE_RRD_DEF:?} is missing from rrd_defs");
         }
+    }
+    if rrd.discovery && !defs.fallback_to(VALUE_RRD_DEF) {
+        anyhow::bail!("the RRD layout {VALUE_RRD_DEF:?} is missing from rrd_defs");
     }
     let (writer, thread) = RrdWriter::start(rrd.dir.clone(), defs, RRD_QUEUE_CAPACITY)?;
     Ok(Some((writer, thread)))

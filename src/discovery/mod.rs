@@ -81,6 +81,34 @@ pub struct DiscoveryPlan {
     pub max_entities: usize,
     pub template_fuel: u64,
     pub max_template_output: usize,
+    /// Numeric sensors whose values go to RRDs.
+    pub rrd: RrdChoice,
+}
+
+/// Which numeric sensors of a block get an RRD.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RrdChoice {
+    /// Every one.
+    pub all: bool,
+    /// Those of these device_classes.
+    pub classes: Vec<String>,
+}
+
+impl RrdChoice {
+    pub fn any(&self) -> bool {
+        self.all || !self.classes.is_empty()
+    }
+
+    /// Whether an entity of `class` gets an RRD.
+    pub fn wants(&self, class: Option<&str>) -> bool {
+        self.all || class.is_some_and(|c| self.classes.iter().any(|k| k == c))
+    }
+}
+
+/// The RRD file stem of an entity's values: `<column>.<object_id>`, the `<test>.<value>` naming of rule
+/// values (object ids are `[a-zA-Z0-9_-]+`, so the stem is a valid file name and rrdtool DEF path).
+pub fn rrd_name(column: &str, key: &EntityKey) -> String {
+    format!("{column}.{}", key.object_id)
 }
 
 #[cfg(test)]
