@@ -5,7 +5,7 @@
 //! entity shows the entity, its template's result and its colour. Earlier messages that are not
 //! announcements (an availability state, an earlier value) can be given the same way.
 
-use crate::discovery::{announce, DiscoveryState};
+use crate::discovery::{announce, DiscoveryState, EntityKey};
 use crate::plan::Plan;
 use crate::status::discovery_status;
 use std::fmt::Write;
@@ -104,6 +104,13 @@ fn state_message(
         );
         return 0;
     }
+    // Template failures before this message (on an earlier --announce'd value) are not its own.
+    let errors_before: Vec<(EntityKey, u64)> = state
+        .columns(Instant::now(), now)
+        .into_iter()
+        .flat_map(|c| c.entities)
+        .map(|e| (e.key, e.template_errors))
+        .collect();
     let offered = state.offer(topic, payload, false, Instant::now(), now);
     let _ = writeln!(out, "STATE of {} entity(ies)", readers.len());
     let columns = state.columns(Instant::now(), now);
@@ -136,7 +143,11 @@ fn state_message(
                 .map(|c| format!(" [{c}]"))
                 .unwrap_or_default()
         );
-        if e.template_errors > 0 {
+        let before = errors_before
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or(0, |(_, n)| *n);
+        if e.template_errors > before {
             let _ = writeln!(out, "    template failed on this message");
         }
         let _ = writeln!(

@@ -43,19 +43,21 @@ impl Board {
 
     /// Every device of every block, sorted by host and then device name.
     pub fn devices(&self) -> Vec<DeviceView> {
-        let blocks: Vec<Arc<Vec<ColumnView>>> = self
+        let blocks: Vec<(usize, Arc<Vec<ColumnView>>)> = self
             .0
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
+            .iter()
+            .map(|(i, c)| (*i, c.clone()))
             .collect();
-        let mut out: BTreeMap<(HostName, String, String), DeviceView> = BTreeMap::new();
-        for col in blocks.iter().flat_map(|b| b.iter()) {
+        // A device seen by two blocks (two brokers) is listed once per block.
+        let mut out: BTreeMap<(HostName, String, String, usize), DeviceView> = BTreeMap::new();
+        for (block, col) in blocks.iter().flat_map(|(i, b)| b.iter().map(|c| (*i, c))) {
             let key = (
                 col.host.clone(),
                 col.device.name.clone().unwrap_or_default(),
                 col.device.identifiers.join("\u{1f}"),
+                block,
             );
             let d = out.entry(key).or_insert_with(|| DeviceView {
                 host: col.host.clone(),
@@ -105,6 +107,51 @@ mod tests {
         assert_eq!(merge(Always, Unknown), Unknown);
         assert_eq!(merge(Unknown, Online(None)), Online(None));
         assert_eq!(merge(Always, Always), Always);
+    }
+
+    /// With a column per class, one device spans several columns: the board shows it once, with every
+    /// column and entity; the Tasmota device's LWT "Offline" makes it offline since then; blocks are kept
+    /// apart and replaced whole.
+    #[test]
+    fn a_device_is_listed_once_with_all_its_columns_and_its_availability() {
+        let mut f = crate::discovery::tests::feed("column = \"{device_class}\"\n");
+        f.load("zigbee2mqtt");
+        f.load("tasmota");
+        f.send("tele/tasmota_A1B2C3/LWT", "Offline");
+        let b = Board::default();
+        b.publish(0, f.columns());
+        let devices = b.devices();
+        let w = devices
+            .iter()
+            .find(|d| d.host.as_str() == "weather_sensor")
+            .unwrap();
+        let cols: Vec<&str> = w.columns.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(cols, ["humidity", "temperature"]);
+        assert_eq!(w.entities.len(), 2);
+        assert_eq!(
+            w.device.model.as_deref(),
+            Some("Temperature and humidity sensor")
+        );
+        assert!(
+            matches!(w.availability, Availability::Online(Some(_))),
+            "{:?}",
+            w.availability
+        );
+        let g = devices
+            .iter()
+            .find(|d| d.host.as_str() == "garage")
+            .unwrap();
+        assert_eq!(g.availability, Availability::Offline(f.wall()));
+        assert!(g.entities.len() >= 3, "{g:?}");
+        b.publish(1, f.columns());
+        assert_eq!(
+            b.devices().len(),
+            2 * devices.len(),
+            "listed once per block"
+        );
+        b.publish(0, Vec::new());
+        b.publish(1, Vec::new());
+        assert!(b.devices().is_empty());
     }
 
     #[test]
