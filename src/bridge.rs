@@ -63,6 +63,8 @@ pub struct Shared {
     pub store: Store,
     pub outbox: Arc<Outbox>,
     pub metrics: Arc<Metrics>,
+    /// The discovered devices, as the discovery sessions last built them.
+    pub devices: crate::discovery::Board,
 }
 
 impl Shared {
@@ -72,6 +74,7 @@ impl Shared {
             store: self.store.clone(),
             outbox: self.outbox.clone(),
             metrics: self.metrics.clone(),
+            devices: self.devices.clone(),
             stages: Arc::default(),
         }
     }
@@ -96,6 +99,7 @@ impl Bridge {
             store,
             outbox: Arc::new(Outbox::new()),
             metrics: Arc::new(metrics),
+            devices: crate::discovery::Board::default(),
         };
         Bridge { plan, shared }
     }
@@ -138,7 +142,12 @@ impl Bridge {
         for (id, (b, routing)) in plan.brokers.iter().zip(&routing).enumerate() {
             sessions.open(id, b, Arc::new(Wanted::new(routing)));
         }
-        let discovery = discovery::DiscoverySessions::start(&mut plan, &shared, &ingest_stop);
+        let discovery = discovery::DiscoverySessions::start(
+            &mut plan,
+            &shared,
+            rrd.as_ref().map(|(w, _)| w),
+            &ingest_stop,
+        );
         // Held until the stop: the collector ends when the channel closes, which would otherwise happen
         // at once with no broker configured (and read as the collector failing, below).
         let sample_tx_held = sample_tx;
@@ -404,6 +413,9 @@ fn start_rrd_writer(plan: &Plan) -> anyhow::Result<Option<(RrdWriter, JoinHandle
         if !defs.alias(name, VALUE_RRD_DEF) {
             anyhow::bail!("the RRD layout {VALUE_RRD_DEF:?} is missing from rrd_defs");
         }
+    }
+    if rrd.discovery && !defs.fallback_to(VALUE_RRD_DEF) {
+        anyhow::bail!("the RRD layout {VALUE_RRD_DEF:?} is missing from rrd_defs");
     }
     let (writer, thread) = RrdWriter::start(rrd.dir.clone(), defs, RRD_QUEUE_CAPACITY)?;
     Ok(Some((writer, thread)))

@@ -52,6 +52,11 @@ enum Command {
     /// Show which test matches a message and why others do not, the captures, the parsed values, the
     /// colours and the exact status that would be sent (as if it were the first message).
     Explain {
+        /// A Home Assistant discovery announcement read first, as `CONFIG_TOPIC=PAYLOAD` (repeatable):
+        /// then a state or availability topic of that entity is explained too. Other earlier messages
+        /// (the device's availability, `zigbee2mqtt/bridge/state={"state":"online"}`) are read the same way.
+        #[arg(long, value_name = "CONFIG_TOPIC=PAYLOAD")]
+        announce: Vec<String>,
         /// The MQTT topic.
         topic: String,
         /// The payload (as text).
@@ -90,10 +95,25 @@ fn main() -> ExitCode {
         }
     };
     match command {
-        Command::Explain { topic, payload } => {
+        Command::Explain {
+            announce,
+            topic,
+            payload,
+        } => {
+            let mut announcements = Vec::new();
+            for a in &announce {
+                let Some((t, p)) = a.split_once('=') else {
+                    say(&format!(
+                        "xymon-mqtt: --announce {a:?}: write CONFIG_TOPIC=PAYLOAD"
+                    ));
+                    return ExitCode::from(2);
+                };
+                announcements.push((t.to_string(), p.as_bytes().to_vec()));
+            }
             let now = std::time::SystemTime::now();
-            emit(&cli::explain::explain(
+            emit(&cli::explain::explain_with(
                 &plan,
+                &announcements,
                 &topic,
                 payload.as_bytes(),
                 now,

@@ -139,3 +139,102 @@ fn explain_shows_what_an_announcement_makes() {
         "{got}"
     );
 }
+
+/// `explain --announce CONFIG=PAYLOAD TOPIC PAYLOAD`: with the announcements read first, a state topic
+/// shows the entity, the template's result with unit and class, the colour and the status; a template
+/// that fails says so; an availability message shows the device offline; without the announcement the
+/// topic is unknown. The fixture's retained messages (announcements, availability, earlier states) are
+/// all given with `--announce`, as a session reads them at its start. Through the built binary, as an admin runs it.
+#[test]
+fn explain_a_state_topic_with_its_announcements() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("site.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{BROKER}[[discovery]]\nbroker = \"home\"\n\n[[discovery.threshold]]\nclass = \"temperature\"\nyellow = \"> 28\"\nred = \"> 30\"\n"
+        ),
+    )
+    .unwrap();
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string("tests/fixtures/discovery/zigbee2mqtt.json").unwrap(),
+    )
+    .unwrap();
+    let announce: Vec<String> = fixture["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let payload = match &m["payload"] {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            format!("{}={payload}", m["topic"].as_str().unwrap())
+        })
+        .collect();
+    let run = |extra: &[&str], topic: &str, payload: &str| {
+        let mut args = vec!["explain", "--config", config.to_str().unwrap()];
+        for a in &announce {
+            if extra.contains(&"all") {
+                args.extend(["--announce", a.as_str()]);
+            }
+        }
+        args.extend([topic, payload]);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_xymon-mqtt"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let got = run(
+        &["all"],
+        "zigbee2mqtt/weather_sensor",
+        r#"{"temperature":31.5,"humidity":41.6,"linkquality":120}"#,
+    );
+    assert!(
+        got.contains("discovery[0] prefix homeassistant (broker home): STATE of 2 entity(ies)"),
+        "{got}"
+    );
+    assert!(
+        got.contains("entity sensor/0x0017880104e45522/temperature (\"temperature\") on host weather_sensor column sensors:"),
+        "{got}"
+    );
+    assert!(got.contains("    value: 31.5 °C [temperature]\n"), "{got}");
+    assert!(got.contains("    colour: red (red: > 30"), "{got}");
+    assert!(got.contains("    value: 41.6 % [humidity]\n"), "{got}");
+    assert!(got.contains("status+7 weather_sensor.sensors red"), "{got}");
+    assert!(got.contains("Result: 1 test(s) match."), "{got}");
+
+    // A payload the value_json template cannot read.
+    let got = run(&["all"], "zigbee2mqtt/weather_sensor", "not json");
+    assert!(got.contains("template failed on this message"), "{got}");
+    assert!(got.contains("colour: yellow (template failed:"), "{got}");
+
+    // Availability: the bridge says offline.
+    let got = run(
+        &["all"],
+        "zigbee2mqtt/bridge/state",
+        r#"{"state":"offline"}"#,
+    );
+    assert!(got.contains("colour: red (offline since"), "{got}");
+
+    // Without the announcements, nothing reads the state topic.
+    let got = run(&[], "zigbee2mqtt/weather_sensor", "{}");
+    assert!(got.contains("Result: no test matches"), "{got}");
+    // A malformed --announce is a usage error.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xymon-mqtt"))
+        .args([
+            "explain",
+            "--config",
+            config.to_str().unwrap(),
+            "--announce",
+            "no-equals",
+            "t",
+            "p",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CONFIG_TOPIC=PAYLOAD"));
+}

@@ -33,6 +33,7 @@ fn shared() -> Sources {
         store,
         outbox: Arc::new(Outbox::new()),
         metrics: Arc::new(Metrics::new()),
+        devices: Default::default(),
         stages: Arc::default(),
     }
 }

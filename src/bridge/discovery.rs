@@ -9,6 +9,7 @@
 use super::{Shared, DRAIN_DEADLINE};
 use crate::mqtt::{self, Connection};
 use crate::plan::{fingerprint, Plan};
+use crate::rrd::RrdWriter;
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -23,14 +24,20 @@ pub(super) struct DiscoverySessions {
 }
 
 /// Everything a discovery session is made from: the blocks, the connection of each block's broker (its
-/// plan's fingerprint covers the password too) and the value length limit.
+/// plan's fingerprint covers the password too), the value length limit and the RRD settings (a new RRD
+/// writer is a new one to write through).
 fn what_it_reads(plan: &Plan) -> u64 {
     let brokers: Vec<Option<u64>> = plan
         .discovery
         .iter()
         .map(|(b, _)| plan.brokers.get(*b).map(|p| p.fingerprint))
         .collect();
-    fingerprint(&(&plan.discovery, brokers, plan.limits.max_value_chars))
+    fingerprint(&(
+        &plan.discovery,
+        brokers,
+        plan.limits.max_value_chars,
+        &plan.rrd,
+    ))
 }
 
 impl DiscoverySessions {
@@ -38,6 +45,7 @@ impl DiscoverySessions {
     pub(super) fn start(
         plan: &mut Plan,
         shared: &Shared,
+        rrd: Option<&RrdWriter>,
         parent: &CancellationToken,
     ) -> DiscoverySessions {
         let mut group = DiscoverySessions {
@@ -46,15 +54,16 @@ impl DiscoverySessions {
             parent: parent.clone(),
             fingerprint: what_it_reads(plan),
         };
-        group.spawn(plan, shared);
+        group.spawn(plan, shared, rrd);
         group
     }
 
-    fn spawn(&mut self, plan: &mut Plan, shared: &Shared) {
+    fn spawn(&mut self, plan: &mut Plan, shared: &Shared, rrd: Option<&RrdWriter>) {
         for (index, (broker, d)) in std::mem::take(&mut plan.discovery).into_iter().enumerate() {
             let Some(b) = plan.brokers.get(broker) else {
                 continue;
             };
+            let rrd = rrd.filter(|_| d.rrd.any()).cloned();
             let task = mqtt::discovery::DiscoveryTask {
                 index,
                 connection: Connection::new(b),
@@ -63,6 +72,8 @@ impl DiscoverySessions {
                 outbox: shared.outbox.clone(),
                 metrics: shared.metrics.clone(),
                 max_value_chars: plan.limits.max_value_chars,
+                board: shared.devices.clone(),
+                rrd,
             };
             self.tasks
                 .spawn(mqtt::discovery::run(task, self.stop.clone()));
@@ -70,17 +81,23 @@ impl DiscoverySessions {
     }
 
     /// Applies a reload's plan: the group restarts when what it reads changed (see the header).
-    pub(super) async fn reload(&mut self, plan: &mut Plan, shared: &Shared) {
+    pub(super) async fn reload(
+        &mut self,
+        plan: &mut Plan,
+        shared: &Shared,
+        rrd: Option<&RrdWriter>,
+    ) {
         let now = what_it_reads(plan);
         if now == self.fingerprint {
             plan.discovery.clear();
             return;
         }
         self.stop().await;
+        shared.devices.clear();
         self.stop = self.parent.child_token();
         self.fingerprint = now;
         let blocks = plan.discovery.len();
-        self.spawn(plan, shared);
+        self.spawn(plan, shared, rrd);
         info!(
             blocks,
             "Home Assistant discovery restarted for the new configuration"

@@ -288,7 +288,9 @@ impl Running {
             }
         }
 
-        self.discovery.reload(&mut plan, &self.shared).await;
+        self.discovery
+            .reload(&mut plan, &self.shared, self.rrd.as_ref())
+            .await;
 
         // 6. The sender, if `[xymon]` changed; the web server, always (its pages list the tests).
         let xymon = fingerprint(&plan.xymon);

@@ -3,7 +3,8 @@
 //! Pure: loads nothing itself, runs the same matching, extraction, threshold and status code as the
 //! collector on one message with fresh state (as if it were the first sample of a new instance, received
 //! live, not retained), and returns a readable report ending in the exact status text that would be
-//! sent. `now` is a parameter so the output is golden-testable.
+//! sent. `now` is a parameter so the output is golden-testable. Home Assistant announcements given with
+//! the message (`--announce`) are read first, so a state topic of a discovered entity can be explained.
 
 use crate::names::{HostName, TestName};
 use crate::plan::{Plan, RulePlan};
@@ -16,6 +17,19 @@ use tokio::time::Instant;
 
 /// The report for one message on `topic` with `payload`, at `now`.
 pub fn explain(plan: &Plan, topic: &str, payload: &[u8], now: SystemTime) -> String {
+    explain_with(plan, &[], topic, payload, now)
+}
+
+/// As `explain`, with Home Assistant announcements (config topic, payload) read first, as a discovery
+/// session reads the retained ones: a state or availability topic of an announced entity is then
+/// explained too (the entity, the template's result, the colour).
+pub fn explain_with(
+    plan: &Plan,
+    announcements: &[(String, Vec<u8>)],
+    topic: &str,
+    payload: &[u8],
+    now: SystemTime,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Topic:   {topic}");
     let _ = writeln!(out, "Payload: {}", short(&payload_text(payload), 200));
@@ -87,7 +101,7 @@ pub fn explain(plan: &Plan, topic: &str, payload: &[u8], now: SystemTime) -> Str
             }
         }
     }
-    matched += super::explain_discovery::report(&mut out, plan, topic, payload, now);
+    matched += super::explain_discovery::report(&mut out, plan, announcements, topic, payload, now);
     let _ = writeln!(out);
     if matched == 0 {
         let _ = writeln!(

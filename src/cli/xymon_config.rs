@@ -6,7 +6,10 @@
 //! listed in GRAPHS; `GRAPHS_<test>` lists one graph per value, `[<test>-<value>]`; a `[<test>]` section
 //! serves the host's trends page (the GRAPHS entry `<test>` matches every `<test>.*.rrd`).
 //! The graph definitions use only what `rrd::render_graph` draws too, so the dashboard renders them.
+//! Discovered sensors' files are `<host>/<column>.<object_id>.rrd`, same layout; their graph is one per
+//! column with a line per file (FNPATTERN), in a file of their own (`discovery`).
 
+use crate::discovery::select::Column;
 use crate::plan::Plan;
 use std::fmt::Write;
 
@@ -126,21 +129,92 @@ pub fn generate(plan: &Plan) -> String {
         }
         graphs.push('\n');
     }
-    if server.is_empty() {
-        return "# no rule test has a value with `rrd = true`: nothing to install\n".into();
+    let (d_server, d_graphs) = discovery(plan);
+    if server.is_empty() && d_server.is_empty() {
+        return "# no rule test has a value with `rrd = true` and no [[discovery]] block writes RRDs: nothing to install\n".into();
     }
-    format!(
-        "# ---- /etc/xymon/xymonserver.d/xymon-mqtt-rules.cfg ----\n{server}\
-         # ---- /etc/xymon/graphs.d/xymon-mqtt-rules.cfg ----\n{graphs}\
-         # then: systemctl reload xymon\n"
-    )
+    let mut out = String::new();
+    if !server.is_empty() {
+        out.push_str(&format!(
+            "# ---- /etc/xymon/xymonserver.d/xymon-mqtt-rules.cfg ----\n{server}\
+             {RULES_GRAPHS}{graphs}"
+        ));
+    }
+    if !d_server.is_empty() {
+        out.push_str(&format!(
+            "# ---- /etc/xymon/xymonserver.d/xymon-mqtt-discovery.cfg ----\n{d_server}\
+             {DISCOVERY_GRAPHS}{d_graphs}"
+        ));
+    }
+    out.push_str("# then: systemctl reload xymon\n");
+    out
+}
+
+const RULES_GRAPHS: &str = "# ---- /etc/xymon/graphs.d/xymon-mqtt-rules.cfg ----\n";
+const DISCOVERY_GRAPHS: &str = "# ---- /etc/xymon/graphs.d/xymon-mqtt-discovery.cfg ----\n";
+
+/// The lines for the columns of `[[discovery]]` blocks that write RRDs. Their entities are known only at
+/// run time, so each column gets one graph with a line per `<column>.<object_id>.rrd` of the host
+/// (showgraph's FNPATTERN, as Xymon's own `[disk]` graph does); with `column = "{device_class}"` the
+/// columns are the `rrd_classes` (with `rrd = true` and no classes listed, no column can be named).
+fn discovery(plan: &Plan) -> (String, String) {
+    let mut columns: Vec<String> = Vec::new();
+    let mut server = String::new();
+    for (i, (_, d)) in plan.discovery.iter().enumerate() {
+        if !d.rrd.any() {
+            continue;
+        }
+        let named: Vec<String> = match &d.selector.column {
+            Column::Fixed(t) => vec![t.as_str().to_string()],
+            Column::ByClass => d.rrd.classes.clone(),
+        };
+        if named.is_empty() {
+            let _ = writeln!(
+                server,
+                "# discovery[{i}]: column = \"{{device_class}}\" with rrd = true: list the classes in rrd_classes to get their graph lines"
+            );
+        }
+        for c in named {
+            if !columns.contains(&c) {
+                columns.push(c);
+            }
+        }
+    }
+    let mut graphs = String::new();
+    for c in &columns {
+        if XYMOND_RRD_HANDLERS.contains(&c.as_str()) {
+            let _ = writeln!(
+                server,
+                "# WARNING: {c:?} is an xymond_rrd handler id; use another column, or xymond_rrd will write RRDs for it too"
+            );
+        }
+        let _ = writeln!(server, "# discovered sensors: <host>/{c}.<object_id>.rrd");
+        let _ = writeln!(server, "TEST2RRD+=\",{c}={c}\"");
+        let _ = writeln!(server, "GRAPHS+=\",{c}\"\n");
+        let _ = writeln!(graphs, "[{c}]");
+        let _ = writeln!(
+            graphs,
+            "\tFNPATTERN ^{}\\.(.+)\\.rrd$",
+            c.replace('.', "\\.")
+        );
+        let _ = writeln!(graphs, "\tTITLE {c}  ");
+        let _ = writeln!(graphs, "\tYAXIS value");
+        let _ = writeln!(graphs, "\tDEF:v@RRDIDX@=@RRDFN@:value:AVERAGE");
+        let _ = writeln!(graphs, "\tLINE2:v@RRDIDX@#@COLOR@:@RRDPARAM@");
+        let _ = writeln!(graphs, "\tGPRINT:v@RRDIDX@:LAST:Cur \\: %5.1lf\\n\n");
+    }
+    (server, graphs)
 }
 
 /// Only the graphs.d part (for `rrd::graph::parse_graphs_cfg` and the dashboard).
+/// The discovery graphs (FNPATTERN, which the dashboard does not draw) are left out.
 pub fn graphs_part(plan: &Plan) -> String {
     let all = generate(plan);
-    match all.split_once("# ---- /etc/xymon/graphs.d/xymon-mqtt-rules.cfg ----\n") {
-        Some((_, g)) => g.to_string(),
+    match all.split_once(RULES_GRAPHS) {
+        Some((_, g)) => g
+            .split_once("# ---- /etc/xymon/xymonserver.d/xymon-mqtt-discovery.cfg")
+            .map_or(g, |(g, _)| g)
+            .to_string(),
         None => String::new(),
     }
 }

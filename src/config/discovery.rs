@@ -46,6 +46,12 @@ pub struct DiscoveryConfig {
     /// built-in table (red for smoke, gas, moisture, carbon_monoxide, problem, safety; else green).
     #[serde(default)]
     pub on_colour: BTreeMap<String, ColourName>,
+    /// Every numeric sensor's value goes to an RRD, `<rrd_dir>/<host>/<column>.<object_id>.rrd`.
+    #[serde(default)]
+    pub rrd: bool,
+    /// As `rrd`, for the sensors of these device_classes only.
+    #[serde(default)]
+    pub rrd_classes: Vec<String>,
     /// Thresholds by device_class, device and entity.
     #[serde(default, rename = "threshold")]
     pub thresholds: Vec<DiscoveryThreshold>,

@@ -4,7 +4,7 @@
 use super::announce::AnnounceLimits;
 use super::judge::{Policy, ThresholdRule};
 use super::select::{Column, Selector};
-use super::{Component, DiscoveryPlan};
+use super::{Component, DiscoveryPlan, RrdChoice};
 use crate::colour::Colour;
 use crate::config::{DiscoveryConfig, DiscoveryThreshold};
 use crate::names::{HostName, TestName};
@@ -178,5 +178,9 @@ pub fn compile(c: &DiscoveryConfig) -> Result<DiscoveryPlan, DiscoveryError> {
         max_entities,
         template_fuel,
         max_template_output: MAX_TEMPLATE_OUTPUT,
+        rrd: RrdChoice {
+            all: c.rrd,
+            classes: c.rrd_classes.clone(),
+        },
     })
 }

@@ -148,6 +148,19 @@ pub struct Live {
     pub was_offline: bool,
 }
 
+/// An entity's availability as its topics last said it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Availability {
+    /// The entity has no availability topics.
+    Always,
+    /// It has some, and none has spoken yet.
+    Unknown,
+    /// Online, since the latest "online" that made it so (absent for `any`/`all` without one).
+    Online(Option<SystemTime>),
+    /// Offline since then.
+    Offline(SystemTime),
+}
+
 /// An entity's colour now, and the line that says why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Judged {
@@ -211,6 +224,23 @@ impl Live {
         }
         if matches!(self.availability_state(mode), Some(Err(Some(_)))) {
             self.was_offline = true;
+        }
+    }
+
+    /// What the dashboard shows: online or offline and since when, or never said.
+    pub fn availability_now(&self, mode: AvailabilityMode) -> Availability {
+        match self.availability_state(mode) {
+            None => Availability::Always,
+            Some(Err(None)) => Availability::Unknown,
+            Some(Err(Some(since))) => Availability::Offline(since),
+            Some(Ok(())) => Availability::Online(
+                self.available
+                    .iter()
+                    .flatten()
+                    .filter(|s| s.0)
+                    .map(|s| s.2)
+                    .max(),
+            ),
         }
     }
 

@@ -15,11 +15,13 @@
 //! - `judge`: thresholds, on/off colours, staleness and availability → a colour and why.
 //! - `state`: the entities and devices of one block; messages in.
 //! - `view`: the device columns of a state, coloured.
+//! - `board`: the latest columns of every block, shared read-only with the dashboard.
 //!
 //! Where Home Assistant's own behaviour decides a question, each file's docs name the HA code followed.
 
 mod abbrev;
 pub mod announce;
+mod board;
 mod compile;
 pub mod judge;
 pub mod select;
@@ -28,6 +30,7 @@ pub mod template;
 mod view;
 
 pub use announce::{AnnounceLimits, AvailabilityMode, Device, Entity, EntityKey, Refused};
+pub use board::{Board, DeviceView};
 pub use compile::{compile, DiscoveryError};
 pub use state::{DiscoveryState, Offered};
 pub use view::{ColumnView, EntityView};
@@ -78,6 +81,34 @@ pub struct DiscoveryPlan {
     pub max_entities: usize,
     pub template_fuel: u64,
     pub max_template_output: usize,
+    /// Numeric sensors whose values go to RRDs.
+    pub rrd: RrdChoice,
+}
+
+/// Which numeric sensors of a block get an RRD.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RrdChoice {
+    /// Every one.
+    pub all: bool,
+    /// Those of these device_classes.
+    pub classes: Vec<String>,
+}
+
+impl RrdChoice {
+    pub fn any(&self) -> bool {
+        self.all || !self.classes.is_empty()
+    }
+
+    /// Whether an entity of `class` gets an RRD.
+    pub fn wants(&self, class: Option<&str>) -> bool {
+        self.all || class.is_some_and(|c| self.classes.iter().any(|k| k == c))
+    }
+}
+
+/// The RRD file stem of an entity's values: `<column>.<object_id>`, the `<test>.<value>` naming of rule
+/// values (object ids are `[a-zA-Z0-9_-]+`, so the stem is a valid file name and rrdtool DEF path).
+pub fn rrd_name(column: &str, key: &EntityKey) -> String {
+    format!("{column}.{}", key.object_id)
 }
 
 #[cfg(test)]

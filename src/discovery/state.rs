@@ -115,6 +115,17 @@ impl DiscoveryState {
         t
     }
 
+    /// The entities that read `topic` as their state topic, then those that read it for availability.
+    pub fn readers(&self, topic: &str) -> Vec<EntityKey> {
+        let mut keys: Vec<EntityKey> = self.by_state.get(topic).cloned().unwrap_or_default();
+        for (k, _) in self.by_availability.get(topic).into_iter().flatten() {
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+        keys
+    }
+
     fn needed(&self, topic: &str) -> bool {
         self.by_state.contains_key(topic) || self.by_availability.contains_key(topic)
     }

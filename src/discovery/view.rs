@@ -2,7 +2,7 @@
 //! units, classes and colours. Read by whoever sends statuses and by the dashboard.
 
 use super::announce::{Device, EntityKey};
-use super::judge::Judged;
+use super::judge::{Availability, Judged};
 use super::state::DiscoveryState;
 use crate::colour::Colour;
 use crate::names::{HostName, TestName};
@@ -21,6 +21,9 @@ pub struct EntityView {
     pub judged: Judged,
     pub template_errors: u64,
     pub retained: bool,
+    /// When the latest value came.
+    pub updated: Option<SystemTime>,
+    pub availability: Availability,
 }
 
 /// One Xymon column of one device host.
@@ -68,6 +71,8 @@ impl DiscoveryState {
                     judged,
                     template_errors: slot.live.template_errors,
                     retained: slot.live.seen.is_some_and(|s| s.retained),
+                    updated: slot.live.seen_wall,
+                    availability: slot.live.availability_now(e.availability_mode),
                 });
         }
         cols.into_iter()

@@ -5,8 +5,10 @@
 //! Spawned by the supervisor next to the ingest tasks, with the broker's connection settings and its
 //! own client id (`<client_id>-discovery<N>`), so its subscriptions, which change as entities come and
 //! go, never mix with the permanent ones of the ingest session. Owns the block's
-//! `discovery::DiscoveryState`; writes statuses (`status::discovery_status`) into the outbox: a column
-//! whose status changed goes out within `CHECK_EVERY`, and every column again each `RESEND_EVERY`.
+//! `discovery::DiscoveryState`; publishes its columns on the `discovery::Board` the dashboard reads; writes statuses (`status::discovery_status`) into the outbox: a column
+//! whose status changed goes out within `CHECK_EVERY`, and every column again each `RESEND_EVERY`. With
+//! `rrd`/`rrd_classes`, the latest value of each numeric sensor that changed goes to the RRD writer at each
+//! check (`<host>/<column>.<object_id>.rrd`, the `value` layout).
 //! Refused announcements and template errors are counted (`xymon_mqtt_dropped_total`, reasons
 //! `discovery_refused`, `discovery_template`) and logged, rate-limited. Subscriptions asked for while
 //! the request queue is full wait for the next check; on every ConnAck all of them are sent again.
@@ -15,9 +17,10 @@ use super::connection::{open, Connection};
 use super::session::{Client, SessionEvent};
 use super::SUBSCRIBE_CHUNK;
 use crate::backoff::Backoff;
-use crate::discovery::{DiscoveryPlan, DiscoveryState};
+use crate::discovery::{Board, DiscoveryPlan, DiscoveryState};
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
+use crate::rrd::{RrdSample, RrdWriter};
 use crate::xymon::Outbox;
 use rumqttc::QoS;
 use std::collections::HashMap;
@@ -43,6 +46,10 @@ pub struct DiscoveryTask {
     pub outbox: Arc<Outbox>,
     pub metrics: Arc<Metrics>,
     pub max_value_chars: usize,
+    /// Where the columns go for the dashboard, under `index`.
+    pub board: Board,
+    /// The RRD writer, when the block writes RRDs (`rrd`, `rrd_classes`).
+    pub rrd: Option<RrdWriter>,
 }
 
 /// Runs the session until `cancel`; reconnects with backoff.
@@ -54,6 +61,7 @@ pub async fn run(task: DiscoveryTask, cancel: CancellationToken) {
     let log_limit = LogLimiter::new(Duration::from_secs(60));
     let mut pending: Vec<String> = Vec::new();
     let mut sent: HashMap<String, (crate::colour::Colour, String)> = HashMap::new();
+    let mut written = Written::default();
     let mut check = tokio::time::interval(CHECK_EVERY);
     let mut last_resend = Instant::now();
     let name = task.connection.name.clone();
@@ -66,7 +74,7 @@ pub async fn run(task: DiscoveryTask, cancel: CancellationToken) {
                 if resend {
                     last_resend = Instant::now();
                 }
-                send_statuses(&task, &state, &mut sent, resend);
+                send_statuses(&task, &state, &mut sent, resend, &mut written, &log_limit);
                 continue;
             }
             event = events.poll() => event,
@@ -153,16 +161,20 @@ fn flush(client: &Client, pending: &mut Vec<String>) {
     }
 }
 
-/// Puts the statuses of changed columns (all of them when `all`) into the outbox.
+/// Puts the statuses of changed columns (all of them when `all`) into the outbox, and the columns on
+/// the board.
 fn send_statuses(
     task: &DiscoveryTask,
     state: &DiscoveryState,
     sent: &mut HashMap<String, (crate::colour::Colour, String)>,
     all: bool,
+    written: &mut Written,
+    log_limit: &LogLimiter,
 ) {
     let wall = SystemTime::now();
-    for col in state.columns(Instant::now(), wall) {
-        let status = crate::status::discovery_status(&col, LIFETIME, wall, task.max_value_chars);
+    let columns = state.columns(Instant::now(), wall);
+    for col in &columns {
+        let status = crate::status::discovery_status(col, LIFETIME, wall, task.max_value_chars);
         let key = status.key();
         let seen = (status.colour, status.body.clone());
         if !all && sent.get(&key) == Some(&seen) {
@@ -171,4 +183,69 @@ fn send_statuses(
         sent.insert(key, seen);
         task.outbox.put(status);
     }
+    if let Some(rrd) = &task.rrd {
+        written.write(rrd, &task.plan.rrd, &columns, &task.metrics, log_limit);
+    }
+    task.board.publish(task.index, columns);
+}
+
+/// When each RRD file last got a value (the value's own time), so each value is written once.
+#[derive(Default)]
+struct Written(HashMap<(String, String), SystemTime>);
+
+impl Written {
+    /// Queues the values that came since the last check of the numeric sensors `choice` takes, one
+    /// sample per file (the latest); files of entities gone are forgotten, so this stays as large as
+    /// the block. A full queue is counted (`dropped{reason="rrd_queue_full"}`) and logged, rate-limited.
+    fn write(
+        &mut self,
+        rrd: &RrdWriter,
+        choice: &crate::discovery::RrdChoice,
+        columns: &[crate::discovery::ColumnView],
+        metrics: &Metrics,
+        log_limit: &LogLimiter,
+    ) {
+        let mut now = HashMap::with_capacity(self.0.len());
+        for col in columns {
+            for e in &col.entities {
+                let (Some(value), Some(updated)) = (&e.value, e.updated) else {
+                    continue;
+                };
+                let number = value.parse::<f64>().ok().filter(|v| v.is_finite());
+                let (Some(number), true) = (
+                    number,
+                    e.key.component == crate::discovery::Component::Sensor
+                        && choice.wants(e.device_class.as_deref()),
+                ) else {
+                    continue;
+                };
+                let key = (
+                    col.host.to_string(),
+                    crate::discovery::rrd_name(col.column.as_str(), &e.key),
+                );
+                if self.0.get(&key) != Some(&updated) {
+                    let sample = RrdSample {
+                        host: key.0.clone(),
+                        rrd: key.1.clone(),
+                        time: unix_secs(updated),
+                        values: vec![number],
+                    };
+                    if !rrd.submit(sample) {
+                        metrics.count_drop("rrd_queue_full");
+                        if log_limit.allow("discovery_rrd_queue") {
+                            warn!(host = %key.0, rrd = %key.1, "RRD queue full; discovered value not written");
+                        }
+                    }
+                }
+                now.insert(key, updated);
+            }
+        }
+        self.0 = now;
+    }
+}
+
+fn unix_secs(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }

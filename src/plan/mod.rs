@@ -102,6 +102,9 @@ pub struct RrdPlan {
     pub rule_rrds: Vec<String>,
     /// Whether a broker-stats test writes the broker's message and byte RRDs.
     pub broker_stats: bool,
+    /// Whether a `[[discovery]]` block writes RRDs (file names known only when entities are announced;
+    /// every one uses `VALUE_RRD_DEF`).
+    pub discovery: bool,
 }
 
 /// What the web layer serves, resolved.
@@ -231,11 +234,13 @@ impl Plan {
             })
             .collect();
         let broker_stats = tests.iter().any(|t| t.config.kind == TestKind::BrokerStats);
-        let rrd = (broker_stats || !rule_rrds.is_empty()).then(|| RrdPlan {
+        let discovery_rrds = discovery.iter().any(|(_, d)| d.rrd.any());
+        let rrd = (broker_stats || !rule_rrds.is_empty() || discovery_rrds).then(|| RrdPlan {
             dir: config.xymon.rrd_dir.clone(),
             defs: config.xymon.rrd_defs.clone(),
             rule_rrds,
             broker_stats,
+            discovery: discovery_rrds,
         });
         let web = WebPlan {
             enabled: config.web.enabled,

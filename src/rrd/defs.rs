@@ -139,6 +139,9 @@ pub struct RrdDef {
 #[derive(Debug, Clone, Default)]
 pub struct RrdDefs {
     defs: BTreeMap<String, RrdDef>,
+    /// The layout of names with no definition of their own (discovered entities, whose file names are
+    /// known only at run time); none: such a name is an error.
+    fallback: Option<RrdDef>,
 }
 
 /// On-disk form; everything is validated into [`RrdDef`].
@@ -220,7 +223,13 @@ impl RrdDefs {
 
     /// The definition named `name` (the `.rrd` file stem).
     pub fn get(&self, name: &str) -> Option<&RrdDef> {
-        self.defs.get(name)
+        self.defs.get(name).or(self.fallback.as_ref())
+    }
+
+    /// Makes `from` the layout of every name without a definition. False when `from` is unknown.
+    pub fn fallback_to(&mut self, from: &str) -> bool {
+        self.fallback = self.defs.get(from).cloned();
+        self.fallback.is_some()
     }
 
     /// Names of all definitions, sorted.

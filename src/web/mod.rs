@@ -13,6 +13,7 @@
 //! - `escape`: the templates' escaper (HTML, and format characters shown as `[U+XXXX]`).
 //! - `sse`: `/api/v1/events`.
 //! - `pages`: the dashboard, test and topic pages, RRD graphs as PNG.
+//! - `devices`: `/api/v1/devices` and `/devices`, the devices Home Assistant discovery found.
 //! - `auth`: the optional bearer token.
 //! - `listener`: accepts connections: header-read timeout, connection cap, graceful stop.
 //!
@@ -23,6 +24,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod devices;
 pub mod error;
 pub mod escape;
 pub mod items;
@@ -32,6 +34,7 @@ pub mod openapi;
 pub mod pages;
 pub mod sse;
 
+use crate::discovery::Board;
 use crate::metrics::Metrics;
 use crate::names::BrokerId;
 use crate::plan::{first_line, TestInfo, WebPlan};
@@ -132,6 +135,8 @@ pub struct Sources {
     pub store: Store,
     pub outbox: Arc<Outbox>,
     pub metrics: Arc<Metrics>,
+    /// The discovered devices (Home Assistant discovery), as the discovery sessions last built them.
+    pub devices: Board,
     /// The stages whose queues `/healthz` watches (none in a web layer without a bridge behind it).
     pub stages: Arc<Vec<Stage>>,
 }
@@ -152,6 +157,7 @@ pub struct Inner {
     pub store: Store,
     pub outbox: Arc<Outbox>,
     pub metrics: Arc<Metrics>,
+    pub devices: Board,
     pub token: Option<String>,
     pub rrd_dir: PathBuf,
     pub broker_names: Vec<String>,
@@ -188,6 +194,7 @@ impl AppState {
             store: sources.store,
             outbox: sources.outbox,
             metrics: sources.metrics,
+            devices: sources.devices,
             stages: sources.stages,
             token: options.token,
             rrd_dir: options.rrd_dir,
@@ -239,6 +246,7 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/tests", get(api::tests))
         .route("/api/v1/brokers", get(api::brokers))
         .route("/api/v1/store", get(api::store))
+        .route("/api/v1/devices", get(devices::devices))
         .route("/api/v1/events", get(sse::events))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics));
@@ -248,6 +256,7 @@ fn routes(state: AppState) -> Router {
     let pages = Router::new()
         .route("/", get(pages::overview))
         .route("/topics", get(pages::topics))
+        .route("/devices", get(devices::page))
         .route("/tests/{host}/{test}", get(pages::test))
         .route("/graphs/{host}", get(pages::graphs))
         .route("/graph/{host}/{graph}/{period}", get(pages::graph_png))
