@@ -102,10 +102,6 @@ struct Previous {
     drops: HashMap<String, u64>,
 }
 
-/// How often the task looks whether deliveries to xymond started failing: the red status is then built
-/// at once, to wait in the outbox and reach xymond first when it takes statuses again.
-const FAILING_CHECK: Duration = Duration::from_secs(1);
-
 pub(super) async fn run(own: OwnStatus, cancel: CancellationToken) {
     let every = |d: Duration| {
         let mut t = tokio::time::interval_at(Instant::now() + d, d);
@@ -114,8 +110,6 @@ pub(super) async fn run(own: OwnStatus, cancel: CancellationToken) {
     };
     let mut status_tick = every(own.plan.interval);
     let mut ghost_tick = every(own.plan.ghost_interval);
-    let mut failing_tick = every(FAILING_CHECK);
-    let mut was_failing = false;
     // Rates of the first status are since the start.
     let mut previous = Previous {
         at: Instant::now(),
@@ -125,13 +119,7 @@ pub(super) async fn run(own: OwnStatus, cancel: CancellationToken) {
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
-            _ = failing_tick.tick() => {
-                let failing = own.shared.outbox.failing().is_some();
-                if failing && !was_failing {
-                    previous = own.send(&previous);
-                }
-                was_failing = failing;
-            }
+            () = own.shared.outbox.failing_begins() => previous = own.send(&previous),
             _ = ghost_tick.tick() => {
                 tokio::select! {
                     _ = cancel.cancelled() => break,

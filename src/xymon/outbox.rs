@@ -89,6 +89,9 @@ struct State {
 pub struct Outbox {
     state: Mutex<State>,
     notify: Notify,
+    /// Woken when deliveries start failing (the first failure after a success), for the bridge's own
+    /// column, which then says so at once instead of asking every second.
+    failing_begins: Notify,
     /// Keys (`host.test`) whose status or delivery state changed, for watchers (the web layer). Sent only
     /// while someone subscribes.
     changes: tokio::sync::broadcast::Sender<String>,
@@ -99,6 +102,7 @@ impl Default for Outbox {
         Outbox {
             state: Mutex::default(),
             notify: Notify::new(),
+            failing_begins: Notify::new(),
             changes: tokio::sync::broadcast::channel(256).0,
         }
     }
@@ -200,7 +204,8 @@ impl Outbox {
                     since: Instant::now(),
                     since_wall: SystemTime::now(),
                     error: reason.to_string(),
-                })
+                });
+                self.failing_begins.notify_one();
             }
         }
         for (key, wire) in batch.items {
@@ -223,6 +228,12 @@ impl Outbox {
     /// Since when deliveries fail, and the latest error; `None` once one succeeds again.
     pub fn failing(&self) -> Option<Failing> {
         self.lock().failing.clone()
+    }
+
+    /// Resolves when deliveries have started failing since the last call (a run of failures wakes it
+    /// once, at its first failure).
+    pub async fn failing_begins(&self) {
+        self.failing_begins.notified().await;
     }
 
     /// How long statuses have been pending without the sender taking any; `None` when nothing is pending.
@@ -318,6 +329,11 @@ mod tests {
         o.failed(batch, "refused again");
         let f = o.failing().unwrap();
         assert_eq!((f.since, f.error.as_str()), (first.since, "refused again"));
+        // The run of failures woke `failing_begins` once, at its first failure.
+        let begins = std::pin::pin!(o.failing_begins());
+        assert!(futures_util::poll!(begins).is_ready());
+        let again = std::pin::pin!(o.failing_begins());
+        assert!(futures_util::poll!(again).is_pending());
         assert_eq!(f.since.elapsed(), Duration::from_secs(10));
         let batch = o.take(10);
         o.delivered(&batch);
