@@ -128,6 +128,7 @@ pub fn machine_dots() -> HostName {
         .into_iter()
         .flatten()
         .find_map(|n| HostName::try_from(n.trim().to_string()).ok())
+        // Unreachable: "localhost", the last candidate, is a valid host name.
         .unwrap_or_else(|| HostName::try_from("localhost".to_string()).expect("a valid host name"))
 }
 

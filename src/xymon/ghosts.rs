@@ -8,11 +8,9 @@
 use super::{TestDelivery, XymonError};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Most bytes of a `ghostlist` answer read: about 40,000 ghosts; the rest is not read.
-pub const MAX_ANSWER_BYTES: u64 = 4 << 20;
+pub const MAX_ANSWER_BYTES: usize = 4 << 20;
 
 /// A ghost counts while xymond dropped a status of it this recently: xymond's own `xymond` column lists
 /// ghosts of the last 10 minutes the same way, and every test of the bridge sends at least that often
@@ -33,34 +31,8 @@ pub struct Ghost {
 /// # Errors
 /// xymond cannot be reached, or does not answer within `timeout`.
 pub async fn ghostlist(addr: &str, timeout: Duration) -> Result<Vec<Ghost>, XymonError> {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr)
-            .await
-            .map_err(|source| XymonError::Connect {
-                addr: addr.into(),
-                source,
-            })?;
-        let io = |source| XymonError::Io {
-            addr: addr.into(),
-            source,
-        };
-        stream.write_all(b"ghostlist").await.map_err(io)?;
-        // xymond processes a message when the sender's side is closed (§1.1).
-        stream.shutdown().await.map_err(io)?;
-        let mut answer = Vec::new();
-        (&mut stream)
-            .take(MAX_ANSWER_BYTES)
-            .read_to_end(&mut answer)
-            .await
-            .map_err(io)?;
-        Ok(parse(&String::from_utf8_lossy(&answer)))
-    };
-    tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| XymonError::Timeout {
-            addr: addr.into(),
-            timeout,
-        })?
+    let answer = super::exchange(addr, b"ghostlist", MAX_ANSWER_BYTES, timeout).await?;
+    Ok(parse(&String::from_utf8_lossy(&answer)))
 }
 
 /// Parses a `ghostlist` answer; lines that are not `host|ip|unixtime` (a cut last line) are skipped.

@@ -51,6 +51,24 @@ pub struct SenderConfig {
 
 /// Sends one message and waits for xymond to close the connection.
 pub async fn send(addr: &str, message: &str, timeout: Duration) -> Result<(), XymonError> {
+    // status/combo get no reply; reading to EOF tells that xymond has taken the whole message.
+    exchange(addr, message.as_bytes(), 0, timeout)
+        .await
+        .map(drop)
+}
+
+/// One exchange with xymond: sends `message`, closes the sending side (xymond acts on a message at
+/// EOF, §1.1) and reads the answer to EOF, keeping its first `keep` bytes; the rest is read in small
+/// chunks and dropped, so an answer never grows memory past `keep`.
+///
+/// # Errors
+/// xymond cannot be reached, or does not answer within `timeout`.
+pub async fn exchange(
+    addr: &str,
+    message: &[u8],
+    keep: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, XymonError> {
     let exchange = async {
         let mut stream = TcpStream::connect(addr)
             .await
@@ -62,13 +80,18 @@ pub async fn send(addr: &str, message: &str, timeout: Duration) -> Result<(), Xy
             addr: addr.into(),
             source,
         };
-        stream.write_all(message.as_bytes()).await.map_err(io)?;
+        stream.write_all(message).await.map_err(io)?;
         stream.shutdown().await.map_err(io)?;
-        // status/combo get no reply; read to EOF so we know xymond has taken the whole message. A reply
-        // is never expected here, so whatever comes is read in small chunks and dropped.
-        let mut sink = [0u8; 512];
-        while stream.read(&mut sink).await.map_err(io)? > 0 {}
-        Ok(())
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 512];
+        loop {
+            let n = stream.read(&mut chunk).await.map_err(io)?;
+            if n == 0 {
+                return Ok(answer);
+            }
+            let room = keep.saturating_sub(answer.len()).min(n);
+            answer.extend_from_slice(&chunk[..room]);
+        }
     };
     tokio::time::timeout(timeout, exchange)
         .await
