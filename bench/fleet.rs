@@ -1,6 +1,7 @@
-//! The sensor fleet of scenario 9 and of `bench/rule-profile`: devices `z2m/devNNNNN` publishing
-//! Zigbee2MQTT-like JSON of about 225 bytes with several numeric fields that change every cycle, and the
-//! one rule that reads them (`z2m/{host}`, two JSONPath values with thresholds).
+//! The sensor fleet of scenarios 9 and 10 and of `bench/rule-profile`: devices `z2m/devNNNNN` publishing
+//! Zigbee2MQTT-like JSON of about 225 bytes (300 in scenario 10, `bench/discovery.rs`) with several
+//! numeric fields that change every cycle, and the one rule that reads them (`z2m/{host}`, two JSONPath
+//! values with thresholds).
 //!
 //! The payloads are patched in place from one template per device (every number has a fixed width, so a
 //! packet keeps its length), so the publisher writes a flood at almost no cost of its own. One device in
@@ -80,11 +81,17 @@ fn readings(device: usize, cycle: u64) -> (u64, u64, u64, u64) {
 impl Payload {
     /// `device`'s payload at cycle 0.
     pub fn new(device: usize) -> Payload {
+        Payload::with_extra(device, "")
+    }
+
+    /// `device`'s payload at cycle 0 with `extra` (more fields, `,"key":value...`, none of them a field
+    /// patched here) before its closing brace: a longer message of the same device.
+    pub fn with_extra(device: usize, extra: &str) -> Payload {
         let (t, h, l, v) = readings(device, 0);
         let text = format!(
             "{{\"battery\":87,\"humidity\":{}.{:02},\"linkquality\":{l},\"pressure\":1013.2,\"state\":\"ON\",\
              \"temperature\":{}.{:02},\"voltage\":{v},\"power_outage_count\":12,\"device_temperature\":31,\
-             \"update\":{{\"state\":\"idle\"}},\"last_seen\":\"2026-12-04T10:11:12Z\"}}",
+             \"update\":{{\"state\":\"idle\"}},\"last_seen\":\"2026-12-04T10:11:12Z\"{extra}}}",
             h / 100,
             h % 100,
             t / 100,

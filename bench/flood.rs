@@ -36,6 +36,13 @@ pub fn encode_publish(buf: &mut Vec<u8>, topic: &str, payload: &[u8]) -> usize {
     at
 }
 
+/// Appends one QoS 0 PUBLISH with the retain flag (an empty payload clears the topic's retained message).
+pub fn encode_publish_retained(buf: &mut Vec<u8>, topic: &str, payload: &[u8]) {
+    let start = buf.len();
+    encode_publish(buf, topic, payload);
+    buf[start] |= 0x01;
+}
+
 /// One MQTT 3.1.1 CONNECT with a clean session, no will and no credentials.
 pub fn encode_connect(client_id: &str, keep_alive_secs: u16) -> Vec<u8> {
     let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02];

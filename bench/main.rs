@@ -14,6 +14,7 @@
 mod common;
 
 mod api_setup;
+mod discovery;
 mod fleet;
 mod flood;
 mod probe;
@@ -55,6 +56,10 @@ pub struct Sizes {
     pub fleet_msgs: usize,
     /// Devices for the fleet's memory figures (scenario 9).
     pub fleet_memory_devices: &'static [usize],
+    /// Devices of the discovery fleet (scenario 10; also its memory figure)...
+    pub discovery_devices: usize,
+    /// ...and messages per discovery run (alternating consumers, `ingest_reps` runs each).
+    pub discovery_msgs: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -71,6 +76,8 @@ const FULL: Sizes = Sizes {
     fleet_devices: 10_000,
     fleet_msgs: 600_000,
     fleet_memory_devices: &[1_000, 10_000, 100_000],
+    discovery_devices: 10_000,
+    discovery_msgs: 600_000,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -87,6 +94,8 @@ const SMOKE: Sizes = Sizes {
     fleet_devices: 1_000,
     fleet_msgs: 20_000,
     fleet_memory_devices: &[1_000],
+    discovery_devices: 1_000,
+    discovery_msgs: 20_000,
 };
 
 fn main() {

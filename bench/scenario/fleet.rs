@@ -109,6 +109,22 @@ fn fleet_memory(env: &Env, devices: usize) -> (f64, f64) {
     mb
 }
 
+/// The median rate of the `mosquitto_sub` runs that got all `n` messages. A run that never got everything
+/// (the broker dropped part of the flood for it, on a busy machine) has no rate: the baseline is the median
+/// of the others, and none (NaN) when there are none. Scenario 10 takes its baseline the same way.
+pub fn timed_rate(sub: &[IngestRun], n: usize) -> f64 {
+    let timed: Vec<IngestRun> = sub
+        .iter()
+        .filter(|r| r.received >= n as u64)
+        .cloned()
+        .collect();
+    if timed.is_empty() {
+        f64::NAN
+    } else {
+        median_by(&timed, |r| r.rate)
+    }
+}
+
 pub fn run(env: &Env, _: Option<f64>) -> Outcome {
     let (devices, n) = (env.sizes.fleet_devices, env.sizes.fleet_msgs);
     let flood = Flood::Fleet { devices };
@@ -127,18 +143,7 @@ pub fn run(env: &Env, _: Option<f64>) -> Outcome {
     }
     let rate = |v: &[IngestRun]| median_by(v, |r| r.rate);
     let (bare_rate, our_rate) = (rate(&bare), rate(&ours));
-    // A mosquitto_sub run that never got everything (the broker dropped part of the flood for it, on a
-    // busy machine) has no rate: the baseline is the median of the others, and none when there are none.
-    let timed: Vec<IngestRun> = sub
-        .iter()
-        .filter(|r| r.received >= n as u64)
-        .cloned()
-        .collect();
-    let sub_rate = if timed.is_empty() {
-        f64::NAN
-    } else {
-        rate(&timed)
-    };
+    let sub_rate = timed_rate(&sub, n);
     let cpu = |v: &[IngestRun]| median_by(v, |r| r.cpu_ns_per_msg);
     let our_dropped: u64 = ours.iter().map(|r| r.dropped).sum();
     let our_received_all = ours.iter().all(|r| r.received >= n as u64);

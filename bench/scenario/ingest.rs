@@ -8,7 +8,8 @@
 //!
 //! The measurement ([`measure_ingest`], [`ingest_bridge`]) serves scenarios 6 (ingest during the RRD
 //! storm) and 8 (the exporter under the same flood) too, and with the sensor fleet's flood
-//! ([`Flood::Fleet`]) scenario 9, against `mosquitto_sub` and the bare loop in the same way.
+//! ([`Flood::Fleet`]) scenario 9, against `mosquitto_sub` and the bare loop in the same way; scenario 10
+//! floods the same fleet with longer payloads ([`Flood::Discovery`]).
 
 use super::setup::{flood_host, median_by, push_test, runtime, Env, FLOOD_TOPICS_PER_TEST};
 use crate::api_setup::{flood_topics, FLOOD_TOPICS};
@@ -61,6 +62,8 @@ pub enum Flood {
     /// Scenario 9's: the sensor fleet of `devices` devices (`bench/fleet.rs`), then one message of the
     /// sentinel device.
     Fleet { devices: usize },
+    /// Scenario 10's: the same fleet with the longer payloads of `bench/discovery.rs`, then the sentinel.
+    Discovery { devices: usize },
 }
 
 impl Flood {
@@ -68,7 +71,7 @@ impl Flood {
     pub fn filter(self) -> &'static str {
         match self {
             Flood::Values => "#",
-            Flood::Fleet { .. } => fleet::FILTER,
+            Flood::Fleet { .. } | Flood::Discovery { .. } => fleet::FILTER,
         }
     }
 
@@ -80,28 +83,33 @@ impl Flood {
                 let topics = flood_topics();
                 Box::new(move |p| p.flood(&topics, n))
             }
-            Flood::Fleet { devices } => {
-                let topics: Vec<String> = (0..devices).map(fleet::topic).collect();
-                let payloads: Vec<fleet::Payload> = (0..devices).map(fleet::Payload::new).collect();
-                let mut sentinel = Vec::new();
-                crate::flood::encode_publish(
-                    &mut sentinel,
-                    &fleet::topic_of(fleet::SENTINEL),
-                    &fleet::Payload::new(0).bytes,
-                );
-                Box::new(move |p| {
-                    let took = p.flood_with(
-                        &topics,
-                        n,
-                        |d| payloads[d].bytes.clone(),
-                        |d, cycle, bytes| payloads[d].patch(bytes, d, cycle),
-                    )?;
-                    p.write(&sentinel)?;
-                    Ok(took)
-                })
-            }
+            Flood::Fleet { devices } => fleet_publisher(n, devices, fleet::Payload::new),
+            Flood::Discovery { devices } => fleet_publisher(n, devices, crate::discovery::payload),
         }
     }
+}
+
+/// The fleet's flood of `n` messages over `devices` devices with the payloads `payload` makes, then one
+/// message of the sentinel device (device 0's payload).
+fn fleet_publisher(n: usize, devices: usize, payload: fn(usize) -> fleet::Payload) -> PublishFn {
+    let topics: Vec<String> = (0..devices).map(fleet::topic).collect();
+    let payloads: Vec<fleet::Payload> = (0..devices).map(payload).collect();
+    let mut sentinel = Vec::new();
+    crate::flood::encode_publish(
+        &mut sentinel,
+        &fleet::topic_of(fleet::SENTINEL),
+        &payload(0).bytes,
+    );
+    Box::new(move |p| {
+        let took = p.flood_with(
+            &topics,
+            n,
+            |d| payloads[d].bytes.clone(),
+            |d, cycle, bytes| payloads[d].patch(bytes, d, cycle),
+        )?;
+        p.write(&sentinel)?;
+        Ok(took)
+    })
 }
 
 /// How long a consumer that reports its progress may make none once the publisher is done.
@@ -241,7 +249,7 @@ pub fn ingest_rumqttc(env: &Env, flood: Flood, n: usize) -> IngestRun {
         let (client, mut el) = rumqttc::AsyncClient::new(opts, 10);
         let filter = match flood {
             Flood::Values => "bench/#",
-            Flood::Fleet { .. } => fleet::FILTER,
+            Flood::Fleet { .. } | Flood::Discovery { .. } => fleet::FILTER,
         };
         let _ = client.subscribe(filter, rumqttc::QoS::AtMostOnce).await;
         // Pinned once, like the bridge's loop: the floor should not pay a waiter registration per event.

@@ -1,13 +1,14 @@
-//! The nine scenarios, one file each, in the order the harness runs them. Each measures the bridge and
+//! The ten scenarios, one file each, in the order the harness runs them. Each measures the bridge and
 //! its baseline in the same run and returns its rows and details as an [`Outcome`]. The shared set-up (the
 //! broker and xymond, bridge configs, small helpers) is in `setup.rs`; the release binary run as its own
-//! process (scenarios 4, 7 and 9) in `bridge_process.rs`.
+//! process (scenarios 4, 7, 9 and 10) in `bridge_process.rs`.
 
 mod bridge_process;
 mod setup;
 
 mod api;
 mod delivery;
+mod discovery_fleet;
 mod fleet;
 mod idle;
 mod ingest;
@@ -23,7 +24,7 @@ pub use setup::Env;
 pub type Scenario = fn(&Env, Option<f64>) -> Outcome;
 
 /// (number, name, scenario): the JSON keeps each scenario's details under `{number}_{name}`.
-pub const ALL: [(u8, &str, Scenario); 9] = [
+pub const ALL: [(u8, &str, Scenario); 10] = [
     (1, "ingest", ingest::run),
     (2, "delivery", delivery::run),
     (3, "latency", latency::run),
@@ -33,4 +34,5 @@ pub const ALL: [(u8, &str, Scenario); 9] = [
     (7, "idle", idle::run),
     (8, "peer", peer::run),
     (9, "fleet", fleet::run),
+    (10, "discovery", discovery_fleet::run),
 ];
