@@ -307,3 +307,43 @@ fn device_churn_stays_bounded() {
     }
     assert!(f.state.devices.iter().all(|d| d.identifiers.len() <= 64));
 }
+
+/// A fleet announcing one template compiles it once; changed, removed and refused announcements give
+/// their uses back, so churn cannot grow the compiled set and a shared template outlives any one user.
+#[test]
+fn templates_are_shared_and_given_back() {
+    let mut f = feed("max_entities = 1000\n");
+    let cfg = |i: usize, tpl: &str| {
+        format!(
+            r#"{{"stat_t":"s/{i}","val_tpl":"{tpl}","avty":[{{"t":"a/{i}","val_tpl":"{{{{ value_json.state }}}}"}}],"dev":{{"ids":"d{i}","name":"dev{i}"}}}}"#
+        )
+    };
+    let topic = |i: usize| format!("homeassistant/sensor/n{i}/t/config");
+    for i in 0..500 {
+        f.send(&topic(i), &cfg(i, "{{ value_json.t }}"));
+    }
+    assert_eq!(f.state.templates.len(), 2);
+    // One device changes its template; the others keep theirs.
+    f.send(&topic(0), &cfg(0, "{{ value_json.t | float * 2 }}"));
+    assert_eq!(f.state.templates.len(), 3);
+    f.send("s/0", r#"{"t":2}"#);
+    f.send("s/1", r#"{"t":2}"#);
+    let values: Vec<_> = f
+        .state
+        .columns(tokio::time::Instant::now(), std::time::SystemTime::now())
+        .into_iter()
+        .filter(|c| c.host.as_str() == "dev0" || c.host.as_str() == "dev1")
+        .map(|c| c.entities[0].value.clone())
+        .collect();
+    assert_eq!(values, [Some("4".to_string()), Some("2".to_string())]);
+    // A refused re-announcement (a syntax error in the availability template) takes no use and keeps
+    // the entity as it was.
+    let bad = cfg(1, "{{ value_json.t }}").replace("value_json.state", "value_json[");
+    assert!(f.send(&topic(1), &bad).refused.is_some());
+    assert_eq!(f.state.templates.len(), 3);
+    for i in 0..500 {
+        f.send_bytes(&topic(i), b"", true);
+    }
+    assert_eq!(f.state.templates.len(), 0);
+    assert_eq!(f.state.entity_count(), 0);
+}

@@ -32,8 +32,8 @@ mod view;
 pub use announce::{AnnounceLimits, AvailabilityMode, Device, Entity, EntityKey, Refused};
 pub use board::{Board, DeviceView};
 pub use compile::{compile, DiscoveryError};
-pub use state::{DiscoveryState, Offered};
-pub use view::{ColumnView, EntityView};
+pub use state::{DiscoveryState, Offered, Place};
+pub use view::{Changes, ColumnView, EntityView};
 
 use judge::Policy;
 use select::Selector;
@@ -113,5 +113,7 @@ pub fn rrd_name(column: &str, key: &EntityKey) -> String {
 
 #[cfg(test)]
 mod bad_day_tests;
+#[cfg(test)]
+mod changes_tests;
 #[cfg(test)]
 mod tests;

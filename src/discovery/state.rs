@@ -18,10 +18,12 @@
 
 use super::announce::{self, Announcement, Device, Entity, EntityKey, Refused};
 use super::judge::{Live, Reading};
-use super::template::Templates;
+use super::template::{Message, Templates};
 use super::{Component, DiscoveryPlan};
+use crate::names::{HostName, TestName};
 use crate::rules::staleness::Seen;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 use std::time::SystemTime;
 use tokio::time::Instant;
 
@@ -42,21 +44,38 @@ pub struct Offered {
 }
 
 pub(super) struct Slot {
-    pub(super) entity: Entity,
+    /// As announced, less its device (merged into `devices`).
+    pub(super) entity: Box<Entity>,
+    /// A hash of the announcement's payload: an identical re-announcement changes nothing.
+    announced: u64,
     pub(super) device: usize,
     pub(super) thresholds: Option<usize>,
     pub(super) live: Live,
+    /// The column the entity is in; None while its host cannot be named.
+    pub(super) place: Option<Place>,
+    /// Something its column shows changed since the columns were last taken (`view`).
+    pub(super) dirty: bool,
 }
+
+/// A Xymon column: host and test.
+pub type Place = (HostName, TestName);
 
 pub struct DiscoveryState {
     pub(super) plan: DiscoveryPlan,
-    templates: Templates,
+    pub(super) templates: Templates,
     pub(super) entities: BTreeMap<EntityKey, Slot>,
     pub(super) devices: Vec<Device>,
     /// Identifier or `type:value` connection → device index.
     device_index: HashMap<String, usize>,
     by_state: HashMap<String, Vec<EntityKey>>,
     by_availability: HashMap<String, Vec<(EntityKey, usize)>>,
+    /// The entities of each column, in key order.
+    pub(super) by_place: BTreeMap<Place, BTreeSet<EntityKey>>,
+    /// Columns that lost an entity since the columns were last taken: rebuilt, or gone.
+    pub(super) left: Vec<Place>,
+    /// When the columns were last taken, and where the share re-sent then ended.
+    pub(super) last_taken: Option<Instant>,
+    pub(super) resend_after: Option<Place>,
     /// Announcements refused since start.
     pub refused: u64,
 }
@@ -68,11 +87,12 @@ fn device_keys(d: &Device) -> impl Iterator<Item = String> + '_ {
         .chain(d.connections.iter().map(|(t, v)| format!("{t}:{v}")))
 }
 
-fn template_name(key: &EntityKey, avty: Option<usize>) -> String {
-    match avty {
-        Some(i) => format!("{key}#avty{i}"),
-        None => key.to_string(),
-    }
+/// The template sources an entity uses: its value template, then its availability topics'.
+fn template_sources(e: &Entity) -> impl Iterator<Item = &str> {
+    e.value_template
+        .as_deref()
+        .into_iter()
+        .chain(e.availability.iter().filter_map(|a| a.template.as_deref()))
 }
 
 impl DiscoveryState {
@@ -85,6 +105,10 @@ impl DiscoveryState {
             device_index: HashMap::new(),
             by_state: HashMap::new(),
             by_availability: HashMap::new(),
+            by_place: BTreeMap::new(),
+            left: Vec::new(),
+            last_taken: None,
+            resend_after: None,
             refused: 0,
         }
     }
@@ -155,17 +179,18 @@ impl DiscoveryState {
             }
             Ok(None) => {}
         }
-        let text = String::from_utf8_lossy(payload);
+        let message = Message::new(payload);
         let seen = Seen {
             received: now,
             sensor_time: None,
             retained,
         };
         for key in self.by_state.get(topic).cloned().unwrap_or_default() {
-            out.template_errors += u32::from(!self.state_message(&key, &text, seen, wall));
+            out.template_errors += u32::from(!self.state_message(&key, &message, seen, wall));
         }
         for (key, i) in self.by_availability.get(topic).cloned().unwrap_or_default() {
-            out.template_errors += u32::from(!self.availability_message(&key, i, &text, now, wall));
+            out.template_errors +=
+                u32::from(!self.availability_message(&key, i, &message, now, wall));
         }
         out
     }
@@ -177,23 +202,28 @@ impl DiscoveryState {
         payload: &[u8],
         out: &mut Offered,
     ) -> Result<(), String> {
-        let entity =
+        let announced = {
+            let mut h = std::hash::DefaultHasher::new();
+            payload.hash(&mut h);
+            h.finish()
+        };
+        if self
+            .entities
+            .get(&key)
+            .is_some_and(|s| s.announced == announced)
+        {
+            return Ok(());
+        }
+        let mut entity =
             match announce::parse(key, payload, &self.plan.limits).map_err(|e| e.to_string())? {
                 Announcement::Remove(key) => {
                     self.remove(&key, out);
                     return Ok(());
                 }
-                Announcement::Entity(e) => *e,
+                Announcement::Entity(e) => e,
             };
-        if self
-            .entities
-            .get(&entity.key)
-            .is_some_and(|s| s.entity == entity)
-        {
-            return Ok(());
-        }
         // Include and exclude see what is known of the device so far (Tasmota names it in one entity).
-        let device = self.merge_device(&entity);
+        let (device, device_changed) = self.merge_device(&entity);
         if !self
             .plan
             .selector
@@ -212,23 +242,11 @@ impl DiscoveryState {
             .to_string());
         }
         self.plan.selector.column(&entity)?;
-        let name = template_name(&entity.key, None);
-        if let Some(src) = &entity.value_template {
-            self.templates
-                .add(&name, src)
-                .map_err(|e| format!("value_template: {e}"))?;
-        }
-        for (i, a) in entity.availability.iter().enumerate() {
-            if let Some(src) = &a.template {
-                self.templates
-                    .add(&template_name(&entity.key, Some(i)), src)
-                    .map_err(|e| format!("availability value_template: {e}"))?;
-            }
-        }
-        let merged = &self.devices[device];
         self.plan
             .selector
-            .host(merged, entity.key.node_id.as_deref())?;
+            .host(&self.devices[device], entity.key.node_id.as_deref())?;
+        self.take_templates(&entity)?;
+        let merged = &self.devices[device];
         let names: Vec<&str> = merged
             .name
             .iter()
@@ -251,6 +269,7 @@ impl DiscoveryState {
         let old = self.entities.get(&entity.key).map(|s| s.entity.clone());
         if let Some(old) = &old {
             self.unindex(old);
+            self.release_templates(old);
         }
         let key = entity.key.clone();
         for (i, a) in entity.availability.iter().enumerate() {
@@ -284,33 +303,99 @@ impl DiscoveryState {
                 out.subscribe.push(t.clone());
             }
         }
+        // The device lives merged in `devices`; a copy per entity would double what a fleet costs.
+        entity.device = Device::default();
+        let place = self.place_of(device, &entity);
+        let old_place = self.entities.get(&key).and_then(|s| s.place.clone());
         self.entities.insert(
-            key,
+            key.clone(),
             Slot {
                 entity,
+                announced,
                 device,
                 thresholds,
                 live,
+                place: old_place,
+                dirty: true,
             },
         );
+        self.set_place(&key, place);
+        if device_changed {
+            self.device_changed(device);
+        }
         Ok(())
     }
 
-    /// The device of an entity, merged with what earlier entities said about it.
-    fn merge_device(&mut self, e: &Entity) -> usize {
+    /// The column of an entity of device `device`, if its host can be named.
+    fn place_of(&self, device: usize, e: &Entity) -> Option<Place> {
+        let dev = self.devices.get(device)?;
+        let host = self
+            .plan
+            .selector
+            .host(dev, e.key.node_id.as_deref())
+            .ok()?;
+        let column = self.plan.selector.column(e).ok()?;
+        Some((host, column))
+    }
+
+    /// Moves entity `key` to column `place` (None: out of every column) and marks it changed.
+    fn set_place(&mut self, key: &EntityKey, place: Option<Place>) {
+        let Some(slot) = self.entities.get_mut(key) else {
+            return;
+        };
+        slot.dirty = true;
+        if slot.place == place {
+            return;
+        }
+        let old = std::mem::replace(&mut slot.place, place.clone());
+        if let Some(old) = old {
+            if let Some(keys) = self.by_place.get_mut(&old) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.by_place.remove(&old);
+                }
+            }
+            self.left.push(old);
+        }
+        if let Some(new) = place {
+            self.by_place.entry(new).or_default().insert(key.clone());
+        }
+    }
+
+    /// What device `device` says changed (its name names the host; the status shows the rest): every
+    /// entity of it is placed again and marked changed. A scan of all entities, done only when a device
+    /// really changed.
+    fn device_changed(&mut self, device: usize) {
+        let keys: Vec<(EntityKey, Option<Place>)> = self
+            .entities
+            .iter()
+            .filter(|(_, s)| s.device == device)
+            .map(|(k, s)| (k.clone(), self.place_of(device, &s.entity)))
+            .collect();
+        for (key, place) in keys {
+            self.set_place(&key, place);
+        }
+    }
+
+    /// The device of an entity, merged with what earlier entities said about it, and whether that
+    /// changed what was known of an existing device.
+    fn merge_device(&mut self, e: &Entity) -> (usize, bool) {
         let d = &e.device;
         let found = device_keys(d).find_map(|k| self.device_index.get(&k).copied());
+        let mut changed = false;
         let i = match found {
             Some(i) => {
                 let m = &mut self.devices[i];
                 for id in &d.identifiers {
                     if !m.identifiers.contains(id) && m.identifiers.len() < MAX_MERGED_IDS {
                         m.identifiers.push(id.clone());
+                        changed = true;
                     }
                 }
                 for c in &d.connections {
                     if !m.connections.contains(c) && m.connections.len() < MAX_MERGED_IDS {
                         m.connections.push(c.clone());
+                        changed = true;
                     }
                 }
                 for (dst, src) in [
@@ -319,8 +404,9 @@ impl DiscoveryState {
                     (&mut m.manufacturer, &d.manufacturer),
                     (&mut m.sw_version, &d.sw_version),
                 ] {
-                    if src.is_some() {
+                    if src.is_some() && dst != src {
                         dst.clone_from(src);
+                        changed = true;
                     }
                 }
                 i
@@ -336,7 +422,7 @@ impl DiscoveryState {
         for k in device_keys(d) {
             self.device_index.insert(k, i);
         }
-        i
+        (i, changed)
     }
 
     /// Drops the devices no entity refers to any more (entities removed or moved), so announcements that
@@ -360,6 +446,30 @@ impl DiscoveryState {
         }
     }
 
+    /// Takes a use of each of the entity's templates; on a syntax error, none (and the reason).
+    fn take_templates(&mut self, e: &Entity) -> Result<(), String> {
+        let value = e.value_template.iter().map(|s| (s, "value_template"));
+        let avty = e.availability.iter().filter_map(|a| a.template.as_ref());
+        let all: Vec<(&String, &str)> = value
+            .chain(avty.map(|s| (s, "availability value_template")))
+            .collect();
+        for (n, (src, key)) in all.iter().enumerate() {
+            if let Err(reason) = self.templates.add(src) {
+                for (taken, _) in &all[..n] {
+                    self.templates.release(taken);
+                }
+                return Err(format!("{key}: {reason}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn release_templates(&mut self, e: &Entity) {
+        for src in template_sources(e) {
+            self.templates.release(src);
+        }
+    }
+
     /// Takes an entity's topics out of the indexes (only its own topics are touched).
     fn unindex(&mut self, old: &Entity) {
         let key = &old.key;
@@ -380,14 +490,12 @@ impl DiscoveryState {
     }
 
     fn remove(&mut self, key: &EntityKey, out: &mut Offered) {
+        self.set_place(key, None);
         let Some(slot) = self.entities.remove(key) else {
             return;
         };
         self.unindex(&slot.entity);
-        self.templates.remove(&template_name(key, None));
-        for i in 0..slot.entity.availability.len() {
-            self.templates.remove(&template_name(key, Some(i)));
-        }
+        self.release_templates(&slot.entity);
         for t in slot
             .entity
             .availability
@@ -402,14 +510,21 @@ impl DiscoveryState {
     }
 
     /// A state message for one entity; false when its template failed.
-    fn state_message(&mut self, key: &EntityKey, text: &str, seen: Seen, wall: SystemTime) -> bool {
+    fn state_message(
+        &mut self,
+        key: &EntityKey,
+        message: &Message,
+        seen: Seen,
+        wall: SystemTime,
+    ) -> bool {
         let Some(slot) = self.entities.get_mut(key) else {
             return true;
         };
+        slot.dirty = true;
         let e = &slot.entity;
         let rendered = match &e.value_template {
-            Some(_) => self.templates.render(&template_name(key, None), text),
-            None => Ok(text.trim().to_string()),
+            Some(src) => self.templates.render(src, message),
+            None => Ok(message.text().trim().to_string()),
         };
         let s = match rendered {
             Ok(s) => s,
@@ -443,25 +558,26 @@ impl DiscoveryState {
         &mut self,
         key: &EntityKey,
         i: usize,
-        text: &str,
+        message: &Message,
         now: Instant,
         wall: SystemTime,
     ) -> bool {
         let Some(slot) = self.entities.get_mut(key) else {
             return true;
         };
+        slot.dirty = true;
         let Some(a) = slot.entity.availability.get(i) else {
             return true;
         };
         let s = match &a.template {
-            Some(_) => match self.templates.render(&template_name(key, Some(i)), text) {
+            Some(src) => match self.templates.render(src, message) {
                 Ok(s) => s,
                 Err(reason) => {
                     slot.live.template_failed(format!("availability: {reason}"));
                     return false;
                 }
             },
-            None => text.trim().to_string(),
+            None => message.text().trim().to_string(),
         };
         let available = if s == a.payload_available {
             true

@@ -3,10 +3,11 @@
 
 use super::announce::{Device, EntityKey};
 use super::judge::{Availability, Judged};
-use super::state::DiscoveryState;
+use super::state::{DiscoveryState, Place};
 use crate::colour::Colour;
 use crate::names::{HostName, TestName};
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::ops::Bound::{Excluded, Unbounded};
 use std::time::SystemTime;
 use tokio::time::Instant;
 
@@ -37,56 +38,130 @@ pub struct ColumnView {
     pub entities: Vec<EntityView>,
 }
 
+/// What changed since the columns were last taken (`DiscoveryState::take_changes`).
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Columns whose entities changed, and the share due to be sent again anyway (`true`).
+    pub columns: Vec<(ColumnView, bool)>,
+    /// Columns with no entity left.
+    pub gone: Vec<Place>,
+}
+
 impl DiscoveryState {
     /// Every device column now, sorted by host and column. Entities whose host cannot be named (a device
     /// renamed to nothing usable) are left out.
     pub fn columns(&self, now: Instant, now_wall: SystemTime) -> Vec<ColumnView> {
-        let mut cols: BTreeMap<(HostName, TestName), (usize, Vec<EntityView>)> = BTreeMap::new();
-        for slot in self.entities.values() {
-            let e = &slot.entity;
-            let Some(dev) = self.devices.get(slot.device) else {
-                continue;
-            };
-            let (Ok(host), Ok(column)) = (
-                self.plan.selector.host(dev, e.key.node_id.as_deref()),
-                self.plan.selector.column(e),
-            ) else {
-                continue;
-            };
-            let judged = slot.live.judge(e, &self.plan.policy, now, now_wall);
-            cols.entry((host, column))
-                .or_insert_with(|| (slot.device, Vec::new()))
-                .1
-                .push(EntityView {
-                    key: e.key.clone(),
-                    name: e
-                        .name
-                        .clone()
-                        .filter(|n| !n.is_empty())
-                        .or_else(|| e.device_class.clone())
-                        .unwrap_or_else(|| e.key.object_id.clone()),
-                    value: slot.live.reading.as_ref().map(|r| r.to_string()),
-                    unit: e.unit.clone(),
-                    device_class: e.device_class.clone(),
-                    judged,
-                    template_errors: slot.live.template_errors,
-                    retained: slot.live.seen.is_some_and(|s| s.retained),
-                    updated: slot.live.seen_wall,
-                    availability: slot.live.availability_now(e.availability_mode),
-                });
-        }
-        cols.into_iter()
-            .map(|((host, column), (device, entities))| ColumnView {
-                device: self.devices.get(device).cloned().unwrap_or_default(),
-                colour: entities
-                    .iter()
-                    .map(|e| e.judged.colour)
-                    .max()
-                    .unwrap_or(Colour::Clear),
-                host,
-                column,
-                entities,
-            })
+        self.by_place
+            .iter()
+            .filter_map(|(place, keys)| self.column(place, keys, now, now_wall))
             .collect()
+    }
+
+    /// The columns that changed since the last call (a value, an availability, an announcement, a
+    /// device, or a value turning stale with time), and `1/shares` of the others in turn, so that each
+    /// column comes out at least every `shares` calls without all of them at once. Costs a pass over
+    /// the entities' flags, plus the columns returned.
+    pub fn take_changes(&mut self, now: Instant, now_wall: SystemTime, shares: usize) -> Changes {
+        let since = self.last_taken.replace(now);
+        let mut due: BTreeSet<&Place> = BTreeSet::new();
+        let by_place = &self.by_place;
+        for slot in self.entities.values_mut() {
+            let expired = match (slot.entity.expire_after, slot.live.seen, since) {
+                (Some(limit), Some(seen), Some(since)) if !seen.retained => {
+                    let deadline = seen.received + limit;
+                    deadline >= since && deadline < now
+                }
+                _ => false,
+            };
+            if std::mem::take(&mut slot.dirty) || expired {
+                if let Some((p, _)) = slot.place.as_ref().and_then(|p| by_place.get_key_value(p)) {
+                    due.insert(p);
+                }
+            }
+        }
+        let mut gone = Vec::new();
+        for p in std::mem::take(&mut self.left) {
+            if let Some((p, _)) = self.by_place.get_key_value(&p) {
+                due.insert(p);
+            } else if !gone.contains(&p) {
+                gone.push(p);
+            }
+        }
+        let share = self.by_place.len().div_ceil(shares.max(1));
+        let start = match &self.resend_after {
+            Some(p) => self.by_place.range::<Place, _>((Excluded(p), Unbounded)),
+            None => self.by_place.range::<Place, _>(..),
+        };
+        let resend: Vec<&Place> = start
+            .chain(self.by_place.iter())
+            .map(|(p, _)| p)
+            .take(share.min(self.by_place.len()))
+            .collect();
+        let next_after = resend.last().map(|p| (*p).clone());
+        let mut columns = Vec::with_capacity(due.len() + resend.len());
+        for p in &resend {
+            due.remove(p);
+        }
+        for (places, again) in [(due.into_iter().collect::<Vec<_>>(), false), (resend, true)] {
+            for p in places {
+                if let Some(c) = self
+                    .by_place
+                    .get(p)
+                    .and_then(|keys| self.column(p, keys, now, now_wall))
+                {
+                    columns.push((c, again));
+                }
+            }
+        }
+        self.resend_after = next_after;
+        Changes { columns, gone }
+    }
+
+    /// Column `place` with entities `keys`.
+    fn column(
+        &self,
+        place: &Place,
+        keys: &BTreeSet<EntityKey>,
+        now: Instant,
+        now_wall: SystemTime,
+    ) -> Option<ColumnView> {
+        let mut device = None;
+        let mut entities = Vec::with_capacity(keys.len());
+        for key in keys {
+            let Some(slot) = self.entities.get(key) else {
+                continue;
+            };
+            let e = &slot.entity;
+            device.get_or_insert(slot.device);
+            entities.push(EntityView {
+                key: e.key.clone(),
+                name: e
+                    .name
+                    .clone()
+                    .filter(|n| !n.is_empty())
+                    .or_else(|| e.device_class.clone())
+                    .unwrap_or_else(|| e.key.object_id.clone()),
+                value: slot.live.reading.as_ref().map(|r| r.to_string()),
+                unit: e.unit.clone(),
+                device_class: e.device_class.clone(),
+                judged: slot.live.judge(e, &self.plan.policy, now, now_wall),
+                template_errors: slot.live.template_errors,
+                retained: slot.live.seen.is_some_and(|s| s.retained),
+                updated: slot.live.seen_wall,
+                availability: slot.live.availability_now(e.availability_mode),
+            });
+        }
+        let device = self.devices.get(device?).cloned().unwrap_or_default();
+        Some(ColumnView {
+            host: place.0.clone(),
+            column: place.1.clone(),
+            colour: entities
+                .iter()
+                .map(|e| e.judged.colour)
+                .max()
+                .unwrap_or(Colour::Clear),
+            device,
+            entities,
+        })
     }
 }

@@ -5,10 +5,13 @@
 //! Spawned by the supervisor next to the ingest tasks, with the broker's connection settings and its
 //! own client id (`<client_id>-discovery<N>`), so its subscriptions, which change as entities come and
 //! go, never mix with the permanent ones of the ingest session. Owns the block's
-//! `discovery::DiscoveryState`; publishes its columns on the `discovery::Board` the dashboard reads; writes statuses (`status::discovery_status`) into the outbox: a column
-//! whose status changed goes out within `CHECK_EVERY`, and every column again each `RESEND_EVERY`. With
-//! `rrd`/`rrd_classes`, the latest value of each numeric sensor that changed goes to the RRD writer at each
-//! check (`<host>/<column>.<object_id>.rrd`, the `value` layout).
+//! `discovery::DiscoveryState`. At each check (`CHECK_EVERY`) it takes the columns that changed, plus
+//! a share of the others so that every column comes out each `RESEND_EVERY` (never all at once: the
+//! same task reads the socket, and 10,000 columns at once would stall it), and writes the statuses
+//! (`status::discovery_status`) of those whose text changed, or whose turn it is, into the outbox; moves
+//! the columns onto the `discovery::Board` the dashboard reads. With `rrd`/`rrd_classes`, the latest
+//! value of each numeric sensor that changed goes to the RRD writer at each check
+//! (`<host>/<column>.<object_id>.rrd`, the `value` layout).
 //! Refused announcements and template errors are counted (`xymon_mqtt_dropped_total`, reasons
 //! `discovery_refused`, `discovery_template`) and logged, rate-limited. Subscriptions asked for while
 //! the request queue is full wait for the next check; on every ConnAck all of them are sent again.
@@ -17,13 +20,14 @@ use super::connection::{open, Connection};
 use super::session::{Client, SessionEvent};
 use super::SUBSCRIBE_CHUNK;
 use crate::backoff::Backoff;
-use crate::discovery::{Board, DiscoveryPlan, DiscoveryState};
+use crate::discovery::{Board, Changes, DiscoveryPlan, DiscoveryState, Place};
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 use crate::rrd::{RrdSample, RrdWriter};
 use crate::xymon::Outbox;
 use rumqttc::QoS;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
@@ -60,21 +64,18 @@ pub async fn run(task: DiscoveryTask, cancel: CancellationToken) {
     let mut backoff = Backoff::new(Duration::from_secs(1), task.reconnect_max);
     let log_limit = LogLimiter::new(Duration::from_secs(60));
     let mut pending: Vec<String> = Vec::new();
-    let mut sent: HashMap<String, (crate::colour::Colour, String)> = HashMap::new();
+    let mut sent: HashMap<Place, u64> = HashMap::new();
     let mut written = Written::default();
     let mut check = tokio::time::interval(CHECK_EVERY);
-    let mut last_resend = Instant::now();
+    let shares = (RESEND_EVERY.as_secs() / CHECK_EVERY.as_secs()) as usize;
     let name = task.connection.name.clone();
     loop {
         let event = tokio::select! {
             _ = cancel.cancelled() => break,
             _ = check.tick() => {
                 flush(&client, &mut pending);
-                let resend = last_resend.elapsed() >= RESEND_EVERY;
-                if resend {
-                    last_resend = Instant::now();
-                }
-                send_statuses(&task, &state, &mut sent, resend, &mut written, &log_limit);
+                let changes = state.take_changes(Instant::now(), SystemTime::now(), shares);
+                send_changes(&task, changes, &mut sent, &mut written, &log_limit);
                 continue;
             }
             event = events.poll() => event,
@@ -161,42 +162,54 @@ fn flush(client: &Client, pending: &mut Vec<String>) {
     }
 }
 
-/// Puts the statuses of changed columns (all of them when `all`) into the outbox, and the columns on
-/// the board.
-fn send_statuses(
+/// Puts the statuses of the columns taken into the outbox when their text changed or their turn came,
+/// their new values into the RRD writer, and the columns onto the board.
+fn send_changes(
     task: &DiscoveryTask,
-    state: &DiscoveryState,
-    sent: &mut HashMap<String, (crate::colour::Colour, String)>,
-    all: bool,
+    changes: Changes,
+    sent: &mut HashMap<Place, u64>,
     written: &mut Written,
     log_limit: &LogLimiter,
 ) {
     let wall = SystemTime::now();
-    let columns = state.columns(Instant::now(), wall);
-    for col in &columns {
-        let status = crate::status::discovery_status(col, LIFETIME, wall, task.max_value_chars);
-        let key = status.key();
-        let seen = (status.colour, status.body.clone());
-        if !all && sent.get(&key) == Some(&seen) {
-            continue;
+    for p in &changes.gone {
+        sent.remove(p);
+        written.0.remove(p);
+    }
+    let mut columns = Vec::with_capacity(changes.columns.len());
+    for (col, again) in changes.columns {
+        let status = crate::status::discovery_status(&col, LIFETIME, wall, task.max_value_chars);
+        // A hash of what was sent, not the text: a copy of every column's body would cost as much as
+        // the columns themselves.
+        let seen = {
+            let mut h = std::hash::DefaultHasher::new();
+            (status.colour, &status.body).hash(&mut h);
+            h.finish()
+        };
+        let place = (col.host.clone(), col.column.clone());
+        if again || sent.get(&place) != Some(&seen) {
+            sent.insert(place, seen);
+            task.outbox.put(status);
         }
-        sent.insert(key, seen);
-        task.outbox.put(status);
+        columns.push(col);
     }
     if let Some(rrd) = &task.rrd {
         written.write(rrd, &task.plan.rrd, &columns, &task.metrics, log_limit);
     }
-    task.board.publish(task.index, columns);
+    task.board.update(task.index, columns, &changes.gone);
 }
 
-/// When each RRD file last got a value (the value's own time), so each value is written once.
+/// When each RRD file last got a value (the value's own time), by column and file, so each value is
+/// written once.
 #[derive(Default)]
-struct Written(HashMap<(String, String), SystemTime>);
+struct Written(HashMap<Place, HashMap<String, SystemTime>>);
 
 impl Written {
-    /// Queues the values that came since the last check of the numeric sensors `choice` takes, one
-    /// sample per file (the latest); files of entities gone are forgotten, so this stays as large as
-    /// the block. A full queue is counted (`dropped{reason="rrd_queue_full"}`) and logged, rate-limited.
+    /// Queues the values that came since the last check of the numeric sensors `choice` takes in
+    /// `columns` (those that changed), one sample per file (the latest). A column's files are those of its
+    /// entities now, so files of entities gone are forgotten, and a column gone is dropped with it
+    /// (`send_changes`): this stays as large as the block. A full queue is counted
+    /// (`dropped{reason="rrd_queue_full"}`) and logged, rate-limited.
     fn write(
         &mut self,
         rrd: &RrdWriter,
@@ -205,8 +218,10 @@ impl Written {
         metrics: &Metrics,
         log_limit: &LogLimiter,
     ) {
-        let mut now = HashMap::with_capacity(self.0.len());
         for col in columns {
+            let place = (col.host.clone(), col.column.clone());
+            let before = self.0.remove(&place).unwrap_or_default();
+            let mut now = HashMap::with_capacity(before.len());
             for e in &col.entities {
                 let (Some(value), Some(updated)) = (&e.value, e.updated) else {
                     continue;
@@ -219,28 +234,27 @@ impl Written {
                 ) else {
                     continue;
                 };
-                let key = (
-                    col.host.to_string(),
-                    crate::discovery::rrd_name(col.column.as_str(), &e.key),
-                );
-                if self.0.get(&key) != Some(&updated) {
+                let file = crate::discovery::rrd_name(col.column.as_str(), &e.key);
+                if before.get(&file) != Some(&updated) {
                     let sample = RrdSample {
-                        host: key.0.clone(),
-                        rrd: key.1.clone(),
+                        host: col.host.to_string(),
+                        rrd: file.clone(),
                         time: unix_secs(updated),
                         values: vec![number],
                     };
                     if !rrd.submit(sample) {
                         metrics.count_drop("rrd_queue_full");
                         if log_limit.allow("discovery_rrd_queue") {
-                            warn!(host = %key.0, rrd = %key.1, "RRD queue full; discovered value not written");
+                            warn!(host = %col.host, rrd = %file, "RRD queue full; discovered value not written");
                         }
                     }
                 }
-                now.insert(key, updated);
+                now.insert(file, updated);
+            }
+            if !now.is_empty() {
+                self.0.insert(place, now);
             }
         }
-        self.0 = now;
     }
 }
 

@@ -1,0 +1,136 @@
+//! The columns taken at each check (`DiscoveryState::take_changes`): only what changed, every column in
+//! turn, staleness by time, columns that moved or emptied; and a board kept from the changes alone
+//! always equal to one built from every column.
+
+use super::tests::feed;
+use super::*;
+use std::collections::BTreeSet;
+
+fn places(c: &Changes, again: bool) -> BTreeSet<String> {
+    c.columns
+        .iter()
+        .filter(|(_, a)| *a == again)
+        .map(|(c, _)| format!("{}.{}", c.host, c.column))
+        .collect()
+}
+
+fn announce(f: &mut super::tests::Feed, i: usize, name: &str, extra: &str) {
+    let cfg = format!(r#"{{"stat_t":"s/{i}","dev":{{"ids":"d{i}","name":"{name}"}}{extra}}}"#);
+    assert_eq!(
+        f.send(&format!("homeassistant/sensor/n{i}/v/config"), &cfg)
+            .refused,
+        None
+    );
+}
+
+#[test]
+fn only_what_changed_and_every_column_in_turn() {
+    let mut f = feed("max_entities = 100\n");
+    for i in 0..10 {
+        announce(&mut f, i, &format!("dev{i}"), "");
+    }
+    let all = f.state.take_changes(f.now(), f.wall(), 5);
+    assert_eq!(places(&all, false).len() + places(&all, true).len(), 10);
+    assert!(all.gone.is_empty());
+    // Nothing changed: only the turn of 2 of 10 (5 shares), and after 5 checks every column once.
+    let mut turns = Vec::new();
+    for _ in 0..5 {
+        let c = f.state.take_changes(f.now(), f.wall(), 5);
+        assert!(places(&c, false).is_empty(), "{:?}", places(&c, false));
+        assert_eq!(places(&c, true).len(), 2);
+        turns.extend(places(&c, true));
+    }
+    turns.sort();
+    turns.dedup();
+    assert_eq!(turns.len(), 10);
+    // A value: that column, once.
+    f.send("s/3", "7");
+    let c = f.state.take_changes(f.now(), f.wall(), 1000);
+    assert_eq!(
+        places(&c, false),
+        BTreeSet::from(["dev3.sensors".to_string()])
+    );
+    let c = f.state.take_changes(f.now(), f.wall(), 1000);
+    assert!(places(&c, false).is_empty());
+    // A device renamed moves its column: the new one comes, the old one is gone.
+    announce(&mut f, 4, "porch", "");
+    let c = f.state.take_changes(f.now(), f.wall(), 1000);
+    assert_eq!(
+        places(&c, false),
+        BTreeSet::from(["porch.sensors".to_string()])
+    );
+    assert_eq!(c.gone.len(), 1);
+    assert_eq!(c.gone[0].0.as_str(), "dev4");
+    // An entity removed empties its column.
+    f.send_bytes("homeassistant/sensor/n5/v/config", b"", true);
+    let c = f.state.take_changes(f.now(), f.wall(), 1000);
+    assert_eq!(c.gone.len(), 1);
+    assert_eq!(c.gone[0].0.as_str(), "dev5");
+}
+
+#[test]
+fn a_value_turning_stale_is_taken_once_when_it_does() {
+    let mut f = feed("max_entities = 100\n");
+    announce(&mut f, 0, "cellar", r#","exp_aft":60"#);
+    announce(&mut f, 1, "attic", "");
+    f.send("s/0", "5");
+    f.send("s/1", "5");
+    f.state.take_changes(f.now(), f.wall(), 1000);
+    f.at += 30;
+    assert!(places(&f.state.take_changes(f.now(), f.wall(), 1000), false).is_empty());
+    f.at += 40;
+    let c = f.state.take_changes(f.now(), f.wall(), 1000);
+    assert_eq!(
+        places(&c, false),
+        BTreeSet::from(["cellar.sensors".to_string()])
+    );
+    assert!(c.columns[0].0.entities[0]
+        .judged
+        .reason
+        .starts_with("stale"));
+    f.at += 1;
+    assert!(places(&f.state.take_changes(f.now(), f.wall(), 1000), false).is_empty());
+}
+
+/// Announcements, values, renames, moves between columns and removals in a seeded random order: a
+/// board fed only the changes of each check lists exactly what one built from every column lists.
+#[test]
+fn a_board_kept_from_changes_equals_one_built_whole() {
+    let mut f = feed("max_entities = 200\ncolumn = \"{device_class}\"\n");
+    let (kept, whole) = (Board::default(), Board::default());
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for round in 0..300 {
+        for _ in 0..5 {
+            let (i, dev) = (next(40), next(12));
+            let class = ["temperature", "humidity", "battery"][next(3) as usize];
+            let topic = format!("homeassistant/sensor/n{i}/v/config");
+            match next(10) {
+                0 => {
+                    f.send_bytes(&topic, b"", true);
+                }
+                1..=4 => {
+                    let cfg = format!(
+                        r#"{{"stat_t":"s/{i}","dev_cla":"{class}","dev":{{"ids":"d{dev}","name":"dev{}"}}}}"#,
+                        next(8)
+                    );
+                    f.send(&topic, &cfg);
+                }
+                _ => {
+                    f.send(&format!("s/{i}"), &next(50).to_string());
+                }
+            }
+        }
+        f.at += next(3);
+        let c = f.state.take_changes(f.now(), f.wall(), 7);
+        kept.update(0, c.columns.into_iter().map(|(c, _)| c).collect(), &c.gone);
+        whole.publish(0, f.columns());
+        assert_eq!(kept.devices(), whole.devices(), "round {round}");
+    }
+    assert!(f.state.entity_count() > 0);
+}
