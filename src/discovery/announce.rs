@@ -16,6 +16,7 @@
 use super::abbrev;
 use super::Component;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Bounds on one announcement.
@@ -40,11 +41,14 @@ impl Default for AnnounceLimits {
 }
 
 /// Which entity a config topic announces: HA's identity (component, "node_id object_id").
+///
+/// The state indexes each entity by topic and by column as well as by key; shared strings make those
+/// copies a reference count each.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EntityKey {
     pub component: Component,
-    pub node_id: Option<String>,
-    pub object_id: String,
+    pub node_id: Option<Arc<str>>,
+    pub object_id: Arc<str>,
 }
 
 impl std::fmt::Display for EntityKey {
@@ -177,8 +181,8 @@ pub fn parse_topic(
     }
     Ok(Some(EntityKey {
         component,
-        node_id: node_id.map(str::to_string),
-        object_id: object_id.to_string(),
+        node_id: node_id.map(Arc::from),
+        object_id: Arc::from(object_id),
     }))
 }
 

@@ -1,24 +1,35 @@
-//! The devices of every `[[discovery]]` block as the dashboard shows them: the latest of each column
-//! the discovery sessions built.
+//! The devices of every `[[discovery]]` block as the dashboard shows them, built from the blocks'
+//! states when asked.
 //!
-//! Written by the discovery sessions (`mqtt::discovery`), which hand over the columns they build anyway
-//! for their statuses (only those that changed, once per check, by moving them in: no copy); read by the
-//! web layer (`/api/v1/devices` and the devices page), which never writes. A reader holds the lock
-//! while it lists the devices (milliseconds at 10,000 devices); a session waits that long at most.
+//! Each discovery session (`mqtt::discovery`) attaches the state it owns (`SharedState`, a mutex it
+//! takes per message); the web layer (`/api/v1/devices` and the devices page) lists the devices from
+//! it, judged at that moment, and never writes. No copy of the columns is kept: at 10,000 devices one
+//! would cost as much as the state itself. A listing holds one block's lock while it builds that
+//! block's columns (milliseconds at 10,000 devices), and the session waits that long at most.
 
 use super::announce::Device;
 use super::judge::Availability;
-use super::state::Place;
 use super::view::{ColumnView, EntityView};
+use super::DiscoveryState;
 use crate::colour::Colour;
 use crate::names::{HostName, TestName};
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::SystemTime;
+use tokio::time::Instant;
 
-/// The latest columns of each block, by the block's index.
+/// A block's state, shared by its session (which writes) and the board (which reads).
+pub type SharedState = Arc<Mutex<DiscoveryState>>;
+
+/// Locks a shared state. A poisoned lock means a panic while it was held; discovery never panics on
+/// input, and the state is still whole enough to list or go on with.
+pub fn lock(state: &SharedState) -> MutexGuard<'_, DiscoveryState> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The state of each block, by the block's index.
 #[derive(Clone, Default)]
-pub struct Board(Arc<RwLock<BTreeMap<usize, BTreeMap<Place, ColumnView>>>>);
+pub struct Board(Arc<RwLock<BTreeMap<usize, SharedState>>>);
 
 /// One discovered device: its host, its columns, its entities.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,28 +45,11 @@ pub struct DeviceView {
 }
 
 impl Board {
-    /// Replaces block `block`'s columns.
-    pub fn publish(&self, block: usize, columns: Vec<ColumnView>) {
-        let columns = columns
-            .into_iter()
-            .map(|c| ((c.host.clone(), c.column.clone()), c))
-            .collect();
-        // A poisoned lock only means a reader panicked while listing: the map is whole.
+    /// Lists block `block` from `state` (in place of what it listed before).
+    pub fn attach(&self, block: usize, state: SharedState) {
+        // A poisoned lock only means a reader panicked while cloning an Arc: the map is whole.
         let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
-        map.insert(block, columns);
-    }
-
-    /// Puts `columns` in place of block `block`'s columns of the same host and test, and drops those
-    /// `gone`.
-    pub fn update(&self, block: usize, columns: Vec<ColumnView>, gone: &[Place]) {
-        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
-        let b = map.entry(block).or_default();
-        for p in gone {
-            b.remove(p);
-        }
-        for c in columns {
-            b.insert((c.host.clone(), c.column.clone()), c);
-        }
+        map.insert(block, state);
     }
 
     /// Forgets every block (the discovery sessions restart, and each publishes again).
@@ -63,33 +57,53 @@ impl Board {
         self.0.write().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
-    /// Every device of every block, sorted by host and then device name.
+    /// Every device of every block now, sorted by host and then device name.
     pub fn devices(&self) -> Vec<DeviceView> {
-        let blocks = self.0.read().unwrap_or_else(|e| e.into_inner());
-        // A device seen by two blocks (two brokers) is listed once per block.
-        let mut out: BTreeMap<(HostName, String, String, usize), DeviceView> = BTreeMap::new();
-        for (block, col) in blocks.iter().flat_map(|(i, b)| b.values().map(|c| (*i, c))) {
-            let key = (
-                col.host.clone(),
-                col.device.name.clone().unwrap_or_default(),
-                col.device.identifiers.join("\u{1f}"),
-                block,
-            );
-            let d = out.entry(key).or_insert_with(|| DeviceView {
-                host: col.host.clone(),
-                device: col.device.clone(),
-                columns: Vec::new(),
-                availability: Availability::Always,
-                entities: Vec::new(),
-            });
-            d.columns.push((col.column.clone(), col.colour));
-            for e in &col.entities {
-                d.availability = merge(d.availability, e.availability);
-                d.entities.push((col.column.clone(), e.clone()));
-            }
-        }
-        out.into_values().collect()
+        let blocks: Vec<(usize, SharedState)> = self
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(i, s)| (*i, s.clone()))
+            .collect();
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let columns: Vec<(usize, Vec<ColumnView>)> = blocks
+            .iter()
+            .map(|(i, s)| (*i, lock(s).columns(now, wall)))
+            .collect();
+        devices_of(
+            columns
+                .iter()
+                .flat_map(|(i, cols)| cols.iter().map(|c| (*i, c))),
+        )
     }
+}
+
+/// The devices of columns, each with its block.
+fn devices_of<'a>(columns: impl Iterator<Item = (usize, &'a ColumnView)>) -> Vec<DeviceView> {
+    // A device seen by two blocks (two brokers) is listed once per block.
+    let mut out: BTreeMap<(HostName, String, String, usize), DeviceView> = BTreeMap::new();
+    for (block, col) in columns {
+        let key = (
+            col.host.clone(),
+            col.device.name.clone().unwrap_or_default(),
+            col.device.identifiers.join("\u{1f}"),
+            block,
+        );
+        let d = out.entry(key).or_insert_with(|| DeviceView {
+            host: col.host.clone(),
+            device: col.device.clone(),
+            columns: Vec::new(),
+            availability: Availability::Always,
+            entities: Vec::new(),
+        });
+        d.columns.push((col.column.clone(), col.colour));
+        for e in &col.entities {
+            d.availability = merge(d.availability, e.availability);
+            d.entities.push((col.column.clone(), e.clone()));
+        }
+    }
+    out.into_values().collect()
 }
 
 /// Offline wins (the latest such time), then online (the latest), then never said.
@@ -134,9 +148,8 @@ mod tests {
         f.load("zigbee2mqtt");
         f.load("tasmota");
         f.send("tele/tasmota_A1B2C3/LWT", "Offline");
-        let b = Board::default();
-        b.publish(0, f.columns());
-        let devices = b.devices();
+        let cols = f.columns();
+        let devices = devices_of(cols.iter().map(|c| (0, c)));
         let w = devices
             .iter()
             .find(|d| d.host.as_str() == "weather_sensor")
@@ -159,14 +172,18 @@ mod tests {
             .unwrap();
         assert_eq!(g.availability, Availability::Offline(f.wall()));
         assert!(g.entities.len() >= 3, "{g:?}");
-        b.publish(1, f.columns());
-        assert_eq!(
-            b.devices().len(),
-            2 * devices.len(),
-            "listed once per block"
+        let both = devices_of(
+            cols.iter()
+                .map(|c| (0, c))
+                .chain(cols.iter().map(|c| (1, c))),
         );
-        b.publish(0, Vec::new());
-        b.publish(1, Vec::new());
+        assert_eq!(both.len(), 2 * devices.len(), "listed once per block");
+        // The board lists the same from the state itself, judged when asked.
+        let b = Board::default();
+        let state = std::mem::replace(&mut f.state, crate::discovery::tests::feed("").state);
+        b.attach(0, Arc::new(Mutex::new(state)));
+        assert_eq!(b.devices().len(), devices.len());
+        b.clear();
         assert!(b.devices().is_empty());
     }
 
@@ -174,7 +191,12 @@ mod tests {
     fn an_empty_board_has_no_devices_and_a_block_is_replaced_whole() {
         let b = Board::default();
         assert!(b.devices().is_empty());
-        b.publish(0, Vec::new());
+        let mut f = crate::discovery::tests::feed("");
+        f.load("esphome");
+        let state = |f: crate::discovery::tests::Feed| Arc::new(Mutex::new(f.state));
+        b.attach(0, state(f));
+        assert!(!b.devices().is_empty());
+        b.attach(0, state(crate::discovery::tests::feed("")));
         assert!(b.devices().is_empty());
     }
 }

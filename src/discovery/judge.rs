@@ -58,7 +58,7 @@ impl Policy {
     pub fn thresholds_for(&self, e: &Entity, device_names: &[&str]) -> Option<usize> {
         let entity_names = [
             e.unique_id.as_deref(),
-            Some(e.key.object_id.as_str()),
+            Some(&*e.key.object_id),
             e.name.as_deref(),
         ];
         let mut best: Option<(u8, usize)> = None;

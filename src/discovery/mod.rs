@@ -30,7 +30,7 @@ pub mod template;
 mod view;
 
 pub use announce::{AnnounceLimits, AvailabilityMode, Device, Entity, EntityKey, Refused};
-pub use board::{Board, DeviceView};
+pub use board::{lock, Board, DeviceView, SharedState};
 pub use compile::{compile, DiscoveryError};
 pub use state::{DiscoveryState, Offered, Place};
 pub use view::{Changes, ColumnView, EntityView};

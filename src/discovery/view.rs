@@ -140,7 +140,7 @@ impl DiscoveryState {
                     .clone()
                     .filter(|n| !n.is_empty())
                     .or_else(|| e.device_class.clone())
-                    .unwrap_or_else(|| e.key.object_id.clone()),
+                    .unwrap_or_else(|| e.key.object_id.to_string()),
                 value: slot.live.reading.as_ref().map(|r| r.to_string()),
                 unit: e.unit.clone(),
                 device_class: e.device_class.clone(),

@@ -4,12 +4,14 @@
 //!
 //! Spawned by the supervisor next to the ingest tasks, with the broker's connection settings and its
 //! own client id (`<client_id>-discovery<N>`), so its subscriptions, which change as entities come and
-//! go, never mix with the permanent ones of the ingest session. Owns the block's
-//! `discovery::DiscoveryState`. At each check (`CHECK_EVERY`) it takes the columns that changed, plus
+//! go, never mix with the permanent ones of the ingest session. A reader task (`mqtt::reader`) drains
+//! its socket into a queue bounded by bytes, so the broker's burst of retained announcements at
+//! subscribe time is taken in full while the state works through it, in batches under one lock. Owns
+//! the block's `discovery::DiscoveryState`. At each check (`CHECK_EVERY`) it takes the columns that changed, plus
 //! a share of the others so that every column comes out each `RESEND_EVERY` (never all at once: the
 //! same task reads the socket, and 10,000 columns at once would stall it), and writes the statuses
-//! (`status::discovery_status`) of those whose text changed, or whose turn it is, into the outbox; moves
-//! the columns onto the `discovery::Board` the dashboard reads. With `rrd`/`rrd_classes`, the latest
+//! (`status::discovery_status`) of those whose text changed, or whose turn it is, into the outbox. The
+//! state is attached to the `discovery::Board`, from which the dashboard lists the devices. With `rrd`/`rrd_classes`, the latest
 //! value of each numeric sensor that changed goes to the RRD writer at each check
 //! (`<host>/<column>.<object_id>.rrd`, the `value` layout).
 //! Refused announcements and template errors are counted (`xymon_mqtt_dropped_total`, reasons
@@ -17,10 +19,10 @@
 //! the request queue is full wait for the next check; on every ConnAck all of them are sent again.
 
 use super::connection::{open, Connection};
-use super::session::{Client, SessionEvent};
+use super::reader;
+use super::session::{Client, SessionError, SessionEvent};
 use super::SUBSCRIBE_CHUNK;
-use crate::backoff::Backoff;
-use crate::discovery::{Board, Changes, DiscoveryPlan, DiscoveryState, Place};
+use crate::discovery::{lock, Board, Changes, DiscoveryPlan, DiscoveryState, Place, SharedState};
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 use crate::rrd::{RrdSample, RrdWriter};
@@ -28,7 +30,7 @@ use crate::xymon::Outbox;
 use rumqttc::QoS;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -50,40 +52,73 @@ pub struct DiscoveryTask {
     pub outbox: Arc<Outbox>,
     pub metrics: Arc<Metrics>,
     pub max_value_chars: usize,
-    /// Where the columns go for the dashboard, under `index`.
+    /// Where the state is listed for the dashboard, under `index`.
     pub board: Board,
     /// The RRD writer, when the block writes RRDs (`rrd`, `rrd_classes`).
     pub rrd: Option<RrdWriter>,
 }
 
-/// Runs the session until `cancel`; reconnects with backoff.
+/// Events handled per turn of the loop (one lock of the state for all of them).
+const BATCH: usize = 256;
+
+/// Runs the session until `cancel`; reconnects with backoff (the reader's).
 pub async fn run(task: DiscoveryTask, cancel: CancellationToken) {
     let id = format!("{}-discovery{}", task.connection.client_id, task.index);
-    let (client, mut events) = open(&task.connection, id, false);
-    let mut state = DiscoveryState::new(task.plan.clone());
-    let mut backoff = Backoff::new(Duration::from_secs(1), task.reconnect_max);
-    let log_limit = LogLimiter::new(Duration::from_secs(60));
-    let mut pending: Vec<String> = Vec::new();
+    let (client, events) = open(&task.connection, id, false);
+    let state: SharedState = Arc::new(Mutex::new(DiscoveryState::new(task.plan.clone())));
+    task.board.attach(task.index, state.clone());
+    let reading = cancel.child_token();
+    let mut queue = reader::spawn(events, task.reconnect_max, reading.clone());
+    let _stop_reader = reading.drop_guard();
+    let mut session = Session {
+        task: &task,
+        client: &client,
+        log_limit: LogLimiter::new(Duration::from_secs(60)),
+        pending: Vec::new(),
+    };
     let mut sent: HashMap<Place, u64> = HashMap::new();
     let mut written = Written::default();
     let mut check = tokio::time::interval(CHECK_EVERY);
     let shares = (RESEND_EVERY.as_secs() / CHECK_EVERY.as_secs()) as usize;
-    let name = task.connection.name.clone();
+    let mut batch = Vec::with_capacity(BATCH);
     loop {
-        let event = tokio::select! {
+        tokio::select! {
             _ = cancel.cancelled() => break,
             _ = check.tick() => {
-                flush(&client, &mut pending);
-                let changes = state.take_changes(Instant::now(), SystemTime::now(), shares);
-                send_changes(&task, changes, &mut sent, &mut written, &log_limit);
-                continue;
+                flush(&client, &mut session.pending);
+                let changes = lock(&state).take_changes(Instant::now(), SystemTime::now(), shares);
+                send_changes(&task, changes, &mut sent, &mut written, &session.log_limit);
             }
-            event = events.poll() => event,
-        };
+            n = queue.recv_many(&mut batch, BATCH) => {
+                if n == 0 {
+                    break;
+                }
+                let mut state = lock(&state);
+                for read in batch.drain(..) {
+                    session.handle(&mut state, read.event);
+                }
+            }
+        }
+    }
+    client.disconnect();
+}
+
+/// What handling one event needs besides the state.
+struct Session<'a> {
+    task: &'a DiscoveryTask,
+    client: &'a Client,
+    log_limit: LogLimiter,
+    /// Topics to subscribe to, sent in chunks.
+    pending: Vec<String>,
+}
+
+impl Session<'_> {
+    fn handle(&mut self, state: &mut DiscoveryState, event: Result<SessionEvent, SessionError>) {
+        let name = &self.task.connection.name;
         match event {
             Ok(SessionEvent::Message(m)) => {
                 let Some(topic) = m.topic.as_str() else {
-                    continue;
+                    return;
                 };
                 let out = state.offer(
                     topic,
@@ -93,58 +128,48 @@ pub async fn run(task: DiscoveryTask, cancel: CancellationToken) {
                     SystemTime::now(),
                 );
                 if let Some(reason) = &out.refused {
-                    task.metrics.count_drop("discovery_refused");
-                    if log_limit.allow("discovery_refused") {
+                    self.task.metrics.count_drop("discovery_refused");
+                    if self.log_limit.allow("discovery_refused") {
                         warn!(broker = %name, reason = %reason, "discovery announcement refused");
                     }
                 }
                 if out.template_errors > 0 {
-                    task.metrics.count_drop("discovery_template");
-                    if log_limit.allow("discovery_template") {
+                    self.task.metrics.count_drop("discovery_template");
+                    if self.log_limit.allow("discovery_template") {
                         debug!(broker = %name, topic = %topic, "discovery template failed");
                     }
                 }
                 for t in out.unsubscribe {
-                    pending.retain(|p| *p != t);
-                    let _ = client.unsubscribe(t);
+                    self.pending.retain(|p| *p != t);
+                    let _ = self.client.unsubscribe(t);
                 }
-                pending.extend(out.subscribe);
-                if pending.len() >= SUBSCRIBE_CHUNK {
-                    flush(&client, &mut pending);
+                self.pending.extend(out.subscribe);
+                if self.pending.len() >= SUBSCRIBE_CHUNK {
+                    flush(self.client, &mut self.pending);
                 }
             }
             Ok(SessionEvent::Connected { .. }) => {
                 info!(broker = %name, prefix = %state.plan().prefix, "discovery session connected");
-                pending = std::iter::once(state.config_filter())
+                self.pending = std::iter::once(state.config_filter())
                     .chain(state.topics())
                     .collect();
-                flush(&client, &mut pending);
+                flush(self.client, &mut self.pending);
             }
             Ok(SessionEvent::SubAck(codes)) => {
                 for c in codes.iter().filter_map(|c| c.as_ref().err()) {
-                    if log_limit.allow("discovery_suback") {
+                    if self.log_limit.allow("discovery_suback") {
                         warn!(broker = %name, reason = %c, "the broker refused a discovery subscription");
                     }
                 }
             }
             Ok(_) => {}
             Err(e) => {
-                if log_limit.allow("discovery_connect") {
+                if self.log_limit.allow("discovery_connect") {
                     warn!(broker = %name, error = %e.message, "discovery session disconnected; reconnecting");
-                }
-                let delay = if e.timed_out {
-                    Duration::ZERO
-                } else {
-                    backoff.next_delay()
-                };
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tokio::time::sleep(delay) => {}
                 }
             }
         }
     }
-    client.disconnect();
 }
 
 /// Subscribes what is pending, in chunks; what the request queue cannot take stays pending.
@@ -163,7 +188,7 @@ fn flush(client: &Client, pending: &mut Vec<String>) {
 }
 
 /// Puts the statuses of the columns taken into the outbox when their text changed or their turn came,
-/// their new values into the RRD writer, and the columns onto the board.
+/// and their new values into the RRD writer.
 fn send_changes(
     task: &DiscoveryTask,
     changes: Changes,
@@ -196,7 +221,6 @@ fn send_changes(
     if let Some(rrd) = &task.rrd {
         written.write(rrd, &task.plan.rrd, &columns, &task.metrics, log_limit);
     }
-    task.board.update(task.index, columns, &changes.gone);
 }
 
 /// When each RRD file last got a value (the value's own time), by column and file, so each value is

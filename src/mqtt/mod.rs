@@ -24,6 +24,7 @@
 mod connection;
 pub mod discovery;
 mod granted;
+mod reader;
 mod session;
 pub mod snapshot;
 pub mod steer;

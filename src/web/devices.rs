@@ -128,7 +128,7 @@ impl From<DeviceView> for DeviceItem {
                 .map(|(column, e)| {
                     let id = match &e.key.node_id {
                         Some(n) => format!("{n}/{}", e.key.object_id),
-                        None => e.key.object_id.clone(),
+                        None => e.key.object_id.to_string(),
                     };
                     EntityItem {
                         component: e.key.component.as_str().into(),
