@@ -141,15 +141,15 @@ mod tests {
 
     /// With a column per class, one device spans several columns: the board shows it once, with every
     /// column and entity; the Tasmota device's LWT "Offline" makes it offline since then; blocks are kept
-    /// apart and replaced whole.
+    /// apart; the board lists what the state holds.
     #[test]
     fn a_device_is_listed_once_with_all_its_columns_and_its_availability() {
         let mut f = crate::discovery::tests::feed("column = \"{device_class}\"\n");
         f.load("zigbee2mqtt");
         f.load("tasmota");
         f.send("tele/tasmota_A1B2C3/LWT", "Offline");
-        let cols = f.columns();
-        let devices = devices_of(cols.iter().map(|c| (0, c)));
+        let all = f.columns();
+        let devices = devices_of(all.iter().map(|c| (0, c)));
         let w = devices
             .iter()
             .find(|d| d.host.as_str() == "weather_sensor")
@@ -172,11 +172,7 @@ mod tests {
             .unwrap();
         assert_eq!(g.availability, Availability::Offline(f.wall()));
         assert!(g.entities.len() >= 3, "{g:?}");
-        let both = devices_of(
-            cols.iter()
-                .map(|c| (0, c))
-                .chain(cols.iter().map(|c| (1, c))),
-        );
+        let both = devices_of(all.iter().map(|c| (0, c)).chain(all.iter().map(|c| (1, c))));
         assert_eq!(both.len(), 2 * devices.len(), "listed once per block");
         // The board lists the same from the state itself, judged when asked.
         let b = Board::default();
