@@ -109,12 +109,12 @@ pub struct Entity {
     /// Empty: always available.
     pub availability: Vec<AvailabilityTopic>,
     pub availability_mode: AvailabilityMode,
-    pub device: Device,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Announcement {
-    Entity(Box<Entity>),
+    /// An entity, and what it says of its device (kept apart: the state keeps each device once).
+    Entity { entity: Box<Entity>, device: Device },
     /// An empty retained config: the entity is gone.
     Remove(EntityKey),
 }
@@ -249,11 +249,13 @@ pub fn parse(
         payload_off: r.text("payload_off")?.unwrap_or_else(|| "OFF".into()),
         availability: r.availability()?,
         availability_mode,
-        device: r.device()?,
         state_topic,
         key,
     };
-    Ok(Announcement::Entity(Box::new(entity)))
+    Ok(Announcement::Entity {
+        entity: Box::new(entity),
+        device: r.device()?,
+    })
 }
 
 /// Reads typed keys of one (expanded) object within the limits.

@@ -57,6 +57,18 @@ impl Board {
         self.0.write().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
+    /// Entities of every block now (a count, without building their columns).
+    pub fn entities(&self) -> usize {
+        let blocks: Vec<SharedState> = self
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        blocks.iter().map(|s| lock(s).entity_count()).sum()
+    }
+
     /// Every device of every block now, sorted by host and then device name.
     pub fn devices(&self) -> Vec<DeviceView> {
         let blocks: Vec<(usize, SharedState)> = self

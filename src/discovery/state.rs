@@ -214,16 +214,16 @@ impl DiscoveryState {
         {
             return Ok(());
         }
-        let mut entity =
+        let (entity, announced_device) =
             match announce::parse(key, payload, &self.plan.limits).map_err(|e| e.to_string())? {
                 Announcement::Remove(key) => {
                     self.remove(&key, out);
                     return Ok(());
                 }
-                Announcement::Entity(e) => e,
+                Announcement::Entity { entity, device } => (entity, device),
             };
         // Include and exclude see what is known of the device so far (Tasmota names it in one entity).
-        let (device, device_changed) = self.merge_device(&entity);
+        let (device, device_changed) = self.merge_device(&announced_device);
         if !self
             .plan
             .selector
@@ -303,8 +303,6 @@ impl DiscoveryState {
                 out.subscribe.push(t.clone());
             }
         }
-        // The device lives merged in `devices`; a copy per entity would double what a fleet costs.
-        entity.device = Device::default();
         let place = self.place_of(device, &entity);
         let old_place = self.entities.get(&key).and_then(|s| s.place.clone());
         self.entities.insert(
@@ -379,8 +377,7 @@ impl DiscoveryState {
 
     /// The device of an entity, merged with what earlier entities said about it, and whether that
     /// changed what was known of an existing device.
-    fn merge_device(&mut self, e: &Entity) -> (usize, bool) {
-        let d = &e.device;
+    fn merge_device(&mut self, d: &Device) -> (usize, bool) {
         let found = device_keys(d).find_map(|k| self.device_index.get(&k).copied());
         let mut changed = false;
         let i = match found {

@@ -76,7 +76,7 @@ pub async fn run(task: DiscoveryTask, cancel: CancellationToken) {
         log_limit: LogLimiter::new(Duration::from_secs(60)),
         pending: Vec::new(),
     };
-    let mut sent: HashMap<Place, u64> = HashMap::new();
+    let mut sent: HashMap<u64, u64> = HashMap::new();
     let mut written = Written::default();
     let mut check = tokio::time::interval(CHECK_EVERY);
     let shares = (RESEND_EVERY.as_secs() / CHECK_EVERY.as_secs()) as usize;
@@ -192,26 +192,24 @@ fn flush(client: &Client, pending: &mut Vec<String>) {
 fn send_changes(
     task: &DiscoveryTask,
     changes: Changes,
-    sent: &mut HashMap<Place, u64>,
+    sent: &mut HashMap<u64, u64>,
     written: &mut Written,
     log_limit: &LogLimiter,
 ) {
     let wall = SystemTime::now();
     for p in &changes.gone {
-        sent.remove(p);
+        sent.remove(&hash(p));
         written.0.remove(p);
     }
     let mut columns = Vec::with_capacity(changes.columns.len());
     for (col, again) in changes.columns {
         let status = crate::status::discovery_status(&col, LIFETIME, wall, task.max_value_chars);
-        // A hash of what was sent, not the text: a copy of every column's body would cost as much as
-        // the columns themselves.
-        let seen = {
-            let mut h = std::hash::DefaultHasher::new();
-            (status.colour, &status.body).hash(&mut h);
-            h.finish()
-        };
-        let place = (col.host.clone(), col.column.clone());
+        // Hashes of the column and of what was sent, not the text: copies of every column's name and
+        // body would cost as much as the columns themselves.
+        let (place, seen) = (
+            hash(&(&col.host, &col.column)),
+            hash(&(status.colour, &status.body)),
+        );
         if again || sent.get(&place) != Some(&seen) {
             sent.insert(place, seen);
             task.outbox.put(status);
@@ -221,6 +219,12 @@ fn send_changes(
     if let Some(rrd) = &task.rrd {
         written.write(rrd, &task.plan.rrd, &columns, &task.metrics, log_limit);
     }
+}
+
+fn hash(v: &impl Hash) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    v.hash(&mut h);
+    h.finish()
 }
 
 /// When each RRD file last got a value (the value's own time), by column and file, so each value is
