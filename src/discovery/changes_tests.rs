@@ -6,10 +6,10 @@ use super::tests::feed;
 use super::*;
 use std::collections::BTreeSet;
 
-fn places(c: &Changes, again: bool) -> BTreeSet<String> {
+fn places(c: &Changes, turn: bool) -> BTreeSet<String> {
     c.columns
         .iter()
-        .filter(|(_, a)| *a == again)
+        .filter(|(_, why)| (*why == Why::Turn) == turn)
         .map(|(c, _)| format!("{}.{}", c.host, c.column))
         .collect()
 }
@@ -143,4 +143,36 @@ fn columns_kept_from_changes_equal_every_column() {
         );
     }
     assert!(f.state.entity_count() > 0);
+}
+
+/// Only values: `Value`, whatever they do to the colour (the session compares colours); a value after a
+/// template error, availability, staleness and a new announcement: `Changed`.
+#[test]
+fn why_a_column_is_taken() {
+    let mut f = feed("max_entities = 100\n");
+    announce(
+        &mut f,
+        0,
+        "cellar",
+        r#","val_tpl":"{{ value_json.t }}","avty_t":"a/0","exp_aft":60"#,
+    );
+    let why = |f: &mut super::tests::Feed| -> Vec<Why> {
+        let c = f.state.take_changes(f.now(), f.wall(), 1000);
+        c.columns.into_iter().map(|(_, w)| w).collect()
+    };
+    why(&mut f);
+    f.send("a/0", "online");
+    assert_eq!(why(&mut f), [Why::Changed]);
+    f.send("s/0", r#"{"t":1}"#);
+    assert_eq!(why(&mut f), [Why::Changed], "the first value");
+    f.send("s/0", r#"{"t":2}"#);
+    f.send("s/0", r#"{"t":99}"#);
+    assert_eq!(why(&mut f), [Why::Value]);
+    f.send("s/0", "not json");
+    assert_eq!(why(&mut f), [Why::Changed], "a template error");
+    f.send("s/0", r#"{"t":3}"#);
+    assert_eq!(why(&mut f), [Why::Changed], "the error is over");
+    f.at += 61;
+    assert_eq!(why(&mut f), [Why::Changed], "stale");
+    assert!(why(&mut f).is_empty());
 }

@@ -33,7 +33,7 @@ pub use announce::{AnnounceLimits, AvailabilityMode, Device, Entity, EntityKey, 
 pub use board::{lock, Board, DeviceView, SharedState};
 pub use compile::{compile, DiscoveryError};
 pub use state::{DiscoveryState, Offered, Place};
-pub use view::{Changes, ColumnView, EntityView};
+pub use view::{Changes, ColumnView, EntityView, Why};
 
 use judge::Policy;
 use select::Selector;

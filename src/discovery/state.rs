@@ -17,7 +17,7 @@
 //!   `AnnounceLimits`.
 
 use super::announce::{self, Announcement, Device, Entity, EntityKey, Refused};
-use super::judge::{Live, Reading};
+use super::judge::{Live, Policy, Reading};
 use super::template::{Message, Templates};
 use super::{Component, DiscoveryPlan};
 use crate::names::{HostName, TestName};
@@ -53,8 +53,20 @@ pub(super) struct Slot {
     pub(super) live: Live,
     /// The column the entity is in; None while its host cannot be named.
     pub(super) place: Option<Place>,
-    /// Something its column shows changed since the columns were last taken (`view`).
-    pub(super) dirty: bool,
+    /// What changed of it since the columns were last taken (`view`).
+    pub(super) dirty: Dirty,
+}
+
+/// What changed of an entity since its column was last taken; the larger wins.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Dirty {
+    #[default]
+    Clean,
+    /// A new value, as the one before it (its colour may have changed).
+    Value,
+    /// Anything else the status shows: an announcement, availability, a template error or its end,
+    /// the first value, the entity moved.
+    Changed,
 }
 
 /// A Xymon column: host and test.
@@ -63,7 +75,7 @@ pub type Place = (HostName, TestName);
 pub struct DiscoveryState {
     pub(super) plan: DiscoveryPlan,
     pub(super) templates: Templates,
-    pub(super) entities: BTreeMap<EntityKey, Slot>,
+    pub(super) entities: HashMap<EntityKey, Box<Slot>>,
     pub(super) devices: Vec<Device>,
     /// Identifier or `type:value` connection → device index.
     device_index: HashMap<String, usize>,
@@ -76,6 +88,8 @@ pub struct DiscoveryState {
     /// When the columns were last taken, and where the share re-sent then ended.
     pub(super) last_taken: Option<Instant>,
     pub(super) resend_after: Option<Place>,
+    /// Calls of `take_changes` so far.
+    pub(super) turns: usize,
     /// Announcements refused since start.
     pub refused: u64,
 }
@@ -100,7 +114,7 @@ impl DiscoveryState {
         DiscoveryState {
             templates: Templates::new(plan.template_fuel, plan.max_template_output),
             plan,
-            entities: BTreeMap::new(),
+            entities: HashMap::new(),
             devices: Vec::new(),
             device_index: HashMap::new(),
             by_state: HashMap::new(),
@@ -109,6 +123,7 @@ impl DiscoveryState {
             left: Vec::new(),
             last_taken: None,
             resend_after: None,
+            turns: 0,
             refused: 0,
         }
     }
@@ -185,12 +200,19 @@ impl DiscoveryState {
             sensor_time: None,
             retained,
         };
-        for key in self.by_state.get(topic).cloned().unwrap_or_default() {
-            out.template_errors += u32::from(!self.state_message(&key, &message, seen, wall));
+        // Borrowed field by field: the readers of the topic are walked while their slots change.
+        let policy = &self.plan.policy;
+        for key in self.by_state.get(topic).into_iter().flatten() {
+            if let Some(slot) = self.entities.get_mut(key) {
+                let ok = state_message(slot, &self.templates, policy, &message, seen, wall);
+                out.template_errors += u32::from(!ok);
+            }
         }
-        for (key, i) in self.by_availability.get(topic).cloned().unwrap_or_default() {
-            out.template_errors +=
-                u32::from(!self.availability_message(&key, i, &message, now, wall));
+        for (key, i) in self.by_availability.get(topic).into_iter().flatten() {
+            if let Some(slot) = self.entities.get_mut(key) {
+                let ok = availability_message(slot, &self.templates, *i, &message, now, wall);
+                out.template_errors += u32::from(!ok);
+            }
         }
         out
     }
@@ -307,15 +329,15 @@ impl DiscoveryState {
         let old_place = self.entities.get(&key).and_then(|s| s.place.clone());
         self.entities.insert(
             key.clone(),
-            Slot {
+            Box::new(Slot {
                 entity,
                 announced,
                 device,
                 thresholds,
                 live,
                 place: old_place,
-                dirty: true,
-            },
+                dirty: Dirty::Changed,
+            }),
         );
         self.set_place(&key, place);
         if device_changed {
@@ -341,7 +363,7 @@ impl DiscoveryState {
         let Some(slot) = self.entities.get_mut(key) else {
             return;
         };
-        slot.dirty = true;
+        slot.dirty = Dirty::Changed;
         if slot.place == place {
             return;
         }
@@ -505,86 +527,90 @@ impl DiscoveryState {
             }
         }
     }
+}
 
-    /// A state message for one entity; false when its template failed.
-    fn state_message(
-        &mut self,
-        key: &EntityKey,
-        message: &Message,
-        seen: Seen,
-        wall: SystemTime,
-    ) -> bool {
-        let Some(slot) = self.entities.get_mut(key) else {
-            return true;
-        };
-        slot.dirty = true;
-        let e = &slot.entity;
-        let rendered = match &e.value_template {
-            Some(src) => self.templates.render(src, message),
-            None => Ok(message.text().trim().to_string()),
-        };
-        let s = match rendered {
+/// A state message for one entity; false when its template failed.
+fn state_message(
+    slot: &mut Slot,
+    templates: &Templates,
+    policy: &Policy,
+    message: &Message,
+    seen: Seen,
+    wall: SystemTime,
+) -> bool {
+    let e = &slot.entity;
+    let rendered = match &e.value_template {
+        Some(src) => templates.render(src, message),
+        None => Ok(message.text().trim().to_string()),
+    };
+    let s = match rendered {
+        Ok(s) => s,
+        Err(reason) => {
+            slot.live.template_failed(reason);
+            slot.dirty = Dirty::Changed;
+            return false;
+        }
+    };
+    let reading = match e.key.component {
+        _ if s == "None" => Reading::Unknown,
+        Component::BinarySensor if s == e.payload_on => Reading::On,
+        Component::BinarySensor if s == e.payload_off => Reading::Off,
+        // HA ignores other binary states and empty sensor results.
+        Component::BinarySensor => return true,
+        Component::Sensor if s.is_empty() => return true,
+        Component::Sensor => match s.parse::<f64>() {
+            Ok(v) if v.is_finite() => Reading::Number(v),
+            _ => Reading::Text(s),
+        },
+    };
+    // A value after none, after a template error or after the device was offline changes more than
+    // the value.
+    let live = &slot.live;
+    let what = if live.reading.is_none() || live.error.is_some() || live.was_offline {
+        Dirty::Changed
+    } else {
+        Dirty::Value
+    };
+    slot.dirty = slot.dirty.max(what);
+    let thresholds = slot
+        .thresholds
+        .and_then(|i| policy.thresholds.get(i))
+        .map(|r| &r.thresholds);
+    slot.live.value(reading, thresholds, seen, wall);
+    true
+}
+
+/// An availability message for topic `i` of one entity; false when its template failed.
+fn availability_message(
+    slot: &mut Slot,
+    templates: &Templates,
+    i: usize,
+    message: &Message,
+    now: Instant,
+    wall: SystemTime,
+) -> bool {
+    let Some(a) = slot.entity.availability.get(i) else {
+        return true;
+    };
+    slot.dirty = Dirty::Changed;
+    let s = match &a.template {
+        Some(src) => match templates.render(src, message) {
             Ok(s) => s,
             Err(reason) => {
-                slot.live.template_failed(reason);
+                slot.live.template_failed(format!("availability: {reason}"));
                 return false;
             }
-        };
-        let reading = match e.key.component {
-            _ if s == "None" => Reading::Unknown,
-            Component::BinarySensor if s == e.payload_on => Reading::On,
-            Component::BinarySensor if s == e.payload_off => Reading::Off,
-            // HA ignores other binary states and empty sensor results.
-            Component::BinarySensor => return true,
-            Component::Sensor if s.is_empty() => return true,
-            Component::Sensor => match s.parse::<f64>() {
-                Ok(v) if v.is_finite() => Reading::Number(v),
-                _ => Reading::Text(s),
-            },
-        };
-        let thresholds = slot
-            .thresholds
-            .and_then(|i| self.plan.policy.thresholds.get(i))
-            .map(|r| &r.thresholds);
-        slot.live.value(reading, thresholds, seen, wall);
+        },
+        None => message.text().trim().to_string(),
+    };
+    let available = if s == a.payload_available {
         true
-    }
-
-    /// An availability message for topic `i` of one entity; false when its template failed.
-    fn availability_message(
-        &mut self,
-        key: &EntityKey,
-        i: usize,
-        message: &Message,
-        now: Instant,
-        wall: SystemTime,
-    ) -> bool {
-        let Some(slot) = self.entities.get_mut(key) else {
-            return true;
-        };
-        slot.dirty = true;
-        let Some(a) = slot.entity.availability.get(i) else {
-            return true;
-        };
-        let s = match &a.template {
-            Some(src) => match self.templates.render(src, message) {
-                Ok(s) => s,
-                Err(reason) => {
-                    slot.live.template_failed(format!("availability: {reason}"));
-                    return false;
-                }
-            },
-            None => message.text().trim().to_string(),
-        };
-        let available = if s == a.payload_available {
-            true
-        } else if s == a.payload_not_available {
-            false
-        } else {
-            return true;
-        };
-        let mode = slot.entity.availability_mode;
-        slot.live.availability(mode, i, available, now, wall);
-        true
-    }
+    } else if s == a.payload_not_available {
+        false
+    } else {
+        return true;
+    };
+    let mode = slot.entity.availability_mode;
+    slot.live.availability(mode, i, available, now, wall);
+    true
 }

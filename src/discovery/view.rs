@@ -3,10 +3,10 @@
 
 use super::announce::{Device, EntityKey};
 use super::judge::{Availability, Judged};
-use super::state::{DiscoveryState, Place};
+use super::state::{Dirty, DiscoveryState, Place};
 use crate::colour::Colour;
 use crate::names::{HostName, TestName};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound::{Excluded, Unbounded};
 use std::time::SystemTime;
 use tokio::time::Instant;
@@ -41,10 +41,22 @@ pub struct ColumnView {
 /// What changed since the columns were last taken (`DiscoveryState::take_changes`).
 #[derive(Debug, Default)]
 pub struct Changes {
-    /// Columns whose entities changed, and the share due to be sent again anyway (`true`).
-    pub columns: Vec<(ColumnView, bool)>,
+    /// Columns whose entities changed, and the share due to be sent again anyway, each with why.
+    pub columns: Vec<(ColumnView, Why)>,
     /// Columns with no entity left.
     pub gone: Vec<Place>,
+}
+
+/// Why a column was taken; when several reasons hold, the last listed here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Why {
+    /// Only values came (the colour may differ).
+    Value,
+    /// Its turn to be sent again.
+    Turn,
+    /// Something else the status shows changed (`Dirty::Changed`), a value turned stale, or an entity
+    /// left it.
+    Changed,
 }
 
 impl DiscoveryState {
@@ -58,12 +70,12 @@ impl DiscoveryState {
     }
 
     /// The columns that changed since the last call (a value, an availability, an announcement, a
-    /// device, or a value turning stale with time), and `1/shares` of the others in turn, so that each
-    /// column comes out at least every `shares` calls without all of them at once. Costs a pass over
-    /// the entities' flags, plus the columns returned.
+    /// device, or a value turning stale with time), and `1/shares` of the columns in turn, so that each
+    /// column comes out at least every `shares` calls without all of them at once; each with why
+    /// (`Why`). Costs a pass over the entities' flags, plus the columns returned.
     pub fn take_changes(&mut self, now: Instant, now_wall: SystemTime, shares: usize) -> Changes {
         let since = self.last_taken.replace(now);
-        let mut due: BTreeSet<&Place> = BTreeSet::new();
+        let mut due: BTreeMap<&Place, Why> = BTreeMap::new();
         let by_place = &self.by_place;
         for slot in self.entities.values_mut() {
             let expired = match (slot.entity.expire_after, slot.live.seen, since) {
@@ -73,21 +85,30 @@ impl DiscoveryState {
                 }
                 _ => false,
             };
-            if std::mem::take(&mut slot.dirty) || expired {
-                if let Some((p, _)) = slot.place.as_ref().and_then(|p| by_place.get_key_value(p)) {
-                    due.insert(p);
-                }
+            let why = match (std::mem::take(&mut slot.dirty), expired) {
+                (Dirty::Changed, _) | (_, true) => Why::Changed,
+                (Dirty::Value, false) => Why::Value,
+                (Dirty::Clean, false) => continue,
+            };
+            if let Some((p, _)) = slot.place.as_ref().and_then(|p| by_place.get_key_value(p)) {
+                let w = due.entry(p).or_insert(why);
+                *w = (*w).max(why);
             }
         }
         let mut gone = Vec::new();
         for p in std::mem::take(&mut self.left) {
             if let Some((p, _)) = self.by_place.get_key_value(&p) {
-                due.insert(p);
+                due.insert(p, Why::Changed);
             } else if !gone.contains(&p) {
                 gone.push(p);
             }
         }
-        let share = self.by_place.len().div_ceil(shares.max(1));
+        // Call k of each round of `shares` takes columns k*n/shares up to (k+1)*n/shares: every column
+        // once a round, and no call more than its share.
+        let (n, shares) = (self.by_place.len(), shares.max(1));
+        let k = self.turns % shares;
+        self.turns = self.turns.wrapping_add(1);
+        let share = (k + 1) * n / shares - k * n / shares;
         let start = match &self.resend_after {
             Some(p) => self.by_place.range::<Place, _>((Excluded(p), Unbounded)),
             None => self.by_place.range::<Place, _>(..),
@@ -97,22 +118,22 @@ impl DiscoveryState {
             .map(|(p, _)| p)
             .take(share.min(self.by_place.len()))
             .collect();
-        let next_after = resend.last().map(|p| (*p).clone());
-        let mut columns = Vec::with_capacity(due.len() + resend.len());
-        for p in &resend {
-            due.remove(p);
+        // The cursor moves only when some column had its turn.
+        let next_after = resend
+            .last()
+            .map(|p| (*p).clone())
+            .or(self.resend_after.take());
+        for p in resend {
+            let w = due.entry(p).or_insert(Why::Turn);
+            *w = (*w).max(Why::Turn);
         }
-        for (places, again) in [(due.into_iter().collect::<Vec<_>>(), false), (resend, true)] {
-            for p in places {
-                if let Some(c) = self
-                    .by_place
-                    .get(p)
-                    .and_then(|keys| self.column(p, keys, now, now_wall))
-                {
-                    columns.push((c, again));
-                }
-            }
-        }
+        let columns = due
+            .into_iter()
+            .filter_map(|(p, why)| {
+                let keys = self.by_place.get(p)?;
+                Some((self.column(p, keys, now, now_wall)?, why))
+            })
+            .collect();
         self.resend_after = next_after;
         Changes { columns, gone }
     }

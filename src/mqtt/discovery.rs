@@ -7,13 +7,17 @@
 //! go, never mix with the permanent ones of the ingest session. A reader task (`mqtt::reader`) drains
 //! its socket into a queue bounded by bytes, so the broker's burst of retained announcements at
 //! subscribe time is taken in full while the state works through it, in batches under one lock. Owns
-//! the block's `discovery::DiscoveryState`. At each check (`CHECK_EVERY`) it takes the columns that changed, plus
-//! a share of the others so that every column comes out each `RESEND_EVERY` (never all at once: the
-//! same task reads the socket, and 10,000 columns at once would stall it), and writes the statuses
-//! (`status::discovery_status`) of those whose text changed, or whose turn it is, into the outbox. The
-//! state is attached to the `discovery::Board`, from which the dashboard lists the devices. With `rrd`/`rrd_classes`, the latest
-//! value of each numeric sensor that changed goes to the RRD writer at each check
-//! (`<host>/<column>.<object_id>.rrd`, the `value` layout).
+//! the block's `discovery::DiscoveryState`.
+//!
+//! At each check (`CHECK_EVERY`) it takes the columns that changed, plus a share of the others so
+//! that every column comes out each `RESEND_EVERY` (never all at once: 10,000 columns at once would
+//! stall the session). A column's status (`status::discovery_status`) goes into the outbox when its
+//! turn comes, when something other than a value changed (an announcement, availability, a template
+//! error, a value turning stale), or when new values change its colour; values alone that keep the
+//! colour wait for the turn, as a rule's statuses wait for its interval. The state is attached to the
+//! `discovery::Board`, from which the dashboard lists the devices with their latest values. With
+//! `rrd`/`rrd_classes`, the latest value of each numeric sensor that changed goes to the RRD writer at
+//! each check (`<host>/<column>.<object_id>.rrd`, the `value` layout).
 //! Refused announcements and template errors are counted (`xymon_mqtt_dropped_total`, reasons
 //! `discovery_refused`, `discovery_template`) and logged, rate-limited. Subscriptions asked for while
 //! the request queue is full wait for the next check; on every ConnAck all of them are sent again.
@@ -22,7 +26,10 @@ use super::connection::{open, Connection};
 use super::reader;
 use super::session::{Client, SessionError, SessionEvent};
 use super::SUBSCRIBE_CHUNK;
-use crate::discovery::{lock, Board, Changes, DiscoveryPlan, DiscoveryState, Place, SharedState};
+use crate::colour::Colour;
+use crate::discovery::{
+    lock, Board, Changes, DiscoveryPlan, DiscoveryState, Place, SharedState, Why,
+};
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 use crate::rrd::{RrdSample, RrdWriter};
@@ -76,7 +83,7 @@ pub async fn run(task: DiscoveryTask, cancel: CancellationToken) {
         log_limit: LogLimiter::new(Duration::from_secs(60)),
         pending: Vec::new(),
     };
-    let mut sent: HashMap<u64, u64> = HashMap::new();
+    let mut sent: HashMap<u64, Colour> = HashMap::new();
     let mut written = Written::default();
     let mut check = tokio::time::interval(CHECK_EVERY);
     let shares = (RESEND_EVERY.as_secs() / CHECK_EVERY.as_secs()) as usize;
@@ -192,7 +199,7 @@ fn flush(client: &Client, pending: &mut Vec<String>) {
 fn send_changes(
     task: &DiscoveryTask,
     changes: Changes,
-    sent: &mut HashMap<u64, u64>,
+    sent: &mut HashMap<u64, Colour>,
     written: &mut Written,
     log_limit: &LogLimiter,
 ) {
@@ -202,16 +209,14 @@ fn send_changes(
         written.0.remove(p);
     }
     let mut columns = Vec::with_capacity(changes.columns.len());
-    for (col, again) in changes.columns {
-        let status = crate::status::discovery_status(&col, LIFETIME, wall, task.max_value_chars);
-        // Hashes of the column and of what was sent, not the text: copies of every column's name and
-        // body would cost as much as the columns themselves.
-        let (place, seen) = (
-            hash(&(&col.host, &col.column)),
-            hash(&(status.colour, &status.body)),
-        );
-        if again || sent.get(&place) != Some(&seen) {
-            sent.insert(place, seen);
+    for (col, why) in changes.columns {
+        // Keyed by a hash of the column: a copy of every column's name would cost as much as a column.
+        let place = hash(&(&col.host, &col.column));
+        // Values alone send the column when they change its colour; the status is built only then.
+        if why != Why::Value || sent.get(&place) != Some(&col.colour) {
+            sent.insert(place, col.colour);
+            let status =
+                crate::status::discovery_status(&col, LIFETIME, wall, task.max_value_chars);
             task.outbox.put(status);
         }
         columns.push(col);
