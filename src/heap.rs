@@ -1,7 +1,8 @@
 //! Keeping the daemon's heap small under glibc's malloc, which it runs on for years.
 //!
 //! `limit_arenas` is called by `main` before any thread starts; `release_free_memory` by the store after
-//! it has freed a lot (evictions, refused topics). Elsewhere (musl, other systems) both do nothing.
+//! it has freed a lot (evictions, refused topics) and by the discovery sessions after a burst of
+//! messages. Elsewhere (musl, other systems) both do nothing.
 
 /// Caps glibc at one malloc arena unless the administrator set `MALLOC_ARENA_MAX` (then theirs holds).
 ///

@@ -67,6 +67,8 @@ pub struct DiscoveryTask {
 
 /// Events handled per turn of the loop (one lock of the state for all of them).
 const BATCH: usize = 256;
+/// Payload bytes handled after which, once the queue is empty, free memory goes back to the system.
+const TRIM_AFTER: usize = 4 << 20;
 
 /// Runs the session until `cancel`; reconnects with backoff (the reader's).
 pub async fn run(task: DiscoveryTask, cancel: CancellationToken) {
@@ -88,6 +90,7 @@ pub async fn run(task: DiscoveryTask, cancel: CancellationToken) {
     let mut check = tokio::time::interval(CHECK_EVERY);
     let shares = (RESEND_EVERY.as_secs() / CHECK_EVERY.as_secs()) as usize;
     let mut batch = Vec::with_capacity(BATCH);
+    let mut handled = 0usize;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -95,6 +98,14 @@ pub async fn run(task: DiscoveryTask, cancel: CancellationToken) {
                 flush(&client, &mut session.pending);
                 let changes = lock(&state).take_changes(Instant::now(), SystemTime::now(), shares);
                 send_changes(&task, changes, &mut sent, &mut written, &session.log_limit);
+                // A burst (the announcements, a fleet reconnecting) passed through the queue and the
+                // parsers: malloc keeps what they freed, scattered between what the state keeps, and
+                // hands it back only when asked. Measured after 10,000 devices announced and published:
+                // 19 MB of 78 MB.
+                if handled >= TRIM_AFTER && queue.is_empty() {
+                    crate::heap::release_free_memory();
+                    handled = 0;
+                }
             }
             n = queue.recv_many(&mut batch, BATCH) => {
                 if n == 0 {
@@ -102,6 +113,9 @@ pub async fn run(task: DiscoveryTask, cancel: CancellationToken) {
                 }
                 let mut state = lock(&state);
                 for read in batch.drain(..) {
+                    if let Ok(SessionEvent::Message(m)) = &read.event {
+                        handled += m.payload.len();
+                    }
                     session.handle(&mut state, read.event);
                 }
             }
