@@ -16,6 +16,7 @@
 use super::abbrev;
 use super::Component;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,8 +105,9 @@ pub struct Entity {
     pub device_class: Option<String>,
     /// None: never expires (HA's 0 too).
     pub expire_after: Option<Duration>,
-    pub payload_on: String,
-    pub payload_off: String,
+    /// HA's defaults "ON" and "OFF" unless announced (borrowed: no allocation per entity for them).
+    pub payload_on: Cow<'static, str>,
+    pub payload_off: Cow<'static, str>,
     /// Empty: always available.
     pub availability: Vec<AvailabilityTopic>,
     pub availability_mode: AvailabilityMode,
@@ -245,8 +247,12 @@ pub fn parse(
         unit: r.text("unit_of_measurement")?,
         device_class: r.text("device_class")?,
         expire_after,
-        payload_on: r.text("payload_on")?.unwrap_or_else(|| "ON".into()),
-        payload_off: r.text("payload_off")?.unwrap_or_else(|| "OFF".into()),
+        payload_on: r
+            .text("payload_on")?
+            .map_or(Cow::Borrowed("ON"), Cow::Owned),
+        payload_off: r
+            .text("payload_off")?
+            .map_or(Cow::Borrowed("OFF"), Cow::Owned),
         availability: r.availability()?,
         availability_mode,
         state_topic,

@@ -22,7 +22,7 @@ use super::template::{Message, Templates};
 use super::{Component, DiscoveryPlan};
 use crate::names::{HostName, TestName};
 use crate::rules::staleness::Seen;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::time::SystemTime;
 use tokio::time::Instant;
@@ -81,8 +81,9 @@ pub struct DiscoveryState {
     device_index: HashMap<String, usize>,
     by_state: HashMap<String, Vec<EntityKey>>,
     by_availability: HashMap<String, Vec<(EntityKey, usize)>>,
-    /// The entities of each column, in key order.
-    pub(super) by_place: BTreeMap<Place, BTreeSet<EntityKey>>,
+    /// The entities of each column, in key order (a sorted `Vec`: a column holds a few entities, and a
+    /// set's node would cost ten times as much).
+    pub(super) by_place: BTreeMap<Place, Vec<EntityKey>>,
     /// Columns that lost an entity since the columns were last taken: rebuilt, or gone.
     pub(super) left: Vec<Place>,
     /// When the columns were last taken, and where the share re-sent then ended.
@@ -370,7 +371,9 @@ impl DiscoveryState {
         let old = std::mem::replace(&mut slot.place, place.clone());
         if let Some(old) = old {
             if let Some(keys) = self.by_place.get_mut(&old) {
-                keys.remove(key);
+                if let Ok(i) = keys.binary_search(key) {
+                    keys.remove(i);
+                }
                 if keys.is_empty() {
                     self.by_place.remove(&old);
                 }
@@ -378,7 +381,10 @@ impl DiscoveryState {
             self.left.push(old);
         }
         if let Some(new) = place {
-            self.by_place.entry(new).or_default().insert(key.clone());
+            let keys = self.by_place.entry(new).or_default();
+            if let Err(i) = keys.binary_search(key) {
+                keys.insert(i, key.clone());
+            }
         }
     }
 

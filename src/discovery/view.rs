@@ -6,7 +6,7 @@ use super::judge::{Availability, Judged};
 use super::state::{Dirty, DiscoveryState, Place};
 use crate::colour::Colour;
 use crate::names::{HostName, TestName};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::Bound::{Excluded, Unbounded};
 use std::time::SystemTime;
 use tokio::time::Instant;
@@ -142,7 +142,7 @@ impl DiscoveryState {
     fn column(
         &self,
         place: &Place,
-        keys: &BTreeSet<EntityKey>,
+        keys: &[EntityKey],
         now: Instant,
         now_wall: SystemTime,
     ) -> Option<ColumnView> {
