@@ -347,3 +347,53 @@ fn templates_are_shared_and_given_back() {
     assert_eq!(f.state.templates.len(), 0);
     assert_eq!(f.state.entity_count(), 0);
 }
+
+/// Entities sharing a state topic have their `{{ value_json.a.b }}` values selected in one pass over
+/// each payload; what that pass cannot print (a missing key, an array, a payload that is not JSON) goes
+/// to the engine, so every entity reads exactly what its template alone would.
+#[test]
+fn one_pass_over_a_shared_topic_reads_as_each_template_alone() {
+    let mut f = feed("max_entities = 100\n");
+    let templates = [
+        ("a", "{{ value_json.t }}"),
+        ("b", "{{ value_json['t'] }}"),
+        ("c", "{{ value_json.o.v }}"),
+        ("d", "{{ value_json.t | float * 2 }}"),
+        ("e", "{{ value_json.l }}"),
+        ("g", "{{ value_json.missing }}"),
+    ];
+    for (id, tpl) in templates {
+        let cfg = format!(
+            r#"{{"name":"{id}","stat_t":"s/shared","val_tpl":"{tpl}","dev":{{"ids":"d","name":"dev"}}}}"#
+        );
+        assert_eq!(
+            f.send(&format!("homeassistant/sensor/n/{id}/config"), &cfg)
+                .refused,
+            None
+        );
+    }
+    let value = |f: &super::tests::Feed, id: &str| f.entity("dev", id).value;
+    // The last of duplicate members wins, as in the parsed document.
+    f.send("s/shared", r#"{"t":1.5,"o":{"v":"x"},"l":[1,2],"t":2.5}"#);
+    let got: Vec<Option<String>> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|id| value(&f, id))
+        .collect();
+    let want = ["2.5", "2.5", "x", "5", "[1, 2]"].map(|s| Some(s.to_string()));
+    assert_eq!(got, want);
+    // A missing member prints "": no value, as HA ignores an empty result.
+    assert_eq!(value(&f, "g"), None);
+    // Not JSON: every template fails in the engine, with its reason, and keeps its last value.
+    assert_eq!(f.send("s/shared", "not json").template_errors, 6);
+    assert_eq!(value(&f, "a").as_deref(), Some("2.5"));
+    assert!(f
+        .entity("dev", "a")
+        .judged
+        .reason
+        .contains("template failed"));
+    // An entity leaving the topic leaves the others' pass intact.
+    f.send_bytes("homeassistant/sensor/n/b/config", b"", true);
+    f.send("s/shared", r#"{"t":7,"o":{"v":"y"}}"#);
+    assert_eq!(value(&f, "a").as_deref(), Some("7"));
+    assert_eq!(value(&f, "c").as_deref(), Some("y"));
+}

@@ -17,7 +17,7 @@
 use super::announce::{AvailabilityMode, Entity};
 use crate::colour::Colour;
 use crate::rules::staleness::{freshness, Freshness, Seen};
-use crate::rules::threshold::{ColourState, Thresholds};
+use crate::rules::threshold::{ColourState, Step, Thresholds};
 use glob::Pattern;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -135,8 +135,9 @@ pub struct Live {
     /// The wall-clock time of the latest value, for the status.
     pub seen_wall: Option<SystemTime>,
     pub colour: ColourState,
-    /// The reason of the last verdict on a number.
-    pub reason: String,
+    /// The last verdict on a number, without its words (`judge` words it): a reason written per
+    /// message would cost more than judging it.
+    pub step: Option<Step>,
     /// The latest template failure, until a message renders again.
     pub error: Option<String>,
     pub template_errors: u64,
@@ -194,7 +195,8 @@ impl Live {
         let first = self.seen.is_none();
         if let (Reading::Number(v), Some(t)) = (&reading, thresholds) {
             if !seen.retained || first {
-                self.reason = self.colour.step(t, *v).reason;
+                let why = self.colour.advance(t, *v);
+                self.step = Some(self.colour.last_step(why));
             }
         }
         self.reading = Some(reading);
@@ -285,7 +287,15 @@ impl Live {
     }
 
     /// The colour of the entity now.
-    pub fn judge(&self, e: &Entity, policy: &Policy, now: Instant, now_wall: SystemTime) -> Judged {
+    /// `thresholds` are the entity's (`Policy::thresholds_for`).
+    pub fn judge(
+        &self,
+        e: &Entity,
+        policy: &Policy,
+        thresholds: Option<&Thresholds>,
+        now: Instant,
+        now_wall: SystemTime,
+    ) -> Judged {
         if let Some(state) = self.availability_state(e.availability_mode) {
             match state {
                 Err(None) => return judged(Colour::Clear, "availability not reported yet"),
@@ -318,9 +328,10 @@ impl Live {
             );
         }
         match reading {
-            Reading::Number(_) if !self.reason.is_empty() => {
-                judged(self.colour.colour, self.reason.clone())
-            }
+            Reading::Number(_) => match (self.step, thresholds) {
+                (Some(step), Some(t)) => judged(step.colour, step.reason(t)),
+                _ => judged(Colour::Green, "ok"),
+            },
             Reading::On => {
                 let c = policy.on_colour(e.device_class.as_deref());
                 judged(c, format!("on ({} when on)", c))

@@ -12,15 +12,18 @@
 //!   value and colour state; an empty one removes it, and its topics are dropped when no other entity
 //!   needs them, so later state messages cannot bring it back.
 //! - Templates are compiled at announcement (a syntax error refuses it) and rendered per message; a
-//!   failure keeps the last value, is counted per entity and shown until a message renders again.
+//!   failure keeps the last value, is counted per entity and shown until a message renders again. The
+//!   `{{ value_json.a.b }}` values of a state topic's readers are selected in one pass over each payload
+//!   (`Readers`); what that pass cannot print goes to the template engine.
 //! - Bounds: `max_entities` entities (devices are at most as many); every announcement within
 //!   `AnnounceLimits`.
 
 use super::announce::{self, Announcement, Device, Entity, EntityKey, Refused};
 use super::judge::{Live, Policy, Reading};
-use super::template::{Message, Templates};
+use super::template::{self, Message, Templates};
 use super::{Component, DiscoveryPlan};
 use crate::names::{HostName, TestName};
+use crate::rules::scan::SimplePaths;
 use crate::rules::staleness::Seen;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
@@ -69,6 +72,21 @@ pub enum Dirty {
     Changed,
 }
 
+/// The entities reading one state topic, and the one pass over its payloads that selects the values of
+/// their `{{ value_json.a.b }}` templates (`rules::scan`) without building the document, when any has
+/// such a template.
+#[derive(Default)]
+struct Readers {
+    keys: Vec<EntityKey>,
+    scan: Option<TopicScan>,
+}
+
+struct TopicScan {
+    paths: SimplePaths,
+    /// The slot of `keys[i]`'s template in `paths`.
+    slots: Vec<Option<usize>>,
+}
+
 /// A Xymon column: host and test.
 pub type Place = (HostName, TestName);
 
@@ -79,7 +97,7 @@ pub struct DiscoveryState {
     pub(super) devices: Vec<Device>,
     /// Identifier or `type:value` connection → device index.
     device_index: HashMap<String, usize>,
-    by_state: HashMap<String, Vec<EntityKey>>,
+    by_state: HashMap<String, Readers>,
     by_availability: HashMap<String, Vec<(EntityKey, usize)>>,
     /// The entities of each column, in key order (a sorted `Vec`: a column holds a few entities, and a
     /// set's node would cost ten times as much).
@@ -157,7 +175,11 @@ impl DiscoveryState {
 
     /// The entities that read `topic` as their state topic, then those that read it for availability.
     pub fn readers(&self, topic: &str) -> Vec<EntityKey> {
-        let mut keys: Vec<EntityKey> = self.by_state.get(topic).cloned().unwrap_or_default();
+        let mut keys: Vec<EntityKey> = self
+            .by_state
+            .get(topic)
+            .map(|r| r.keys.clone())
+            .unwrap_or_default();
         for (k, _) in self.by_availability.get(topic).into_iter().flatten() {
             if !keys.contains(k) {
                 keys.push(k.clone());
@@ -203,9 +225,29 @@ impl DiscoveryState {
         };
         // Borrowed field by field: the readers of the topic are walked while their slots change.
         let policy = &self.plan.policy;
-        for key in self.by_state.get(topic).into_iter().flatten() {
-            if let Some(slot) = self.entities.get_mut(key) {
-                let ok = state_message(slot, &self.templates, policy, &message, seen, wall);
+        if let Some(readers) = self.by_state.get(topic) {
+            // One pass selects every reader's value; a payload it cannot read (not JSON) leaves each
+            // template to the engine, whose error the entity shows.
+            let scanned = readers
+                .scan
+                .as_ref()
+                .and_then(|s| Some((s, s.paths.scan(message.text()).ok()?)));
+            for (i, key) in readers.keys.iter().enumerate() {
+                let Some(slot) = self.entities.get_mut(key) else {
+                    continue;
+                };
+                let selected = scanned.as_ref().and_then(|(s, values)| {
+                    values.get(s.slots.get(i).copied().flatten()?)?.as_ref()
+                });
+                let ok = state_message(
+                    slot,
+                    &self.templates,
+                    policy,
+                    &message,
+                    selected,
+                    seen,
+                    wall,
+                );
                 out.template_errors += u32::from(!ok);
             }
         }
@@ -304,6 +346,7 @@ impl DiscoveryState {
         self.by_state
             .entry(entity.state_topic.clone())
             .or_default()
+            .keys
             .push(key.clone());
         // Topics the previous version read and nobody reads now.
         for t in old.iter().flat_map(|o| {
@@ -328,6 +371,7 @@ impl DiscoveryState {
         }
         let place = self.place_of(device, &entity);
         let old_place = self.entities.get(&key).and_then(|s| s.place.clone());
+        let state_topic = entity.state_topic.clone();
         self.entities.insert(
             key.clone(),
             Box::new(Slot {
@@ -341,6 +385,7 @@ impl DiscoveryState {
             }),
         );
         self.set_place(&key, place);
+        self.rescan(&state_topic);
         if device_changed {
             self.device_changed(device);
         }
@@ -495,13 +540,32 @@ impl DiscoveryState {
         }
     }
 
+    /// Builds the one pass over `topic`'s payloads again from its readers' templates.
+    fn rescan(&mut self, topic: &str) {
+        let Some(readers) = self.by_state.get_mut(topic) else {
+            return;
+        };
+        let mut paths = SimplePaths::default();
+        let slots: Vec<Option<usize>> = readers
+            .keys
+            .iter()
+            .map(|k| {
+                let src = self.entities.get(k)?.entity.value_template.as_deref()?;
+                Some(paths.add(self.templates.member_names(src)?))
+            })
+            .collect();
+        readers.scan = (!paths.is_empty()).then_some(TopicScan { paths, slots });
+    }
+
     /// Takes an entity's topics out of the indexes (only its own topics are touched).
     fn unindex(&mut self, old: &Entity) {
         let key = &old.key;
-        if let Some(v) = self.by_state.get_mut(&old.state_topic) {
-            v.retain(|k| k != key);
-            if v.is_empty() {
+        if let Some(r) = self.by_state.get_mut(&old.state_topic) {
+            r.keys.retain(|k| k != key);
+            if r.keys.is_empty() {
                 self.by_state.remove(&old.state_topic);
+            } else {
+                self.rescan(&old.state_topic);
             }
         }
         for a in &old.availability {
@@ -536,17 +600,22 @@ impl DiscoveryState {
 }
 
 /// A state message for one entity; false when its template failed.
+/// `selected` is the value its template selects, when the topic's one pass found it.
 fn state_message(
     slot: &mut Slot,
     templates: &Templates,
     policy: &Policy,
     message: &Message,
+    selected: Option<&serde_json::Value>,
     seen: Seen,
     wall: SystemTime,
 ) -> bool {
     let e = &slot.entity;
     let rendered = match &e.value_template {
-        Some(src) => templates.render(src, message),
+        Some(src) => match selected.and_then(template::print) {
+            Some(s) => Ok(s),
+            None => templates.render(src, message),
+        },
         None => Ok(message.text().trim().to_string()),
     };
     let s = match rendered {

@@ -7,7 +7,10 @@
 //! - One compiled template per distinct source, counted by the entities using it: a fleet announces the
 //!   same few templates thousands of times (`{{ value_json.temperature }}`), and a compiled template
 //!   costs kilobytes.
-//! - A message's payload is parsed at most once (`Message`), however many entities read it.
+//! - A message's payload is parsed at most once (`Message`), however many entities read it. The state
+//!   goes further for the `{{ value_json.a.b }}` templates of a topic's readers: it selects their values
+//!   in one pass over the payload without building the document (`member_names`, `rules::scan`) and
+//!   prints them here (`print`).
 //! - The templates most devices announce, `{{ value_json.a }}`, `{{ value_json['a'].b }}` and
 //!   `{{ value }}`, are read without the engine when the selected value is a string, number, boolean or
 //!   null, printed as minijinja prints it (a test checks both give the same text); anything else
@@ -51,7 +54,7 @@ enum Fast {
     /// `{{ value }}`.
     Value,
     /// `{{ value_json.a['b'] }}`: the member names in order.
-    Member(Vec<Box<str>>),
+    Member(Vec<String>),
 }
 
 impl std::fmt::Debug for Templates {
@@ -166,6 +169,15 @@ impl Templates {
         }
     }
 
+    /// The member names of `source` when it is `{{ value_json.a['b'] }}` (added before), so that a
+    /// caller can select the value in one pass over many templates (`rules::scan`) and `print` it.
+    pub fn member_names(&self, source: &str) -> Option<&[String]> {
+        match self.compiled.get(source)?.fast.as_ref()? {
+            Fast::Member(names) => Some(names),
+            Fast::Value => None,
+        }
+    }
+
     /// Distinct sources compiled.
     pub fn len(&self) -> usize {
         self.compiled.len()
@@ -210,32 +222,38 @@ impl Fast {
             Fast::Member(names) => {
                 let mut v = message.json()?;
                 for n in names {
-                    v = v.as_object()?.get(&**n)?;
+                    v = v.as_object()?.get(n.as_str())?;
                 }
-                let out = match v {
-                    Json::String(s) => s.trim().to_string(),
-                    Json::Bool(true) => "True".into(),
-                    Json::Bool(false) => "False".into(),
-                    Json::Null => "None".into(),
-                    Json::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
-                        (Some(u), _, _) => u.to_string(),
-                        (None, Some(i), _) => i.to_string(),
-                        (None, None, Some(f)) if f.is_finite() => {
-                            // minijinja's float display: Rust's, with ".0" when that has no point.
-                            let mut s = f.to_string();
-                            if !s.contains('.') {
-                                s.push_str(".0");
-                            }
-                            s
-                        }
-                        _ => return None,
-                    },
-                    Json::Array(_) | Json::Object(_) => return None,
-                };
-                Some(out)
+                print(v)
             }
         }
     }
+}
+
+/// `v` as `{{ value_json.<path to v> }}` prints it (trimmed), when it is a string, number, boolean or
+/// null; None for the rest, which only the engine prints.
+pub fn print(v: &Json) -> Option<String> {
+    let out = match v {
+        Json::String(s) => s.trim().to_string(),
+        Json::Bool(true) => "True".into(),
+        Json::Bool(false) => "False".into(),
+        Json::Null => "None".into(),
+        Json::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => u.to_string(),
+            (None, Some(i), _) => i.to_string(),
+            (None, None, Some(f)) if f.is_finite() => {
+                // minijinja's float display: Rust's, with ".0" when that has no point.
+                let mut s = f.to_string();
+                if !s.contains('.') {
+                    s.push_str(".0");
+                }
+                s
+            }
+            _ => return None,
+        },
+        Json::Array(_) | Json::Object(_) => return None,
+    };
+    Some(out)
 }
 
 /// The fast form of `source`, when it is exactly `{{ value }}` or `{{ value_json<members> }}` between

@@ -147,6 +147,12 @@ impl DiscoveryState {
         now_wall: SystemTime,
     ) -> Option<ColumnView> {
         let mut device = None;
+        let policy = &self.plan.policy;
+        let thresholds = |slot: &super::state::Slot| {
+            slot.thresholds
+                .and_then(|i| policy.thresholds.get(i))
+                .map(|r| &r.thresholds)
+        };
         let mut entities = Vec::with_capacity(keys.len());
         for key in keys {
             let Some(slot) = self.entities.get(key) else {
@@ -165,7 +171,7 @@ impl DiscoveryState {
                 value: slot.live.reading.as_ref().map(|r| r.to_string()),
                 unit: e.unit.clone(),
                 device_class: e.device_class.clone(),
-                judged: slot.live.judge(e, &self.plan.policy, now, now_wall),
+                judged: slot.live.judge(e, policy, thresholds(slot), now, now_wall),
                 template_errors: slot.live.template_errors,
                 retained: slot.live.seen.is_some_and(|s| s.retained),
                 updated: slot.live.seen_wall,

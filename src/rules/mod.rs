@@ -34,7 +34,7 @@ mod compile;
 pub mod extract;
 mod instance;
 pub mod path;
-mod scan;
+pub mod scan;
 pub mod staleness;
 mod state;
 pub mod threshold;
