@@ -323,6 +323,8 @@ fn templates_are_shared_and_given_back() {
         f.send(&topic(i), &cfg(i, "{{ value_json.t }}"));
     }
     assert_eq!(f.state.templates.len(), 2);
+    // 500 state topics read the same way share one pass over their payloads.
+    assert_eq!(f.state.scans.len(), 1);
     // One device changes its template; the others keep theirs.
     f.send(&topic(0), &cfg(0, "{{ value_json.t | float * 2 }}"));
     assert_eq!(f.state.templates.len(), 3);
@@ -345,6 +347,7 @@ fn templates_are_shared_and_given_back() {
         f.send_bytes(&topic(i), b"", true);
     }
     assert_eq!(f.state.templates.len(), 0);
+    assert_eq!(f.state.scans.len(), 0);
     assert_eq!(f.state.entity_count(), 0);
 }
 

@@ -27,6 +27,7 @@ use crate::rules::scan::SimplePaths;
 use crate::rules::staleness::Seen;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::time::Instant;
 
@@ -74,14 +75,17 @@ pub enum Dirty {
 
 /// The entities reading one state topic, and the one pass over its payloads that selects the values of
 /// their `{{ value_json.a.b }}` templates (`rules::scan`) without building the document, when any has
-/// such a template.
+/// such a template. Topics whose readers have the same templates in the same order (a fleet's) share
+/// one pass (`DiscoveryState::scans`).
 #[derive(Default)]
 struct Readers {
     keys: Vec<EntityKey>,
-    scan: Option<TopicScan>,
+    scan: Option<Arc<TopicScan>>,
 }
 
-struct TopicScan {
+pub(super) struct TopicScan {
+    /// The readers' templates in order (the key it is shared under).
+    sources: Vec<Option<String>>,
     paths: SimplePaths,
     /// The slot of `keys[i]`'s template in `paths`.
     slots: Vec<Option<usize>>,
@@ -98,6 +102,8 @@ pub struct DiscoveryState {
     /// Identifier or `type:value` connection → device index.
     device_index: HashMap<String, usize>,
     by_state: HashMap<String, Readers>,
+    /// The one-pass scans in use, by their readers' templates.
+    pub(super) scans: HashMap<Vec<Option<String>>, Arc<TopicScan>>,
     by_availability: HashMap<String, Vec<(EntityKey, usize)>>,
     /// The entities of each column, in key order (a sorted `Vec`: a column holds a few entities, and a
     /// set's node would cost ten times as much).
@@ -137,6 +143,7 @@ impl DiscoveryState {
             devices: Vec::new(),
             device_index: HashMap::new(),
             by_state: HashMap::new(),
+            scans: HashMap::new(),
             by_availability: HashMap::new(),
             by_place: BTreeMap::new(),
             left: Vec::new(),
@@ -545,16 +552,42 @@ impl DiscoveryState {
         let Some(readers) = self.by_state.get_mut(topic) else {
             return;
         };
-        let mut paths = SimplePaths::default();
-        let slots: Vec<Option<usize>> = readers
+        let sources: Vec<Option<String>> = readers
             .keys
             .iter()
             .map(|k| {
                 let src = self.entities.get(k)?.entity.value_template.as_deref()?;
-                Some(paths.add(self.templates.member_names(src)?))
+                self.templates.member_names(src).map(|_| src.to_string())
             })
             .collect();
-        readers.scan = (!paths.is_empty()).then_some(TopicScan { paths, slots });
+        let scan = if sources.iter().all(Option::is_none) {
+            None
+        } else if let Some(shared) = self.scans.get(&sources) {
+            Some(shared.clone())
+        } else {
+            let mut paths = SimplePaths::default();
+            let slots = sources
+                .iter()
+                .map(|s| Some(paths.add(self.templates.member_names(s.as_deref()?)?)))
+                .collect();
+            let scan = Arc::new(TopicScan {
+                sources: sources.clone(),
+                paths,
+                slots,
+            });
+            self.scans.insert(sources, scan.clone());
+            Some(scan)
+        };
+        let old = std::mem::replace(&mut readers.scan, scan);
+        self.release_scan(old);
+    }
+
+    /// Forgets a shared scan no topic uses any more.
+    fn release_scan(&mut self, scan: Option<Arc<TopicScan>>) {
+        // The map's reference and this one.
+        if let Some(scan) = scan.filter(|s| Arc::strong_count(s) == 2) {
+            self.scans.remove(&scan.sources);
+        }
     }
 
     /// Takes an entity's topics out of the indexes (only its own topics are touched).
@@ -563,7 +596,8 @@ impl DiscoveryState {
         if let Some(r) = self.by_state.get_mut(&old.state_topic) {
             r.keys.retain(|k| k != key);
             if r.keys.is_empty() {
-                self.by_state.remove(&old.state_topic);
+                let gone = self.by_state.remove(&old.state_topic);
+                self.release_scan(gone.and_then(|r| r.scan));
             } else {
                 self.rescan(&old.state_topic);
             }
