@@ -88,21 +88,25 @@ pub struct Device {
     /// `[type, value]` pairs such as `["mac", "a4cf12b7c3d9"]`.
     pub connections: Vec<(String, String)>,
     pub name: Option<String>,
-    pub model: Option<String>,
-    pub manufacturer: Option<String>,
-    pub sw_version: Option<String>,
+    /// Model, manufacturer and version: a fleet repeats them, so the state keeps one copy (`intern`).
+    pub model: Option<Arc<str>>,
+    pub manufacturer: Option<Arc<str>>,
+    pub sw_version: Option<Arc<str>>,
 }
 
 /// A sensor or binary_sensor as announced.
+///
+/// The texts a fleet repeats (name, template, unit, class) and the state topic a device's entities share
+/// are shared strings: the state keeps one copy of each (`intern`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entity {
     pub key: EntityKey,
-    pub name: Option<String>,
+    pub name: Option<Arc<str>>,
     pub unique_id: Option<String>,
-    pub state_topic: String,
-    pub value_template: Option<String>,
-    pub unit: Option<String>,
-    pub device_class: Option<String>,
+    pub state_topic: Arc<str>,
+    pub value_template: Option<Arc<str>>,
+    pub unit: Option<Arc<str>>,
+    pub device_class: Option<Arc<str>>,
     /// None: never expires (HA's 0 too).
     pub expire_after: Option<Duration>,
     /// HA's defaults "ON" and "OFF" unless announced (borrowed: no allocation per entity for them).
@@ -240,12 +244,13 @@ pub fn parse(
             ))
         }
     };
+    let shared = |key| r.text(key).map(|t| t.map(Arc::from));
     let entity = Entity {
-        name: r.text("name")?,
+        name: shared("name")?,
         unique_id: r.text("unique_id")?,
-        value_template: r.text("value_template")?,
-        unit: r.text("unit_of_measurement")?,
-        device_class: r.text("device_class")?,
+        value_template: shared("value_template")?,
+        unit: shared("unit_of_measurement")?,
+        device_class: shared("device_class")?,
         expire_after,
         payload_on: r
             .text("payload_on")?
@@ -255,7 +260,7 @@ pub fn parse(
             .map_or(Cow::Borrowed("OFF"), Cow::Owned),
         availability: r.availability()?,
         availability_mode,
-        state_topic,
+        state_topic: state_topic.into(),
         key,
     };
     Ok(Announcement::Entity {
@@ -378,9 +383,10 @@ impl Reader<'_> {
             identifiers: identifiers.into_iter().filter(|s| !s.is_empty()).collect(),
             connections,
             name: text_of(dev.get("name"), "device.name", l)?.filter(|s| !s.is_empty()),
-            model: text_of(dev.get("model"), "device.model", l)?,
-            manufacturer: text_of(dev.get("manufacturer"), "device.manufacturer", l)?,
-            sw_version: text_of(dev.get("sw_version"), "device.sw_version", l)?,
+            model: text_of(dev.get("model"), "device.model", l)?.map(Arc::from),
+            manufacturer: text_of(dev.get("manufacturer"), "device.manufacturer", l)?
+                .map(Arc::from),
+            sw_version: text_of(dev.get("sw_version"), "device.sw_version", l)?.map(Arc::from),
         })
     }
 }

@@ -5,6 +5,7 @@
 use super::tests::feed;
 use super::*;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 fn places(c: &Changes, turn: bool) -> BTreeSet<String> {
     c.columns
@@ -175,4 +176,53 @@ fn why_a_column_is_taken() {
     f.at += 61;
     assert_eq!(why(&mut f), [Why::Changed], "stale");
     assert!(why(&mut f).is_empty());
+}
+
+/// A fleet's repeated texts are kept once: every entity holds the same unit, class, template and model,
+/// a device's entities hold their state topic's copy in the index, and every column's entities its
+/// name's.
+#[test]
+fn a_fleets_repeated_texts_are_kept_once() {
+    let mut f = feed("max_entities = 5000\n");
+    for i in 0..2000 {
+        for field in ["temperature", "humidity"] {
+            let cfg = format!(
+                r#"{{"stat_t":"z/{i}","val_tpl":"{{{{ value_json.{field} }}}}","unit_of_meas":"%","dev_cla":"{field}","name":"{field}","dev":{{"ids":"d{i}","name":"dev{i}","mdl":"WSDCGQ11LM","mf":"Aqara","sw":"3000-0001"}}}}"#
+            );
+            let out = f.send(&format!("homeassistant/sensor/d{i}/{field}/config"), &cfg);
+            assert_eq!(out.refused, None);
+        }
+    }
+    let slots: Vec<&state::Slot> = f.state.entities.values().map(|s| &**s).collect();
+    let first = &slots[0].entity;
+    for s in &slots {
+        let e = &s.entity;
+        assert!(Arc::ptr_eq(
+            e.unit.as_ref().unwrap(),
+            first.unit.as_ref().unwrap()
+        ));
+        let (topic, _) = f
+            .state
+            .by_state
+            .get_key_value(&*e.state_topic)
+            .expect("indexed");
+        assert!(Arc::ptr_eq(topic, &e.state_topic));
+        let (place, _) = f
+            .state
+            .by_place
+            .get_key_value(&**s.place.as_ref().unwrap())
+            .unwrap();
+        assert!(Arc::ptr_eq(place, s.place.as_ref().unwrap()));
+        let dev = &f.state.devices[s.device];
+        let dev0 = &f.state.devices[slots[0].device];
+        assert!(Arc::ptr_eq(
+            dev.model.as_ref().unwrap(),
+            dev0.model.as_ref().unwrap()
+        ));
+    }
+    // "temperature" and "humidity" (each a name and a class), two templates, "%", and one each of
+    // model, maker and version.
+    assert_eq!(f.state.strings.len(), 8);
+    assert_eq!(f.state.by_place.len(), 2000);
+    assert_eq!(f.state.by_state.len(), 2000);
 }

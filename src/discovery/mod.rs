@@ -23,6 +23,7 @@ mod abbrev;
 pub mod announce;
 mod board;
 mod compile;
+mod intern;
 pub mod judge;
 pub mod select;
 mod state;

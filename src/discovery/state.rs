@@ -19,6 +19,7 @@
 //!   `AnnounceLimits`.
 
 use super::announce::{self, Announcement, Device, Entity, EntityKey, Refused};
+use super::intern::Interner;
 use super::judge::{Live, Policy, Reading};
 use super::template::{self, Message, Templates};
 use super::{Component, DiscoveryPlan};
@@ -55,8 +56,9 @@ pub(super) struct Slot {
     pub(super) device: usize,
     pub(super) thresholds: Option<usize>,
     pub(super) live: Live,
-    /// The column the entity is in; None while its host cannot be named.
-    pub(super) place: Option<Place>,
+    /// The column the entity is in (the key `by_place` holds, shared); None while its host cannot be
+    /// named.
+    pub(super) place: Option<Arc<Place>>,
     /// What changed of it since the columns were last taken (`view`).
     pub(super) dirty: Dirty,
 }
@@ -78,7 +80,7 @@ pub enum Dirty {
 /// such a template. Topics whose readers have the same templates in the same order (a fleet's) share
 /// one pass (`DiscoveryState::scans`).
 #[derive(Default)]
-struct Readers {
+pub(super) struct Readers {
     keys: Vec<EntityKey>,
     scan: Option<Arc<TopicScan>>,
 }
@@ -101,13 +103,16 @@ pub struct DiscoveryState {
     pub(super) devices: Vec<Device>,
     /// Identifier or `type:value` connection → device index.
     device_index: HashMap<String, usize>,
-    by_state: HashMap<String, Readers>,
+    /// The entities of each state topic; the key is the copy the entities' `state_topic` share.
+    pub(super) by_state: HashMap<Arc<str>, Readers>,
+    /// One copy of each text the announcements repeat.
+    pub(super) strings: Interner,
     /// The one-pass scans in use, by their readers' templates.
     pub(super) scans: HashMap<Vec<Option<String>>, Arc<TopicScan>>,
     by_availability: HashMap<String, Vec<(EntityKey, usize)>>,
     /// The entities of each column, in key order (a sorted `Vec`: a column holds a few entities, and a
     /// set's node would cost ten times as much).
-    pub(super) by_place: BTreeMap<Place, Vec<EntityKey>>,
+    pub(super) by_place: BTreeMap<Arc<Place>, Vec<EntityKey>>,
     /// Columns that lost an entity since the columns were last taken: rebuilt, or gone.
     pub(super) left: Vec<Place>,
     /// When the columns were last taken, and where the share re-sent then ended.
@@ -134,6 +139,13 @@ fn template_sources(e: &Entity) -> impl Iterator<Item = &str> {
         .chain(e.availability.iter().filter_map(|a| a.template.as_deref()))
 }
 
+/// Pushes without the spare room `Vec::push` leaves (four places for the first): the indexes hold a few
+/// keys each for thousands of topics and columns, and change only when something is announced.
+fn push_exact<T>(v: &mut Vec<T>, x: T) {
+    v.reserve_exact(1);
+    v.push(x);
+}
+
 impl DiscoveryState {
     pub fn new(plan: DiscoveryPlan) -> DiscoveryState {
         DiscoveryState {
@@ -143,6 +155,7 @@ impl DiscoveryState {
             devices: Vec::new(),
             device_index: HashMap::new(),
             by_state: HashMap::new(),
+            strings: Interner::default(),
             scans: HashMap::new(),
             by_availability: HashMap::new(),
             by_place: BTreeMap::new(),
@@ -172,8 +185,8 @@ impl DiscoveryState {
         let mut t: Vec<String> = self
             .by_state
             .keys()
-            .chain(self.by_availability.keys())
-            .cloned()
+            .map(|t| t.to_string())
+            .chain(self.by_availability.keys().cloned())
             .collect();
         t.sort();
         t.dedup();
@@ -286,7 +299,7 @@ impl DiscoveryState {
         {
             return Ok(());
         }
-        let (entity, announced_device) =
+        let (mut entity, announced_device) =
             match announce::parse(key, payload, &self.plan.limits).map_err(|e| e.to_string())? {
                 Announcement::Remove(key) => {
                     self.remove(&key, out);
@@ -345,35 +358,31 @@ impl DiscoveryState {
         }
         let key = entity.key.clone();
         for (i, a) in entity.availability.iter().enumerate() {
-            self.by_availability
-                .entry(a.topic.clone())
-                .or_default()
-                .push((key.clone(), i));
+            let readers = self.by_availability.entry(a.topic.clone()).or_default();
+            push_exact(readers, (key.clone(), i));
         }
-        self.by_state
-            .entry(entity.state_topic.clone())
-            .or_default()
-            .keys
-            .push(key.clone());
+        self.share_texts(&mut entity);
+        let readers = self.by_state.entry(entity.state_topic.clone()).or_default();
+        push_exact(&mut readers.keys, key.clone());
         // Topics the previous version read and nobody reads now.
         for t in old.iter().flat_map(|o| {
             o.availability
                 .iter()
-                .map(|a| &a.topic)
-                .chain([&o.state_topic])
+                .map(|a| a.topic.as_str())
+                .chain([&*o.state_topic])
         }) {
-            if !self.needed(t) && !out.unsubscribe.contains(t) {
-                out.unsubscribe.push(t.clone());
+            if !self.needed(t) && !out.unsubscribe.iter().any(|u| u == t) {
+                out.unsubscribe.push(t.to_string());
             }
         }
         for t in entity
             .availability
             .iter()
-            .map(|a| &a.topic)
-            .chain([&entity.state_topic])
+            .map(|a| a.topic.as_str())
+            .chain([&*entity.state_topic])
         {
-            if !out.subscribe.contains(t) {
-                out.subscribe.push(t.clone());
+            if !out.subscribe.iter().any(|u| u == t) {
+                out.subscribe.push(t.to_string());
             }
         }
         let place = self.place_of(device, &entity);
@@ -399,6 +408,22 @@ impl DiscoveryState {
         Ok(())
     }
 
+    /// Makes the entity hold the shared copies of its texts: its state topic as `by_state` keys it (the
+    /// device's other entities read it too), the rest from `strings`.
+    fn share_texts(&mut self, e: &mut Entity) {
+        if let Some((topic, _)) = self.by_state.get_key_value(&*e.state_topic) {
+            e.state_topic = topic.clone();
+        }
+        for text in [
+            &mut e.name,
+            &mut e.value_template,
+            &mut e.unit,
+            &mut e.device_class,
+        ] {
+            self.strings.share_opt(text);
+        }
+    }
+
     /// The column of an entity of device `device`, if its host can be named.
     fn place_of(&self, device: usize, e: &Entity) -> Option<Place> {
         let dev = self.devices.get(device)?;
@@ -417,9 +442,14 @@ impl DiscoveryState {
             return;
         };
         slot.dirty = Dirty::Changed;
-        if slot.place == place {
+        if slot.place.as_deref() == place.as_ref() {
             return;
         }
+        // The column's entities share its name with `by_place`: one copy per column, not per entity.
+        let place = place.map(|p| match self.by_place.get_key_value(&p) {
+            Some((shared, _)) => shared.clone(),
+            None => Arc::new(p),
+        });
         let old = std::mem::replace(&mut slot.place, place.clone());
         if let Some(old) = old {
             if let Some(keys) = self.by_place.get_mut(&old) {
@@ -430,11 +460,12 @@ impl DiscoveryState {
                     self.by_place.remove(&old);
                 }
             }
-            self.left.push(old);
+            self.left.push(Place::clone(&old));
         }
         if let Some(new) = place {
             let keys = self.by_place.entry(new).or_default();
             if let Err(i) = keys.binary_search(key) {
+                keys.reserve_exact(1);
                 keys.insert(i, key.clone());
             }
         }
@@ -458,6 +489,11 @@ impl DiscoveryState {
     /// The device of an entity, merged with what earlier entities said about it, and whether that
     /// changed what was known of an existing device.
     fn merge_device(&mut self, d: &Device) -> (usize, bool) {
+        let mut d = d.clone();
+        for text in [&mut d.model, &mut d.manufacturer, &mut d.sw_version] {
+            self.strings.share_opt(text);
+        }
+        let d = &d;
         let found = device_keys(d).find_map(|k| self.device_index.get(&k).copied());
         let mut changed = false;
         let i = match found {
@@ -476,7 +512,6 @@ impl DiscoveryState {
                     }
                 }
                 for (dst, src) in [
-                    (&mut m.name, &d.name),
                     (&mut m.model, &d.model),
                     (&mut m.manufacturer, &d.manufacturer),
                     (&mut m.sw_version, &d.sw_version),
@@ -485,6 +520,10 @@ impl DiscoveryState {
                         dst.clone_from(src);
                         changed = true;
                     }
+                }
+                if d.name.is_some() && m.name != d.name {
+                    m.name.clone_from(&d.name);
+                    changed = true;
                 }
                 i
             }
@@ -525,9 +564,9 @@ impl DiscoveryState {
 
     /// Takes a use of each of the entity's templates; on a syntax error, none (and the reason).
     fn take_templates(&mut self, e: &Entity) -> Result<(), String> {
-        let value = e.value_template.iter().map(|s| (s, "value_template"));
-        let avty = e.availability.iter().filter_map(|a| a.template.as_ref());
-        let all: Vec<(&String, &str)> = value
+        let value = e.value_template.iter().map(|s| (&**s, "value_template"));
+        let avty = e.availability.iter().filter_map(|a| a.template.as_deref());
+        let all: Vec<(&str, &str)> = value
             .chain(avty.map(|s| (s, "availability value_template")))
             .collect();
         for (n, (src, key)) in all.iter().enumerate() {
@@ -623,11 +662,11 @@ impl DiscoveryState {
             .entity
             .availability
             .iter()
-            .map(|a| &a.topic)
-            .chain([&slot.entity.state_topic])
+            .map(|a| a.topic.as_str())
+            .chain([&*slot.entity.state_topic])
         {
-            if !self.needed(t) && !out.unsubscribe.contains(t) {
-                out.unsubscribe.push(t.clone());
+            if !self.needed(t) && !out.unsubscribe.iter().any(|u| u == t) {
+                out.unsubscribe.push(t.to_string());
             }
         }
     }

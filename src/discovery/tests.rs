@@ -101,7 +101,7 @@ impl Feed {
             .into_iter()
             .filter(|c| c.host.as_str() == host)
             .flat_map(|c| c.entities)
-            .find(|e| e.name == name)
+            .find(|e| &*e.name == name)
             .unwrap_or_else(|| panic!("no {name} on {host}: {:?}", self.columns()))
     }
 }

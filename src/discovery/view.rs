@@ -8,6 +8,7 @@ use crate::colour::Colour;
 use crate::names::{HostName, TestName};
 use std::collections::BTreeMap;
 use std::ops::Bound::{Excluded, Unbounded};
+use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::time::Instant;
 
@@ -15,10 +16,10 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntityView {
     pub key: EntityKey,
-    pub name: String,
+    pub name: Arc<str>,
     pub value: Option<String>,
-    pub unit: Option<String>,
-    pub device_class: Option<String>,
+    pub unit: Option<Arc<str>>,
+    pub device_class: Option<Arc<str>>,
     pub judged: Judged,
     pub template_errors: u64,
     pub retained: bool,
@@ -91,14 +92,14 @@ impl DiscoveryState {
                 (Dirty::Clean, false) => continue,
             };
             if let Some((p, _)) = slot.place.as_ref().and_then(|p| by_place.get_key_value(p)) {
-                let w = due.entry(p).or_insert(why);
+                let w = due.entry(&**p).or_insert(why);
                 *w = (*w).max(why);
             }
         }
         let mut gone = Vec::new();
         for p in std::mem::take(&mut self.left) {
             if let Some((p, _)) = self.by_place.get_key_value(&p) {
-                due.insert(p, Why::Changed);
+                due.insert(&**p, Why::Changed);
             } else if !gone.contains(&p) {
                 gone.push(p);
             }
@@ -115,7 +116,7 @@ impl DiscoveryState {
         };
         let resend: Vec<&Place> = start
             .chain(self.by_place.iter())
-            .map(|(p, _)| p)
+            .map(|(p, _)| &**p)
             .take(share.min(self.by_place.len()))
             .collect();
         // The cursor moves only when some column had its turn.
@@ -167,7 +168,7 @@ impl DiscoveryState {
                     .clone()
                     .filter(|n| !n.is_empty())
                     .or_else(|| e.device_class.clone())
-                    .unwrap_or_else(|| e.key.object_id.to_string()),
+                    .unwrap_or_else(|| e.key.object_id.clone()),
                 value: slot.live.reading.as_ref().map(|r| r.to_string()),
                 unit: e.unit.clone(),
                 device_class: e.device_class.clone(),

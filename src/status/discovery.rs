@@ -58,15 +58,15 @@ pub fn discovery_status(
     }
     let d = &col.device;
     body.push('\n');
-    let field = |label: &str, v: &Option<String>, body: &mut String| {
+    let field = |label: &str, v: Option<&str>, body: &mut String| {
         if let Some(v) = v {
             let _ = writeln!(body, "{label}: {}", untrusted(v, MAX_DEVICE_CHARS, INDENT));
         }
     };
-    field("Device", &d.name, &mut body);
-    field("Model", &d.model, &mut body);
-    field("Manufacturer", &d.manufacturer, &mut body);
-    field("Software", &d.sw_version, &mut body);
+    field("Device", d.name.as_deref(), &mut body);
+    field("Model", d.model.as_deref(), &mut body);
+    field("Manufacturer", d.manufacturer.as_deref(), &mut body);
+    field("Software", d.sw_version.as_deref(), &mut body);
     if !d.identifiers.is_empty() {
         let ids: Vec<String> = d
             .identifiers

@@ -109,9 +109,9 @@ impl From<DeviceView> for DeviceItem {
                 .chain(dev.connections.into_iter().map(|(t, v)| format!("{t}:{v}")))
                 .collect(),
             name: dev.name,
-            model: dev.model,
-            manufacturer: dev.manufacturer,
-            sw_version: dev.sw_version,
+            model: dev.model.as_deref().map(str::to_string),
+            manufacturer: dev.manufacturer.as_deref().map(str::to_string),
+            sw_version: dev.sw_version.as_deref().map(str::to_string),
             host: d.host.to_string(),
             columns: d
                 .columns
@@ -133,11 +133,11 @@ impl From<DeviceView> for DeviceItem {
                     EntityItem {
                         component: e.key.component.as_str().into(),
                         id,
-                        name: e.name,
+                        name: e.name.to_string(),
                         column: column.to_string(),
                         value: e.value,
-                        unit: e.unit,
-                        device_class: e.device_class,
+                        unit: e.unit.as_deref().map(str::to_string),
+                        device_class: e.device_class.as_deref().map(str::to_string),
                         updated_at: e.updated.map(Timestamp),
                         colour: e.judged.colour.as_str().into(),
                         reason: e.judged.reason,
