@@ -48,26 +48,31 @@ pub fn block_toml(broker: &str, devices: usize) -> String {
     s
 }
 
-/// Appends the retained announcements of `devices` devices and of the sentinel (device number `devices`,
-/// host `fleet::SENTINEL`, state topic `z2m/sentinel`) to `buf`; with `clear`, empty retained messages on
-/// the same topics instead, which remove them from the broker.
-pub fn announcements(buf: &mut Vec<u8>, devices: usize, clear: bool) {
-    for d in 0..=devices {
+/// Every announcement of `devices` devices and the sentinel as (config topic, payload).
+pub fn configs(devices: usize) -> impl Iterator<Item = (String, String)> {
+    (0..=devices).flat_map(move |d| {
         let host = if d == devices {
             fleet::SENTINEL.to_string()
         } else {
             fleet::host(d)
         };
         let id = ieee(d);
-        for (field, unit) in FIELDS {
-            let topic = format!("{PREFIX}/sensor/{id}/{field}/config");
-            let config = if clear {
-                String::new()
-            } else {
-                announcement(&id, &host, field, unit)
-            };
-            encode_publish_retained(buf, &topic, config.as_bytes());
-        }
+        FIELDS.map(|(field, unit)| {
+            (
+                format!("{PREFIX}/sensor/{id}/{field}/config"),
+                announcement(&id, &host, field, unit),
+            )
+        })
+    })
+}
+
+/// Appends the retained announcements of `devices` devices and of the sentinel (device number `devices`,
+/// host `fleet::SENTINEL`, state topic `z2m/sentinel`) to `buf`; with `clear`, empty retained messages on
+/// the same topics instead, which remove them from the broker.
+pub fn announcements(buf: &mut Vec<u8>, devices: usize, clear: bool) {
+    for (topic, config) in configs(devices) {
+        let config = if clear { String::new() } else { config };
+        encode_publish_retained(buf, &topic, config.as_bytes());
     }
 }
 

@@ -156,6 +156,19 @@ pub fn settled_sys_value(port: u16, topic: &str) -> Option<u64> {
     Some(last)
 }
 
+/// The broker's subscription count with nothing arriving or leaving: the lowest of three readings a
+/// publication apart. Each reading is a short-lived `mosquitto_sub` whose own subscription is counted
+/// when a publication happens while it is connected, so a single reading can be one too high; a base
+/// one too high would make a wait for the next subscription wait in vain.
+pub fn quiet_subscriptions(port: u16) -> u64 {
+    let mut low = settled_sys_value(port, SUBSCRIPTIONS).unwrap_or(0);
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(1100));
+        low = low.min(sys_value(port, SUBSCRIPTIONS).unwrap_or(low));
+    }
+    low
+}
+
 pub const DROPPED: &str = "$SYS/broker/publish/messages/dropped";
 const VERSION: &str = "$SYS/broker/version";
 

@@ -113,7 +113,7 @@ fn signed_secs(a: SystemTime, b: SystemTime) -> f64 {
 /// the block put into the outbox, and whether the sentinel came through.
 fn discovery_bridge(env: &Env, devices: usize, n: usize) -> (IngestRun, u64, bool) {
     announce(env, devices, true);
-    let base = probe::settled_sys_value(env.port(), probe::SUBSCRIPTIONS).unwrap_or(0);
+    let base = probe::quiet_subscriptions(env.port());
     // Statuses go to a port nothing listens on: the outbox keeps the latest per column.
     let xymon = format!("127.0.0.1:{}", free_port());
     let bridge = RunningBridge::start(&config(env, &xymon, devices));
@@ -196,7 +196,7 @@ fn wait_settled(pid: u32, max: Duration) {
 fn discovery_memory(env: &Env, devices: usize) -> (f64, f64) {
     let name = format!("discovery{devices}");
     announce(env, devices, true);
-    let base = probe::settled_sys_value(env.port(), probe::SUBSCRIPTIONS).unwrap_or(0);
+    let base = probe::quiet_subscriptions(env.port());
     let config = config(env, &env.xymond.addr(), devices);
     let child = bridge_process::spawn_config(env, &name, &config);
     let pid = child.id();

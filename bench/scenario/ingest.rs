@@ -195,7 +195,7 @@ pub fn ingest_mosquitto_sub(env: &Env, flood: Flood, n: usize) -> IngestRun {
 fn ingest_mosquitto_sub_once(env: &Env, flood: Flood, n: usize) -> IngestRun {
     // Settled: the consumer measured just before may have left a moment ago, and a count that still
     // holds its subscription would make the wait below run out instead of seeing this one's.
-    let subscriptions = probe::settled_sys_value(env.port(), probe::SUBSCRIPTIONS).unwrap_or(0);
+    let subscriptions = probe::quiet_subscriptions(env.port());
     let mut child: Child = Command::new("mosquitto_sub")
         .args(["-h", "127.0.0.1", "-p", &env.port().to_string()])
         .args(["-t", flood.filter(), "-C", &n.to_string()])

@@ -49,7 +49,8 @@ pub struct Offered {
 }
 
 pub(super) struct Slot {
-    /// As announced, less its device (merged into `devices`).
+    /// As announced, less its device (merged into `devices`) and its unique_id (read only to choose
+    /// `thresholds`).
     pub(super) entity: Box<Entity>,
     /// A hash of the announcement's payload: an identical re-announcement changes nothing.
     announced: u64,
@@ -340,6 +341,8 @@ impl DiscoveryState {
             .chain(entity.key.node_id.as_deref())
             .collect();
         let thresholds = self.plan.policy.thresholds_for(&entity, &names);
+        // The unique_id only chooses thresholds, which are chosen now: 10,000 devices' ids are not kept.
+        entity.unique_id = None;
         let live = match self.entities.get(&entity.key) {
             Some(old) => {
                 let mut live = old.live.clone();
