@@ -16,7 +16,6 @@
 use super::abbrev;
 use super::Component;
 use serde_json::{Map, Value};
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,13 +42,34 @@ impl Default for AnnounceLimits {
 
 /// Which entity a config topic announces: HA's identity (component, "node_id object_id").
 ///
-/// The state indexes each entity by topic and by column as well as by key; shared strings make those
-/// copies a reference count each.
+/// The state refers to each entity from several indexes (by key, by state topic, by column); they share
+/// one allocation of its parts, so a copy of the key is a reference count.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EntityKey {
+pub struct EntityKey(Arc<KeyParts>);
+
+#[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyParts {
     pub component: Component,
-    pub node_id: Option<Arc<str>>,
-    pub object_id: Arc<str>,
+    pub node_id: Option<Box<str>>,
+    pub object_id: Box<str>,
+}
+
+impl EntityKey {
+    pub fn new(component: Component, node_id: Option<&str>, object_id: &str) -> EntityKey {
+        EntityKey(Arc::new(KeyParts {
+            component,
+            node_id: node_id.map(Box::from),
+            object_id: Box::from(object_id),
+        }))
+    }
+}
+
+impl std::ops::Deref for EntityKey {
+    type Target = KeyParts;
+
+    fn deref(&self) -> &KeyParts {
+        &self.0
+    }
 }
 
 impl std::fmt::Display for EntityKey {
@@ -109,9 +129,9 @@ pub struct Entity {
     pub device_class: Option<Arc<str>>,
     /// None: never expires (HA's 0 too).
     pub expire_after: Option<Duration>,
-    /// HA's defaults "ON" and "OFF" unless announced (borrowed: no allocation per entity for them).
-    pub payload_on: Cow<'static, str>,
-    pub payload_off: Cow<'static, str>,
+    /// HA's defaults "ON" and "OFF" unless announced.
+    pub payload_on: Arc<str>,
+    pub payload_off: Arc<str>,
     /// Empty: always available.
     pub availability: Vec<AvailabilityTopic>,
     pub availability_mode: AvailabilityMode,
@@ -185,11 +205,7 @@ pub fn parse_topic(
     if !is_id(object_id) || node_id.is_some_and(|n| !is_id(n)) {
         return Err(Refused::Topic(topic.to_string()));
     }
-    Ok(Some(EntityKey {
-        component,
-        node_id: node_id.map(Arc::from),
-        object_id: Arc::from(object_id),
-    }))
+    Ok(Some(EntityKey::new(component, node_id, object_id)))
 }
 
 /// Reads a config payload for `key`.
@@ -252,12 +268,10 @@ pub fn parse(
         unit: shared("unit_of_measurement")?,
         device_class: shared("device_class")?,
         expire_after,
-        payload_on: r
-            .text("payload_on")?
-            .map_or(Cow::Borrowed("ON"), Cow::Owned),
+        payload_on: r.text("payload_on")?.map_or_else(|| "ON".into(), Arc::from),
         payload_off: r
             .text("payload_off")?
-            .map_or(Cow::Borrowed("OFF"), Cow::Owned),
+            .map_or_else(|| "OFF".into(), Arc::from),
         availability: r.availability()?,
         availability_mode,
         state_topic: state_topic.into(),

@@ -220,9 +220,9 @@ fn a_fleets_repeated_texts_are_kept_once() {
             dev0.model.as_ref().unwrap()
         ));
     }
-    // "temperature" and "humidity" (each a name and a class), two templates, "%", and one each of
-    // model, maker and version.
-    assert_eq!(f.state.strings.len(), 8);
+    // "temperature" and "humidity" (each a name and a class), two templates, "%", one each of model,
+    // maker and version, and the binary payloads' defaults "ON" and "OFF".
+    assert_eq!(f.state.strings.len(), 10);
     assert_eq!(f.state.by_place.len(), 2000);
     assert_eq!(f.state.by_state.len(), 2000);
 }

@@ -51,7 +51,7 @@ pub struct Offered {
 pub(super) struct Slot {
     /// As announced, less its device (merged into `devices`) and its unique_id (read only to choose
     /// `thresholds`).
-    pub(super) entity: Box<Entity>,
+    pub(super) entity: Entity,
     /// A hash of the announcement's payload: an identical re-announcement changes nothing.
     announced: u64,
     pub(super) device: usize,
@@ -101,7 +101,9 @@ pub struct DiscoveryState {
     pub(super) plan: DiscoveryPlan,
     pub(super) templates: Templates,
     pub(super) entities: HashMap<EntityKey, Box<Slot>>,
-    pub(super) devices: Vec<Device>,
+    /// Boxed: a fleet's list grows by doubling, and its spare room is then a pointer per place.
+    #[allow(clippy::vec_box)]
+    pub(super) devices: Vec<Box<Device>>,
     /// Identifier or `type:value` connection → device index.
     device_index: HashMap<String, usize>,
     /// The entities of each state topic; the key is the copy the entities' `state_topic` share.
@@ -346,11 +348,13 @@ impl DiscoveryState {
         let live = match self.entities.get(&entity.key) {
             Some(old) => {
                 let mut live = old.live.clone();
-                live.available.resize(entity.availability.len(), None);
+                let mut available = std::mem::take(&mut live.available).into_vec();
+                available.resize(entity.availability.len(), None);
+                live.available = available.into_boxed_slice();
                 live
             }
             None => Live {
-                available: vec![None; entity.availability.len()],
+                available: vec![None; entity.availability.len()].into_boxed_slice(),
                 ..Live::default()
             },
         };
@@ -394,7 +398,7 @@ impl DiscoveryState {
         self.entities.insert(
             key.clone(),
             Box::new(Slot {
-                entity,
+                entity: *entity,
                 announced,
                 device,
                 thresholds,
@@ -425,6 +429,8 @@ impl DiscoveryState {
         ] {
             self.strings.share_opt(text);
         }
+        self.strings.share(&mut e.payload_on);
+        self.strings.share(&mut e.payload_off);
     }
 
     /// The column of an entity of device `device`, if its host can be named.
@@ -534,7 +540,7 @@ impl DiscoveryState {
                 if self.devices.len() >= self.plan.max_entities {
                     self.compact_devices();
                 }
-                self.devices.push(d.clone());
+                self.devices.push(Box::new(d.clone()));
                 self.devices.len() - 1
             }
         };
@@ -704,8 +710,8 @@ fn state_message(
     };
     let reading = match e.key.component {
         _ if s == "None" => Reading::Unknown,
-        Component::BinarySensor if s == e.payload_on => Reading::On,
-        Component::BinarySensor if s == e.payload_off => Reading::Off,
+        Component::BinarySensor if s == *e.payload_on => Reading::On,
+        Component::BinarySensor if s == *e.payload_off => Reading::Off,
         // HA ignores other binary states and empty sensor results.
         Component::BinarySensor => return true,
         Component::Sensor if s.is_empty() => return true,

@@ -168,7 +168,7 @@ impl DiscoveryState {
                     .clone()
                     .filter(|n| !n.is_empty())
                     .or_else(|| e.device_class.clone())
-                    .unwrap_or_else(|| e.key.object_id.clone()),
+                    .unwrap_or_else(|| Arc::from(&*e.key.object_id)),
                 value: slot.live.reading.as_ref().map(|r| r.to_string()),
                 unit: e.unit.clone(),
                 device_class: e.device_class.clone(),
@@ -179,7 +179,11 @@ impl DiscoveryState {
                 availability: slot.live.availability_now(e.availability_mode),
             });
         }
-        let device = self.devices.get(device?).cloned().unwrap_or_default();
+        let device = self
+            .devices
+            .get(device?)
+            .map(|d| Device::clone(d))
+            .unwrap_or_default();
         Some(ColumnView {
             host: place.0.clone(),
             column: place.1.clone(),
