@@ -122,7 +122,7 @@ pub struct Device {
 pub struct Entity {
     pub key: EntityKey,
     pub name: Option<Arc<str>>,
-    pub unique_id: Option<String>,
+    pub unique_id: Option<Box<str>>,
     pub state_topic: Arc<str>,
     pub value_template: Option<Arc<str>>,
     pub unit: Option<Arc<str>>,
@@ -263,7 +263,7 @@ pub fn parse(
     let shared = |key| r.text(key).map(|t| t.map(Arc::from));
     let entity = Entity {
         name: shared("name")?,
-        unique_id: r.text("unique_id")?,
+        unique_id: r.text("unique_id")?.map(String::into_boxed_str),
         value_template: shared("value_template")?,
         unit: shared("unit_of_measurement")?,
         device_class: shared("device_class")?,

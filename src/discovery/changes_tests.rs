@@ -213,8 +213,8 @@ fn a_fleets_repeated_texts_are_kept_once() {
             .get_key_value(&**s.place.as_ref().unwrap())
             .unwrap();
         assert!(Arc::ptr_eq(place, s.place.as_ref().unwrap()));
-        let dev = &f.state.devices[s.device];
-        let dev0 = &f.state.devices[slots[0].device];
+        let dev = &f.state.devices[s.device as usize];
+        let dev0 = &f.state.devices[slots[0].device as usize];
         assert!(Arc::ptr_eq(
             dev.model.as_ref().unwrap(),
             dev0.model.as_ref().unwrap()

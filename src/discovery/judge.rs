@@ -127,11 +127,29 @@ impl std::fmt::Display for Reading {
     }
 }
 
+/// When the latest value came, and whether it was a retained replay: a rule's `Seen` without the
+/// sensor's own time, which announced entities do not give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    pub at: Instant,
+    pub retained: bool,
+}
+
+impl Received {
+    fn seen(self) -> Seen {
+        Seen {
+            received: self.at,
+            sensor_time: None,
+            retained: self.retained,
+        }
+    }
+}
+
 /// What is known about one entity now (20,000 of them at fleet size: kept compact).
 #[derive(Debug, Clone, Default)]
 pub struct Live {
     pub reading: Option<Reading>,
-    pub seen: Option<Seen>,
+    pub seen: Option<Received>,
     /// The wall-clock time of the latest value, for the status.
     pub seen_wall: Option<SystemTime>,
     pub colour: ColourState,
@@ -200,7 +218,10 @@ impl Live {
             }
         }
         self.reading = Some(reading);
-        self.seen = Some(seen);
+        self.seen = Some(Received {
+            at: seen.received,
+            retained: seen.retained,
+        });
         self.seen_wall = Some(wall);
         self.error = None;
         self.was_offline = false;
@@ -317,7 +338,9 @@ impl Live {
         if let Some(err) = &self.error {
             return judged(policy.error, format!("template failed: {err}"));
         }
-        if let Freshness::Stale { age, limit } = freshness(seen, e.expire_after, now, now_wall) {
+        if let Freshness::Stale { age, limit } =
+            freshness(&seen.seen(), e.expire_after, now, now_wall)
+        {
             return judged(
                 policy.stale,
                 format!(

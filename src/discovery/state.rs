@@ -27,7 +27,7 @@ use crate::names::{HostName, TestName};
 use crate::rules::scan::SimplePaths;
 use crate::rules::staleness::Seen;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::time::Instant;
@@ -54,8 +54,10 @@ pub(super) struct Slot {
     pub(super) entity: Entity,
     /// A hash of the announcement's payload: an identical re-announcement changes nothing.
     announced: u64,
-    pub(super) device: usize,
-    pub(super) thresholds: Option<usize>,
+    /// Index into `devices` (u32 with `thresholds`: 20,000 slots, each 16 bytes smaller).
+    pub(super) device: u32,
+    /// Index into the policy's thresholds.
+    pub(super) thresholds: Option<u32>,
     pub(super) live: Live,
     /// The column the entity is in (the key `by_place` holds, shared); None while its host cannot be
     /// named.
@@ -105,7 +107,11 @@ pub struct DiscoveryState {
     #[allow(clippy::vec_box)]
     pub(super) devices: Vec<Box<Device>>,
     /// Identifier or `type:value` connection → device index.
-    device_index: HashMap<String, usize>,
+    /// Keyed by a hash of the text, with keys random per process (`ids`): the texts themselves would cost
+    /// as much again as the devices' own copies, and two of them colliding in 64 random bits is as likely
+    /// as a fleet never seeing it.
+    device_index: HashMap<u64, u32>,
+    ids: std::hash::RandomState,
     /// The entities of each state topic; the key is the copy the entities' `state_topic` share.
     pub(super) by_state: HashMap<Arc<str>, Readers>,
     /// One copy of each text the announcements repeat.
@@ -157,6 +163,7 @@ impl DiscoveryState {
             entities: HashMap::new(),
             devices: Vec::new(),
             device_index: HashMap::new(),
+            ids: std::hash::RandomState::new(),
             by_state: HashMap::new(),
             strings: Interner::default(),
             scans: HashMap::new(),
@@ -400,8 +407,10 @@ impl DiscoveryState {
             Box::new(Slot {
                 entity: *entity,
                 announced,
-                device,
-                thresholds,
+                // Both fit: devices are at most `max_entities` + 1 (compile bounds it), thresholds
+                // are the config's.
+                device: device as u32,
+                thresholds: thresholds.map(|t| t as u32),
                 live,
                 place: old_place,
                 dirty: Dirty::Changed,
@@ -487,7 +496,7 @@ impl DiscoveryState {
         let keys: Vec<(EntityKey, Option<Place>)> = self
             .entities
             .iter()
-            .filter(|(_, s)| s.device == device)
+            .filter(|(_, s)| s.device as usize == device)
             .map(|(k, s)| (k.clone(), self.place_of(device, &s.entity)))
             .collect();
         for (key, place) in keys {
@@ -503,7 +512,9 @@ impl DiscoveryState {
             self.strings.share_opt(text);
         }
         let d = &d;
-        let found = device_keys(d).find_map(|k| self.device_index.get(&k).copied());
+        let found = device_keys(d)
+            .find_map(|k| self.device_index.get(&self.ids.hash_one(k)).copied())
+            .map(|i| i as usize);
         let mut changed = false;
         let i = match found {
             Some(i) => {
@@ -545,7 +556,7 @@ impl DiscoveryState {
             }
         };
         for k in device_keys(d) {
-            self.device_index.insert(k, i);
+            self.device_index.insert(self.ids.hash_one(k), i as u32);
         }
         (i, changed)
     }
@@ -556,17 +567,17 @@ impl DiscoveryState {
         let mut map = vec![None; self.devices.len()];
         let mut kept = Vec::new();
         for slot in self.entities.values_mut() {
-            let new = *map[slot.device].get_or_insert_with(|| {
-                kept.push(std::mem::take(&mut self.devices[slot.device]));
+            let new = *map[slot.device as usize].get_or_insert_with(|| {
+                kept.push(std::mem::take(&mut self.devices[slot.device as usize]));
                 kept.len() - 1
             });
-            slot.device = new;
+            slot.device = new as u32;
         }
         self.devices = kept;
         self.device_index = HashMap::new();
         for (i, d) in self.devices.iter().enumerate() {
             for k in device_keys(d) {
-                self.device_index.insert(k, i);
+                self.device_index.insert(self.ids.hash_one(k), i as u32);
             }
         }
     }
@@ -731,7 +742,7 @@ fn state_message(
     slot.dirty = slot.dirty.max(what);
     let thresholds = slot
         .thresholds
-        .and_then(|i| policy.thresholds.get(i))
+        .and_then(|i| policy.thresholds.get(i as usize))
         .map(|r| &r.thresholds);
     slot.live.value(reading, thresholds, seen, wall);
     true

@@ -81,7 +81,7 @@ impl DiscoveryState {
         for slot in self.entities.values_mut() {
             let expired = match (slot.entity.expire_after, slot.live.seen, since) {
                 (Some(limit), Some(seen), Some(since)) if !seen.retained => {
-                    let deadline = seen.received + limit;
+                    let deadline = seen.at + limit;
                     deadline >= since && deadline < now
                 }
                 _ => false,
@@ -151,7 +151,7 @@ impl DiscoveryState {
         let policy = &self.plan.policy;
         let thresholds = |slot: &super::state::Slot| {
             slot.thresholds
-                .and_then(|i| policy.thresholds.get(i))
+                .and_then(|i| policy.thresholds.get(i as usize))
                 .map(|r| &r.thresholds)
         };
         let mut entities = Vec::with_capacity(keys.len());
@@ -181,7 +181,7 @@ impl DiscoveryState {
         }
         let device = self
             .devices
-            .get(device?)
+            .get(device? as usize)
             .map(|d| Device::clone(d))
             .unwrap_or_default();
         Some(ColumnView {
