@@ -42,7 +42,7 @@ pub fn run(env: &Env, ingest_rate: Option<f64>) -> Outcome {
     .expect("write exporter config");
     // $SYS lags by up to a second: let the counts of earlier scenarios settle first.
     std::thread::sleep(Duration::from_millis(1500));
-    let base_subs = probe::sys_value(env.port(), probe::SUBSCRIPTIONS).unwrap_or(0);
+    let base_subs = probe::quiet_subscriptions(env.port());
     let log = std::fs::File::create(env.tmp.path().join("exporter.log")).expect("log");
     let child = Command::new(exporter)
         .arg(format!("-config={}", cfg.display()))

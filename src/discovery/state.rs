@@ -148,6 +148,15 @@ fn template_sources(e: &Entity) -> impl Iterator<Item = &str> {
         .chain(e.availability.iter().filter_map(|a| a.template.as_deref()))
 }
 
+/// An announced device field replaces the known one when it is given and differs; whether it did.
+fn take_newer<T: PartialEq>(known: &mut Option<T>, announced: Option<T>) -> bool {
+    if announced.is_none() || *known == announced {
+        return false;
+    }
+    *known = announced;
+    true
+}
+
 /// Pushes without the spare room `Vec::push` leaves (four places for the first): the indexes hold a few
 /// keys each for thousands of topics and columns, and change only when something is announced.
 fn push_exact<T>(v: &mut Vec<T>, x: T) {
@@ -318,7 +327,7 @@ impl DiscoveryState {
                 Announcement::Entity { entity, device } => (entity, device),
             };
         // Include and exclude see what is known of the device so far (Tasmota names it in one entity).
-        let (device, device_changed) = self.merge_device(&announced_device);
+        let (device, device_changed) = self.merge_device(announced_device);
         if !self
             .plan
             .selector
@@ -506,57 +515,51 @@ impl DiscoveryState {
 
     /// The device of an entity, merged with what earlier entities said about it, and whether that
     /// changed what was known of an existing device.
-    fn merge_device(&mut self, d: &Device) -> (usize, bool) {
-        let mut d = d.clone();
+    fn merge_device(&mut self, mut d: Device) -> (usize, bool) {
         for text in [&mut d.model, &mut d.manufacturer, &mut d.sw_version] {
             self.strings.share_opt(text);
         }
-        let d = &d;
-        let found = device_keys(d)
-            .find_map(|k| self.device_index.get(&self.ids.hash_one(k)).copied())
-            .map(|i| i as usize);
+        let keys: Vec<u64> = device_keys(&d).map(|k| self.ids.hash_one(k)).collect();
+        let found = keys.iter().find_map(|k| self.device_index.get(k).copied());
         let mut changed = false;
         let i = match found {
             Some(i) => {
-                let m = &mut self.devices[i];
-                for id in &d.identifiers {
-                    if !m.identifiers.contains(id) && m.identifiers.len() < MAX_MERGED_IDS {
-                        m.identifiers.push(id.clone());
+                let m = &mut self.devices[i as usize];
+                for id in d.identifiers {
+                    if !m.identifiers.contains(&id) && m.identifiers.len() < MAX_MERGED_IDS {
+                        m.identifiers.push(id);
                         changed = true;
                     }
                 }
-                for c in &d.connections {
-                    if !m.connections.contains(c) && m.connections.len() < MAX_MERGED_IDS {
-                        m.connections.push(c.clone());
+                for c in d.connections {
+                    if !m.connections.contains(&c) && m.connections.len() < MAX_MERGED_IDS {
+                        m.connections.push(c);
                         changed = true;
                     }
                 }
+                changed |= take_newer(&mut m.name, d.name);
                 for (dst, src) in [
-                    (&mut m.model, &d.model),
-                    (&mut m.manufacturer, &d.manufacturer),
-                    (&mut m.sw_version, &d.sw_version),
+                    (&mut m.model, d.model),
+                    (&mut m.manufacturer, d.manufacturer),
+                    (&mut m.sw_version, d.sw_version),
                 ] {
-                    if src.is_some() && dst != src {
-                        dst.clone_from(src);
-                        changed = true;
-                    }
+                    changed |= take_newer(dst, src);
                 }
-                if d.name.is_some() && m.name != d.name {
-                    m.name.clone_from(&d.name);
-                    changed = true;
-                }
-                i
+                i as usize
             }
             None => {
                 if self.devices.len() >= self.plan.max_entities {
                     self.compact_devices();
                 }
-                self.devices.push(Box::new(d.clone()));
+                // Kept for as long as its entities: without the spare room the parser's lists have.
+                d.identifiers.shrink_to_fit();
+                d.connections.shrink_to_fit();
+                self.devices.push(Box::new(d));
                 self.devices.len() - 1
             }
         };
-        for k in device_keys(d) {
-            self.device_index.insert(self.ids.hash_one(k), i as u32);
+        for k in keys {
+            self.device_index.insert(k, i as u32);
         }
         (i, changed)
     }
