@@ -6,9 +6,9 @@
 mod common;
 
 use common::bridge::{config, RunningBridge};
-use common::web::{get, WebDriver};
+use common::web::{get, ChromeDriver};
 use common::{free_port, wait_until, Mosquitto, Xymond};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -207,23 +207,10 @@ fn schemathesis(web: u16) {
     );
 }
 
-struct ChromeDriver(Child);
-
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Headless Chromium: the devices page lists every device with its entities, values and units, shows
 /// the hostile device's markup as text (no script runs, no element from it), and the header links to it.
 #[test]
 fn browser_shows_devices_and_escapes_their_strings() {
-    assert!(
-        std::path::Path::new("/usr/bin/chromedriver").exists(),
-        "chromium-driver is missing; run packaging/install-deps.sh"
-    );
     let s = setup();
     devices_until(s.web, "devices listed", |v| {
         device(v, "weather_sensor")
@@ -231,18 +218,9 @@ fn browser_shows_devices_and_escapes_their_strings() {
             .is_some_and(|e| e["value"] == "41.6")
             && v.to_string().contains("evil <b>device</b>")
     });
-    let port = free_port();
-    let _driver = ChromeDriver(
-        Command::new("/usr/bin/chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver"),
-    );
-    wait_until(WAIT, "chromedriver", || common::port_is_open(port));
+    let driver = ChromeDriver::start();
     let profile = tempfile::tempdir().unwrap();
-    let wd = WebDriver::new(port, profile.path());
+    let wd = driver.session(profile.path());
     wd.goto(&format!("http://127.0.0.1:{}/", s.web));
     assert_eq!(
         wd.eval("return document.querySelector('nav a[href=\"/devices\"]').textContent"),

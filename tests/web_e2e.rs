@@ -5,10 +5,10 @@
 mod common;
 
 use common::bridge::RunningBridge;
-use common::web::{get, WebDriver};
+use common::web::{get, ChromeDriver};
 use common::{free_port, wait_until, Mosquitto, Xymond};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const XSS: &str = "<script>alert(1)</script>";
@@ -164,15 +164,6 @@ fn schemathesis(web: u16) {
     assert!(out.status.success(), "schemathesis failed:\n{text}");
 }
 
-struct ChromeDriver(Child);
-
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn artifact(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target");
     std::fs::create_dir_all(&dir).unwrap();
@@ -184,28 +175,15 @@ fn artifact(name: &str) -> PathBuf {
 /// renders; screenshots are saved in target/ as artifacts.
 #[test]
 fn browser_sees_live_updates_and_escaped_text() {
-    assert!(
-        std::path::Path::new("/usr/bin/chromedriver").exists(),
-        "chromium-driver is missing; run packaging/install-deps.sh"
-    );
     let s = setup();
     s.mosq.publish("sensors/a/temperature", "20.0", false);
     wait_topic(s.web, "/api/v1/topics/sensors/a/temperature", |v| {
         v["payload"] == "20.0"
     });
 
-    let port = free_port();
-    let driver = ChromeDriver(
-        Command::new("/usr/bin/chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver"),
-    );
-    wait_until(WAIT, "chromedriver", || common::port_is_open(port));
+    let driver = ChromeDriver::start();
     let profile = tempfile::tempdir().unwrap();
-    let wd = WebDriver::new(port, profile.path());
+    let wd = driver.session(profile.path());
     let base = format!("http://127.0.0.1:{}", s.web);
 
     wd.goto(&format!("{base}/topics"));

@@ -8,8 +8,9 @@
 //! `wait_until`) and brings 33 more crates into every test build, among them the `webdriver`
 //! crate with ICU segmentation data and second copies of `http` and `cookie`; `thirtyfour` brings more.
 
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -75,6 +76,94 @@ pub fn get(port: u16, path: &str) -> Reply {
     Reply::read(agent().get(&url).call(), &format!("GET {url}"))
 }
 
+/// A chromedriver on a loopback port of its own, killed on drop; its output goes to a log file that a
+/// failing session request prints.
+pub struct ChromeDriver {
+    child: Child,
+    pub port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl ChromeDriver {
+    /// Starts chromedriver and waits until its `/status` says it is ready. A port from `free_port` can
+    /// be taken again before chromedriver binds it (by any socket on the machine); chromedriver then
+    /// exits ("IPv4 port not available"), and a listener found on that port could be someone else's.
+    /// So readiness is chromedriver's own answer on `/status`, and an exit means another port.
+    pub fn start() -> ChromeDriver {
+        assert!(
+            Path::new("/usr/bin/chromedriver").exists(),
+            "chromium-driver is missing; run packaging/install-deps.sh"
+        );
+        let dir = tempfile::tempdir().expect("tempdir for chromedriver");
+        let log = dir.path().join("chromedriver.log");
+        for _attempt in 0..5 {
+            let port = super::free_port();
+            let out = std::fs::File::create(&log).expect("chromedriver log");
+            let err = out.try_clone().expect("chromedriver log");
+            let mut child = Command::new("/usr/bin/chromedriver")
+                .arg(format!("--port={port}"))
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .expect("start chromedriver");
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(30) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if ready(port) {
+                    return ChromeDriver {
+                        child,
+                        port,
+                        log,
+                        _dir: dir,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!(
+                "chromedriver on port {port} did not come up:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        panic!("chromedriver did not start in 5 attempts");
+    }
+
+    /// A session with headless Chromium and a fresh profile in `profile`.
+    pub fn session(&self, profile: &Path) -> WebDriver {
+        WebDriver::new(self.port, profile, &self.log)
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether the chromedriver on `port` answers `/status` with `ready: true` (its own answer, so not
+/// another program's listener).
+fn ready(port: u16) -> bool {
+    let url = format!("http://127.0.0.1:{port}/status");
+    let quick = ureq::Agent::config_builder()
+        .proxy(None)
+        .timeout_global(Some(Duration::from_secs(2)))
+        .build()
+        .new_agent();
+    let Ok(mut resp) = quick.get(&url).call() else {
+        return false;
+    };
+    let Ok(body) = resp.body_mut().read_to_vec() else {
+        return false;
+    };
+    serde_json::from_slice::<Value>(&body).is_ok_and(|v| v["value"]["ready"] == true)
+}
+
 /// A WebDriver session on a chromedriver at `port`; deleted (closing the browser) on drop.
 pub struct WebDriver {
     agent: ureq::Agent,
@@ -83,8 +172,8 @@ pub struct WebDriver {
 }
 
 impl WebDriver {
-    /// Headless Chromium with a fresh profile in `profile`.
-    pub fn new(port: u16, profile: &Path) -> WebDriver {
+    /// Headless Chromium with a fresh profile in `profile`; `log` is chromedriver's, shown if this fails.
+    fn new(port: u16, profile: &Path, log: &Path) -> WebDriver {
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -97,7 +186,11 @@ impl WebDriver {
         }}});
         let agent = agent();
         let url = format!("http://127.0.0.1:{port}/session");
-        let v = Reply::read(agent.post(&url).send_json(&caps), "new WebDriver session").json();
+        let what = format!(
+            "new WebDriver session (chromedriver's log: {})",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        let v = Reply::read(agent.post(&url).send_json(&caps), &what).json();
         let id = v["value"]["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("no session: {v}"));
