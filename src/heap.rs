@@ -1,8 +1,9 @@
 //! Keeping the daemon's heap small under glibc's malloc, which it runs on for years.
 //!
 //! `limit_arenas` is called by `main` before any thread starts; `release_free_memory` by the store after
-//! it has freed a lot (evictions, refused topics) and by the discovery sessions after a burst of
-//! messages. Elsewhere (musl, other systems) both do nothing.
+//! it has freed a lot (evictions, refused topics), and through `AfterBurst` by the collector and the
+//! discovery sessions once a burst of messages has passed. Elsewhere (musl, other systems) both do
+//! nothing.
 
 /// Caps glibc at one malloc arena unless the administrator set `MALLOC_ARENA_MAX` (then theirs holds).
 ///
@@ -32,5 +33,78 @@ pub fn release_free_memory() {
     // thread-safe.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// Gives free memory back once a burst has passed: counts the payload bytes a consumer handles, and
+/// when it looks again (a timer) after at least `after` of them and nothing arrived since its previous
+/// look, calls `release_free_memory`.
+///
+/// A burst (a fleet reconnecting, a restart's retained messages) passes through queues, parsers and
+/// statuses that are freed again, scattered between what stays; malloc keeps that memory until asked.
+/// Trimming walks the heap and hands pages back that the next burst faults in again, so it waits for a
+/// few MiB of traffic and then for a quiet interval, not for every empty queue in the middle of a flood.
+#[derive(Debug)]
+pub struct AfterBurst {
+    handled: usize,
+    at_last_look: usize,
+    after: usize,
+}
+
+impl AfterBurst {
+    pub const fn new(after: usize) -> Self {
+        AfterBurst {
+            handled: 0,
+            at_last_look: 0,
+            after,
+        }
+    }
+
+    /// `bytes` more were handled.
+    pub fn handled(&mut self, bytes: usize) {
+        self.handled = self.handled.saturating_add(bytes);
+    }
+
+    /// Whether a burst passed since the last trim (the consumer then looks again after an interval).
+    pub fn due(&self) -> bool {
+        self.handled >= self.after
+    }
+
+    /// Trims if a burst passed and nothing was handled since the previous look. Returns whether it did.
+    pub fn look(&mut self) -> bool {
+        let quiet = self.handled == self.at_last_look;
+        self.at_last_look = self.handled;
+        if !(quiet && self.due()) {
+            return false;
+        }
+        self.handled = 0;
+        self.at_last_look = 0;
+        release_free_memory();
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AfterBurst;
+
+    #[test]
+    fn trims_once_a_burst_has_passed_and_traffic_stopped() {
+        let mut trim = AfterBurst::new(100);
+        trim.handled(60);
+        assert!(!trim.due());
+        assert!(!trim.look(), "below the burst size");
+        trim.handled(60);
+        assert!(trim.due());
+        assert!(!trim.look(), "traffic since the previous look");
+        trim.handled(10);
+        assert!(!trim.look(), "still traffic");
+        assert!(trim.look(), "a burst passed and it is quiet");
+        assert!(!trim.due());
+        assert!(!trim.look(), "nothing since the last trim");
+        trim.handled(usize::MAX);
+        trim.handled(usize::MAX);
+        assert!(!trim.look());
+        assert!(trim.look());
     }
 }

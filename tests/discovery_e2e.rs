@@ -179,3 +179,51 @@ fn bad_announcements_are_refused_and_counted() {
     );
     bridge.stop();
 }
+
+/// More devices than one turn of a check builds (`COLUMNS_PER_TURN`, 256): the checks after start-up
+/// send every device's column, first as announced (clear) and then with its own value, and xymond has
+/// them all.
+#[test]
+fn a_fleet_larger_than_one_turn_reaches_xymond_whole() {
+    const DEVICES: usize = 300;
+    let hosts: Vec<String> = (0..DEVICES).map(|i| format!("fleet{i:03}")).collect();
+    let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    let xymond = Xymond::start(&names);
+    let mqtt = Mosquitto::start();
+    for (i, host) in hosts.iter().enumerate() {
+        mqtt.publish(
+            &format!("homeassistant/sensor/{host}/temp/config"),
+            &format!(
+                r#"{{"stat_t":"{host}/temp","unit_of_meas":"°C","dev_cla":"temperature","uniq_id":"{host}_t","dev":{{"ids":"{host}","name":"{host}"}}}}"#
+            ),
+            true,
+        );
+        mqtt.publish(&format!("{host}/temp"), &format!("{}.5", i % 20), true);
+    }
+    let toml = config(&xymond, &[("local", &mqtt)], DISCOVERY);
+    let bridge = RunningBridge::start(&toml);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let board = loop {
+        let board = xymond.board("test=sensors fields=hostname,color,line1");
+        let green = board.lines().filter(|l| l.contains("|green|")).count();
+        if green >= DEVICES || std::time::Instant::now() > deadline {
+            break board;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(board.lines().count(), DEVICES, "{board}");
+    for (i, host) in hosts.iter().enumerate() {
+        let line = board
+            .lines()
+            .find(|l| l.starts_with(&format!("{host}|")))
+            .unwrap_or_else(|| panic!("no column for {host}:\n{board}"));
+        assert!(line.contains("|green|"), "{line}");
+        let s = xymond.xymondlog(&format!("{host}.sensors")).unwrap();
+        assert!(
+            s.body.contains(&format!("= {}.5 °C", i % 20)),
+            "{host}: {}",
+            s.body
+        );
+    }
+    bridge.stop();
+}

@@ -62,6 +62,11 @@ const SNAPSHOT_DONE_CAPACITY: usize = 64;
 /// Samples taken from the channel in one go before the timers and snapshots get a turn again.
 const SAMPLE_BATCH: usize = 1024;
 
+/// Payload bytes handled after which, once traffic stops for `TRIM_QUIET`, free memory goes back to the
+/// system (`crate::heap::AfterBurst`).
+const TRIM_AFTER: usize = 4 << 20;
+const TRIM_QUIET: Duration = Duration::from_secs(1);
+
 /// A message a test is interested in, on its way from ingest to the collector.
 #[derive(Debug)]
 pub struct Sample {
@@ -122,6 +127,8 @@ pub struct Collector {
     log_limit: LogLimiter,
     /// Per reload so far: each test's new index by its old one (`reload`), for snapshot answers.
     reloads: Vec<Vec<Option<usize>>>,
+    /// Hands back what a burst of samples left free in malloc, once it has passed.
+    trim: crate::heap::AfterBurst,
 }
 
 impl Collector {
@@ -177,6 +184,7 @@ impl Collector {
             max_value_chars,
             log_limit: LogLimiter::new(Duration::from_secs(60)),
             reloads: Vec::new(),
+            trim: crate::heap::AfterBurst::new(TRIM_AFTER),
         }
     }
 
@@ -205,7 +213,15 @@ impl Collector {
         let link_changed = link_changes.notified();
         tokio::pin!(link_changed);
         let mut armed: Option<Instant> = None;
+        // Looks again `TRIM_QUIET` after a burst was handled, and every `TRIM_QUIET` while it goes on.
+        let quiet = tokio::time::sleep(TRIM_QUIET);
+        tokio::pin!(quiet);
+        let mut quiet_armed = false;
         loop {
+            if !quiet_armed && self.trim.due() {
+                quiet.as_mut().reset(Instant::now() + TRIM_QUIET);
+                quiet_armed = true;
+            }
             let next = self.timers.next_at();
             if next != armed {
                 if let Some(at) = next {
@@ -237,6 +253,10 @@ impl Collector {
                 }
                 Some(r) = refusals.recv() => self.on_refusal(r),
                 Some(c) = control.recv() => self.on_control(c),
+                _ = &mut quiet, if quiet_armed => {
+                    quiet_armed = false;
+                    self.trim.look();
+                }
                 _ = &mut sleep, if armed.is_some() => {
                     armed = None;
                     let now = Instant::now();
@@ -274,6 +294,7 @@ impl Collector {
     }
 
     fn on_sample(&mut self, s: Sample) {
+        self.trim.handled(s.payload.len());
         if self
             .rule_routes
             .get(s.broker)

@@ -34,7 +34,7 @@ pub use announce::{AnnounceLimits, AvailabilityMode, Device, Entity, EntityKey, 
 pub use board::{lock, Board, DeviceView, SharedState};
 pub use compile::{compile, DiscoveryError};
 pub use state::{DiscoveryState, Offered, Place};
-pub use view::{Changes, ColumnView, EntityView, Why};
+pub use view::{Changes, ColumnView, Due, EntityView, Why};
 
 use judge::Policy;
 use select::Selector;

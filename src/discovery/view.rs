@@ -48,6 +48,16 @@ pub struct Changes {
     pub gone: Vec<Place>,
 }
 
+/// The columns due at a check (`DiscoveryState::take_due`), to be built with `column_at`.
+#[derive(Debug, Default)]
+pub struct Due {
+    /// Columns whose entities changed, and the share due to be sent again anyway, each with why; in
+    /// host and column order.
+    pub places: Vec<(Arc<Place>, Why)>,
+    /// Columns with no entity left.
+    pub gone: Vec<Place>,
+}
+
 /// Why a column was taken; when several reasons hold, the last listed here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Why {
@@ -73,10 +83,27 @@ impl DiscoveryState {
     /// The columns that changed since the last call (a value, an availability, an announcement, a
     /// device, or a value turning stale with time), and `1/shares` of the columns in turn, so that each
     /// column comes out at least every `shares` calls without all of them at once; each with why
-    /// (`Why`). Costs a pass over the entities' flags, plus the columns returned.
+    /// (`Why`). Costs a pass over the entities' flags, plus the columns returned. `take_due` and
+    /// `column_at` are the same in steps, for a caller that builds the columns a few at a time.
     pub fn take_changes(&mut self, now: Instant, now_wall: SystemTime, shares: usize) -> Changes {
+        let due = self.take_due(now, shares);
+        let columns = due
+            .places
+            .iter()
+            .filter_map(|(p, why)| Some((self.column_at(p, now, now_wall)?, *why)))
+            .collect();
+        Changes {
+            columns,
+            gone: due.gone,
+        }
+    }
+
+    /// Which columns `take_changes` would build now, and which are gone; marks them taken. A column
+    /// built later with `column_at` shows the state then (a column removed meanwhile is left out, and
+    /// the next call reports it gone).
+    pub fn take_due(&mut self, now: Instant, shares: usize) -> Due {
         let since = self.last_taken.replace(now);
-        let mut due: BTreeMap<&Place, Why> = BTreeMap::new();
+        let mut due: BTreeMap<&Arc<Place>, Why> = BTreeMap::new();
         let by_place = &self.by_place;
         for slot in self.entities.values_mut() {
             let expired = match (slot.entity.expire_after, slot.live.seen, since) {
@@ -92,14 +119,14 @@ impl DiscoveryState {
                 (Dirty::Clean, false) => continue,
             };
             if let Some((p, _)) = slot.place.as_ref().and_then(|p| by_place.get_key_value(p)) {
-                let w = due.entry(&**p).or_insert(why);
+                let w = due.entry(p).or_insert(why);
                 *w = (*w).max(why);
             }
         }
         let mut gone = Vec::new();
         for p in std::mem::take(&mut self.left) {
             if let Some((p, _)) = self.by_place.get_key_value(&p) {
-                due.insert(&**p, Why::Changed);
+                due.insert(p, Why::Changed);
             } else if !gone.contains(&p) {
                 gone.push(p);
             }
@@ -114,29 +141,34 @@ impl DiscoveryState {
             Some(p) => self.by_place.range::<Place, _>((Excluded(p), Unbounded)),
             None => self.by_place.range::<Place, _>(..),
         };
-        let resend: Vec<&Place> = start
+        let resend: Vec<&Arc<Place>> = start
             .chain(self.by_place.iter())
-            .map(|(p, _)| &**p)
+            .map(|(p, _)| p)
             .take(share.min(self.by_place.len()))
             .collect();
         // The cursor moves only when some column had its turn.
         let next_after = resend
             .last()
-            .map(|p| (*p).clone())
+            .map(|p| Place::clone(p))
             .or(self.resend_after.take());
         for p in resend {
             let w = due.entry(p).or_insert(Why::Turn);
             *w = (*w).max(Why::Turn);
         }
-        let columns = due
-            .into_iter()
-            .filter_map(|(p, why)| {
-                let keys = self.by_place.get(p)?;
-                Some((self.column(p, keys, now, now_wall)?, why))
-            })
-            .collect();
+        let places = due.into_iter().map(|(p, why)| (p.clone(), why)).collect();
         self.resend_after = next_after;
-        Changes { columns, gone }
+        Due { places, gone }
+    }
+
+    /// Column `place` as it is now; `None` if it has no entity (left, or its host cannot be named).
+    pub fn column_at(
+        &self,
+        place: &Place,
+        now: Instant,
+        now_wall: SystemTime,
+    ) -> Option<ColumnView> {
+        let keys = self.by_place.get(place)?;
+        self.column(place, keys, now, now_wall)
     }
 
     /// Column `place` with entities `keys`.

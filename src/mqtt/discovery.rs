@@ -28,7 +28,7 @@ use super::session::{Client, SessionError, SessionEvent};
 use super::SUBSCRIBE_CHUNK;
 use crate::colour::Colour;
 use crate::discovery::{
-    lock, Board, Changes, DiscoveryPlan, DiscoveryState, Place, SharedState, Why,
+    lock, Board, ColumnView, DiscoveryPlan, DiscoveryState, Place, SharedState, Why,
 };
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
@@ -67,6 +67,8 @@ pub struct DiscoveryTask {
 
 /// Events handled per turn of the loop (one lock of the state for all of them).
 const BATCH: usize = 256;
+/// Columns built and sent per turn of a check (`send_columns`).
+pub const COLUMNS_PER_TURN: usize = 256;
 /// Payload bytes handled after which, once the queue is empty, free memory goes back to the system.
 const TRIM_AFTER: usize = 4 << 20;
 
@@ -90,21 +92,34 @@ pub async fn run(task: DiscoveryTask, cancel: CancellationToken) {
     let mut check = tokio::time::interval(CHECK_EVERY);
     let shares = (RESEND_EVERY.as_secs() / CHECK_EVERY.as_secs()) as usize;
     let mut batch = Vec::with_capacity(BATCH);
-    let mut handled = 0usize;
+    let mut trim = crate::heap::AfterBurst::new(TRIM_AFTER);
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = check.tick() => {
                 flush(&client, &mut session.pending);
-                let changes = lock(&state).take_changes(Instant::now(), SystemTime::now(), shares);
-                send_changes(&task, changes, &mut sent, &mut written, &session.log_limit);
+                let due = lock(&state).take_due(Instant::now(), shares);
+                forget_gone(&due.gone, &mut sent, &mut written);
+                // Built and sent a few at a time: the first check after start-up takes every column,
+                // and building them all at once held about 1.8 kB per column more for a moment
+                // (BENCHMARKS.md, scenario 10); the state's lock is also let go between them.
+                for chunk in due.places.chunks(COLUMNS_PER_TURN) {
+                    let columns: Vec<_> = {
+                        let state = lock(&state);
+                        let (now, wall) = (Instant::now(), SystemTime::now());
+                        chunk
+                            .iter()
+                            .filter_map(|(p, why)| Some((state.column_at(p, now, wall)?, *why)))
+                            .collect()
+                    };
+                    send_columns(&task, columns, &mut sent, &mut written, &session.log_limit);
+                }
                 // A burst (the announcements, a fleet reconnecting) passed through the queue and the
                 // parsers: malloc keeps what they freed, scattered between what the state keeps, and
                 // hands it back only when asked. Measured after 10,000 devices announced and published:
                 // 19 MB of 78 MB.
-                if handled >= TRIM_AFTER && queue.is_empty() {
-                    crate::heap::release_free_memory();
-                    handled = 0;
+                if queue.is_empty() {
+                    trim.look();
                 }
             }
             n = queue.recv_many(&mut batch, BATCH) => {
@@ -114,7 +129,7 @@ pub async fn run(task: DiscoveryTask, cancel: CancellationToken) {
                 let mut state = lock(&state);
                 for read in batch.drain(..) {
                     if let Ok(SessionEvent::Message(m)) = &read.event {
-                        handled += m.payload.len();
+                        trim.handled(m.payload.len());
                     }
                     session.handle(&mut state, read.event);
                 }
@@ -210,20 +225,25 @@ fn flush(client: &Client, pending: &mut Vec<String>) {
 
 /// Puts the statuses of the columns taken into the outbox when their text changed or their turn came,
 /// and their new values into the RRD writer.
-fn send_changes(
+/// Forgets what was sent and written for columns that are gone.
+fn forget_gone(gone: &[Place], sent: &mut HashMap<u64, Colour>, written: &mut Written) {
+    for p in gone {
+        sent.remove(&hash(p));
+        written.0.remove(p);
+    }
+}
+
+/// Sends the statuses of `changed` columns that are due (see `Why`) and writes their values' RRDs.
+fn send_columns(
     task: &DiscoveryTask,
-    changes: Changes,
+    changed: Vec<(ColumnView, Why)>,
     sent: &mut HashMap<u64, Colour>,
     written: &mut Written,
     log_limit: &LogLimiter,
 ) {
     let wall = SystemTime::now();
-    for p in &changes.gone {
-        sent.remove(&hash(p));
-        written.0.remove(p);
-    }
-    let mut columns = Vec::with_capacity(changes.columns.len());
-    for (col, why) in changes.columns {
+    let mut columns = Vec::with_capacity(changed.len());
+    for (col, why) in changed {
         // Keyed by a hash of the column: a copy of every column's name would cost as much as a column.
         let place = hash(&(&col.host, &col.column));
         // Values alone send the column when they change its colour; the status is built only then.

@@ -14,6 +14,9 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+/// Room for pending statuses the map keeps once they are all taken.
+const PENDING_ROOM_KEPT: usize = 1024;
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "state", content = "reason", rename_all = "lowercase")]
 pub enum DeliveryState {
@@ -171,6 +174,11 @@ impl Outbox {
         if !items.is_empty() {
             st.waiting_since = (!st.pending.is_empty()).then(Instant::now);
         }
+        // A map keeps the room it grew to; after a burst (a fleet's first statuses, xymond back after
+        // an outage) that is a slot for every test, empty until the next burst.
+        if st.pending.is_empty() && st.pending.capacity() > PENDING_ROOM_KEPT {
+            st.pending.shrink_to_fit();
+        }
         Batch { items }
     }
 
@@ -284,6 +292,30 @@ mod tests {
         let a = batch.items.iter().find(|(k, _)| k == "a.t").unwrap();
         assert_eq!(&*a.1, status("a", Colour::Red, "2").to_wire());
         assert_eq!(o.pending(), 0);
+    }
+
+    /// After a burst is taken, the pending map does not keep a slot for every test it held.
+    #[test]
+    fn pending_room_goes_back_once_a_burst_is_taken() {
+        let o = Outbox::new();
+        for i in 0..5000 {
+            o.put(status(&format!("h{i}"), Colour::Green, "x"));
+        }
+        assert!(o.lock().pending.capacity() >= 5000);
+        let mut taken = 0;
+        loop {
+            let batch = o.take(1000);
+            if batch.items.is_empty() {
+                break;
+            }
+            taken += batch.items.len();
+            o.delivered(&batch);
+        }
+        assert_eq!(taken, 5000);
+        assert!(o.lock().pending.capacity() <= PENDING_ROOM_KEPT);
+        assert_eq!(o.tests().len(), 5000, "the tests themselves stay");
+        o.put(status("h1", Colour::Red, "y"));
+        assert_eq!(o.take(10).items.len(), 1);
     }
 
     #[test]
