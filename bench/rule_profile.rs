@@ -228,7 +228,9 @@ fn field(out: &str, name: &str) -> Result<u64, String> {
 
 /// The inclusive instructions of the first function whose name contains `name`, from
 /// `callgrind_annotate --inclusive=yes`; 0 when it does not appear (inlined, or never called).
-fn inclusive(file: &Path, name: &str) -> Result<u64, String> {
+/// The inclusive instructions of the first function whose name contains `name`; `None` when no such
+/// function is in the profile (inlined into its callers, as the one-unit release build does to many).
+fn inclusive(file: &Path, name: &str) -> Result<Option<u64>, String> {
     let out = Command::new("callgrind_annotate")
         .args(["--inclusive=yes", "--threshold=100"])
         .arg(file)
@@ -239,8 +241,7 @@ fn inclusive(file: &Path, name: &str) -> Result<u64, String> {
         .lines()
         .find(|l| l.contains(name))
         .and_then(|l| l.split_whitespace().next())
-        .and_then(|v| v.replace(',', "").parse().ok())
-        .unwrap_or(0))
+        .and_then(|v| v.replace(',', "").parse().ok()))
 }
 
 fn measure(n: u64, dir: &Path) {
@@ -302,8 +303,12 @@ fn try_measure(n: u64, dir: &Path) -> Result<(), String> {
         ("collector (rule path)", "Collector::on_sample"),
         ("store", "Store::ingest"),
     ] {
-        let part = per_msg(inclusive(&fa, name)?, inclusive(&fb, name)?);
-        println!("    of which {what} ({name}): {part:.0}");
+        match (inclusive(&fa, name)?, inclusive(&fb, name)?) {
+            (Some(a), Some(b)) => println!("    of which {what} ({name}): {:.0}", per_msg(a, b)),
+            _ => println!(
+                "    of which {what} ({name}): inlined into its callers, not counted apart"
+            ),
+        }
     }
     println!("  allocations per message: {allocs:.2}");
     println!("  callgrind files: {}", dir.display());
