@@ -36,14 +36,15 @@ pub fn release_free_memory() {
     }
 }
 
-/// Gives free memory back once a burst has passed: counts the payload bytes a consumer handles, and
-/// when it looks again (a timer) after at least `after` of them and nothing arrived since its previous
-/// look, calls `release_free_memory`.
+/// Gives free memory back once a burst has passed: counts what a consumer handles (each message's
+/// payload and topic bytes), and when it looks again (a timer) after at least `after` of them, with less
+/// than `after / 16` since its previous look, calls `release_free_memory`.
 ///
 /// A burst (a fleet reconnecting, a restart's retained messages) passes through queues, parsers and
 /// statuses that are freed again, scattered between what stays; malloc keeps that memory until asked.
 /// Trimming walks the heap and hands pages back that the next burst faults in again, so it waits for a
-/// few MiB of traffic and then for a quiet interval, not for every empty queue in the middle of a flood.
+/// few MiB of traffic and then for the rate to drop, not for every empty queue in the middle of a flood.
+/// A low rate, not silence: a fleet's steady telemetry never stops for a whole interval.
 #[derive(Debug)]
 pub struct AfterBurst {
     handled: usize,
@@ -60,7 +61,7 @@ impl AfterBurst {
         }
     }
 
-    /// `bytes` more were handled.
+    /// A message with `bytes` of payload and topic was handled.
     pub fn handled(&mut self, bytes: usize) {
         self.handled = self.handled.saturating_add(bytes);
     }
@@ -70,11 +71,12 @@ impl AfterBurst {
         self.handled >= self.after
     }
 
-    /// Trims if a burst passed and nothing was handled since the previous look. Returns whether it did.
+    /// Trims if a burst passed and less than `after / 16` was handled since the previous look. Returns
+    /// whether it did.
     pub fn look(&mut self) -> bool {
-        let quiet = self.handled == self.at_last_look;
+        let since = self.handled - self.at_last_look;
         self.at_last_look = self.handled;
-        if !(quiet && self.due()) {
+        if !(self.due() && since < self.after / 16) {
             return false;
         }
         self.handled = 0;
@@ -89,19 +91,31 @@ mod tests {
     use super::AfterBurst;
 
     #[test]
-    fn trims_once_a_burst_has_passed_and_traffic_stopped() {
-        let mut trim = AfterBurst::new(100);
-        trim.handled(60);
+    fn trims_once_a_burst_has_passed_and_the_rate_dropped() {
+        let mut trim = AfterBurst::new(1600);
+        trim.handled(1000);
         assert!(!trim.due());
         assert!(!trim.look(), "below the burst size");
-        trim.handled(60);
+        trim.handled(1000);
         assert!(trim.due());
-        assert!(!trim.look(), "traffic since the previous look");
-        trim.handled(10);
-        assert!(!trim.look(), "still traffic");
-        assert!(trim.look(), "a burst passed and it is quiet");
+        assert!(!trim.look(), "a burst since the previous look");
+        trim.handled(500);
+        assert!(!trim.look(), "still a flood");
+        trim.handled(99);
+        assert!(
+            trim.look(),
+            "a burst passed, and what came since is a trickle"
+        );
         assert!(!trim.due());
         assert!(!trim.look(), "nothing since the last trim");
+        // Steady low-rate traffic adds up to a burst without ever being one: trimmed once, then not
+        // again until another burst's worth has passed.
+        let mut trims = 0;
+        for _ in 0..32 {
+            trim.handled(99);
+            trims += usize::from(trim.look());
+        }
+        assert_eq!(trims, 1);
         trim.handled(usize::MAX);
         trim.handled(usize::MAX);
         assert!(!trim.look());

@@ -62,8 +62,8 @@ const SNAPSHOT_DONE_CAPACITY: usize = 64;
 /// Samples taken from the channel in one go before the timers and snapshots get a turn again.
 const SAMPLE_BATCH: usize = 1024;
 
-/// Payload bytes handled after which, once traffic stops for `TRIM_QUIET`, free memory goes back to the
-/// system (`crate::heap::AfterBurst`).
+/// Bytes handled (payloads and topics) after which, once the rate drops for `TRIM_QUIET`, free memory
+/// goes back to the system (`crate::heap::AfterBurst`).
 const TRIM_AFTER: usize = 4 << 20;
 const TRIM_QUIET: Duration = Duration::from_secs(1);
 
@@ -294,7 +294,7 @@ impl Collector {
     }
 
     fn on_sample(&mut self, s: Sample) {
-        self.trim.handled(s.payload.len());
+        self.trim.handled(s.payload.len() + s.topic.len());
         if self
             .rule_routes
             .get(s.broker)

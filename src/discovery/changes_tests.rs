@@ -226,3 +226,37 @@ fn a_fleets_repeated_texts_are_kept_once() {
     assert_eq!(f.state.by_place.len(), 2000);
     assert_eq!(f.state.by_state.len(), 2000);
 }
+
+/// A check in steps (`take_due`, then `column_at` a few at a time, as the session does): a column whose
+/// last entity leaves between the two steps is not built, and the next check reports it gone; the
+/// others are built as they are then.
+#[test]
+fn a_column_that_empties_between_the_steps_of_a_check_is_gone_at_the_next() {
+    let mut f = feed("max_entities = 100\n");
+    for i in 0..3 {
+        announce(&mut f, i, &format!("dev{i}"), "");
+    }
+    let due = f.state.take_due(f.now(), 1000);
+    assert_eq!(due.places.len(), 3);
+    let (dev1, why) = due
+        .places
+        .iter()
+        .find(|(p, _)| p.0.as_str() == "dev1")
+        .cloned()
+        .unwrap();
+    assert_eq!(why, Why::Changed);
+    // Between the steps: dev1's only entity is removed, dev2 gets a value.
+    f.send("homeassistant/sensor/n1/v/config", "");
+    f.send("s/2", "5");
+    assert!(f.state.column_at(&dev1, f.now(), f.wall()).is_none());
+    let dev2 = due
+        .places
+        .iter()
+        .find(|(p, _)| p.0.as_str() == "dev2")
+        .unwrap();
+    let col = f.state.column_at(&dev2.0, f.now(), f.wall()).unwrap();
+    assert_eq!(col.entities[0].value.as_deref(), Some("5"));
+    let next = f.state.take_due(f.now(), 1000);
+    assert_eq!(next.gone, vec![Place::clone(&dev1)]);
+    assert!(next.places.iter().all(|(p, _)| **p != *dev1));
+}

@@ -69,7 +69,8 @@ pub struct DiscoveryTask {
 const BATCH: usize = 256;
 /// Columns built and sent per turn of a check (`send_columns`).
 pub const COLUMNS_PER_TURN: usize = 256;
-/// Payload bytes handled after which, once the queue is empty, free memory goes back to the system.
+/// Bytes handled (payloads and topics) after which, once the queue is empty and the rate has dropped for
+/// a check interval, free memory goes back to the system (`crate::heap::AfterBurst`).
 const TRIM_AFTER: usize = 4 << 20;
 
 /// Runs the session until `cancel`; reconnects with backoff (the reader's).
@@ -101,8 +102,8 @@ pub async fn run(task: DiscoveryTask, cancel: CancellationToken) {
                 let due = lock(&state).take_due(Instant::now(), shares);
                 forget_gone(&due.gone, &mut sent, &mut written);
                 // Built and sent a few at a time: the first check after start-up takes every column,
-                // and building them all at once held about 1.8 kB per column more for a moment
-                // (BENCHMARKS.md, scenario 10); the state's lock is also let go between them.
+                // and a column being built holds about 1.8 kB (BENCHMARKS.md, scenario 10); the
+                // state's lock is let go between them, for the dashboard.
                 for chunk in due.places.chunks(COLUMNS_PER_TURN) {
                     let columns: Vec<_> = {
                         let state = lock(&state);
@@ -129,7 +130,7 @@ pub async fn run(task: DiscoveryTask, cancel: CancellationToken) {
                 let mut state = lock(&state);
                 for read in batch.drain(..) {
                     if let Ok(SessionEvent::Message(m)) = &read.event {
-                        trim.handled(m.payload.len());
+                        trim.handled(m.payload.len() + m.topic.byte_len());
                     }
                     session.handle(&mut state, read.event);
                 }
@@ -223,8 +224,6 @@ fn flush(client: &Client, pending: &mut Vec<String>) {
     }
 }
 
-/// Puts the statuses of the columns taken into the outbox when their text changed or their turn came,
-/// and their new values into the RRD writer.
 /// Forgets what was sent and written for columns that are gone.
 fn forget_gone(gone: &[Place], sent: &mut HashMap<u64, Colour>, written: &mut Written) {
     for p in gone {
@@ -233,7 +232,8 @@ fn forget_gone(gone: &[Place], sent: &mut HashMap<u64, Colour>, written: &mut Wr
     }
 }
 
-/// Sends the statuses of `changed` columns that are due (see `Why`) and writes their values' RRDs.
+/// Puts the statuses of the columns taken into the outbox when their text changed or their turn came
+/// (see `Why`), and their new values into the RRD writer.
 fn send_columns(
     task: &DiscoveryTask,
     changed: Vec<(ColumnView, Why)>,
@@ -275,7 +275,7 @@ impl Written {
     /// Queues the values that came since the last check of the numeric sensors `choice` takes in
     /// `columns` (those that changed), one sample per file (the latest). A column's files are those of its
     /// entities now, so files of entities gone are forgotten, and a column gone is dropped with it
-    /// (`send_changes`): this stays as large as the block. A full queue is counted
+    /// (`forget_gone`): this stays as large as the block. A full queue is counted
     /// (`dropped{reason="rrd_queue_full"}`) and logged, rate-limited.
     fn write(
         &mut self,

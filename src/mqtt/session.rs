@@ -63,6 +63,14 @@ impl Topic {
             Topic::Raw(b) => std::str::from_utf8(b).ok(),
         }
     }
+
+    /// Its length in bytes.
+    pub fn byte_len(&self) -> usize {
+        match self {
+            Topic::Text(s) => s.len(),
+            Topic::Raw(b) => b.len(),
+        }
+    }
 }
 
 /// Why a poll failed. The next poll reconnects.

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// Room for pending statuses the map keeps once they are all taken.
+/// Room for pending statuses the map keeps once they are all taken (it gives back more than that).
 const PENDING_ROOM_KEPT: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -177,7 +177,7 @@ impl Outbox {
         // A map keeps the room it grew to; after a burst (a fleet's first statuses, xymond back after
         // an outage) that is a slot for every test, empty until the next burst.
         if st.pending.is_empty() && st.pending.capacity() > PENDING_ROOM_KEPT {
-            st.pending.shrink_to_fit();
+            st.pending.shrink_to(PENDING_ROOM_KEPT);
         }
         Batch { items }
     }
@@ -312,7 +312,7 @@ mod tests {
             o.delivered(&batch);
         }
         assert_eq!(taken, 5000);
-        assert!(o.lock().pending.capacity() <= PENDING_ROOM_KEPT);
+        assert!(o.lock().pending.capacity() < 2 * PENDING_ROOM_KEPT);
         assert_eq!(o.tests().len(), 5000, "the tests themselves stay");
         o.put(status("h1", Colour::Red, "y"));
         assert_eq!(o.take(10).items.len(), 1);

@@ -186,14 +186,19 @@ impl WebDriver {
         }}});
         let agent = agent();
         let url = format!("http://127.0.0.1:{port}/session");
-        let what = format!(
-            "new WebDriver session (chromedriver's log: {})",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        let v = Reply::read(agent.post(&url).send_json(&caps), &what).json();
+        // Read when it fails, so that it has what chromedriver said about the failed request.
+        let log_text = || std::fs::read_to_string(log).unwrap_or_default();
+        let result = agent.post(&url).send_json(&caps);
+        if let Err(e) = &result {
+            panic!(
+                "new WebDriver session: {e}\nchromedriver's log:\n{}",
+                log_text()
+            );
+        }
+        let v = Reply::read(result, "new WebDriver session").json();
         let id = v["value"]["sessionId"]
             .as_str()
-            .unwrap_or_else(|| panic!("no session: {v}"));
+            .unwrap_or_else(|| panic!("no session: {v}\nchromedriver's log:\n{}", log_text()));
         WebDriver {
             session: format!("{url}/{id}"),
             agent,
