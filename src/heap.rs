@@ -36,6 +36,10 @@ pub fn release_free_memory() {
     }
 }
 
+/// Bytes freed or passed through before a trim is worth its walk over the heap (about a millisecond for
+/// a full 64 MiB store): at most this much free memory stays in the process untrimmed.
+pub const TRIM_AFTER_BYTES: usize = 4 << 20;
+
 /// Gives free memory back once a burst has passed: counts what a consumer handles (each message's
 /// payload and topic bytes), and when it looks again (a timer) after at least `after` of them, with less
 /// than `after / 16` since its previous look, calls `release_free_memory`.
@@ -50,6 +54,13 @@ pub struct AfterBurst {
     handled: usize,
     at_last_look: usize,
     after: usize,
+}
+
+impl Default for AfterBurst {
+    /// A burst is `TRIM_AFTER_BYTES`.
+    fn default() -> Self {
+        AfterBurst::new(TRIM_AFTER_BYTES)
+    }
 }
 
 impl AfterBurst {

@@ -62,9 +62,8 @@ const SNAPSHOT_DONE_CAPACITY: usize = 64;
 /// Samples taken from the channel in one go before the timers and snapshots get a turn again.
 const SAMPLE_BATCH: usize = 1024;
 
-/// Bytes handled (payloads and topics) after which, once the rate drops for `TRIM_QUIET`, free memory
-/// goes back to the system (`crate::heap::AfterBurst`).
-const TRIM_AFTER: usize = 4 << 20;
+/// How long the rate must stay low after a burst before free memory goes back to the system
+/// (`crate::heap::AfterBurst`).
 const TRIM_QUIET: Duration = Duration::from_secs(1);
 
 /// A message a test is interested in, on its way from ingest to the collector.
@@ -184,7 +183,7 @@ impl Collector {
             max_value_chars,
             log_limit: LogLimiter::new(Duration::from_secs(60)),
             reloads: Vec::new(),
-            trim: crate::heap::AfterBurst::new(TRIM_AFTER),
+            trim: crate::heap::AfterBurst::default(),
         }
     }
 

@@ -34,7 +34,9 @@ pub use announce::{AnnounceLimits, AvailabilityMode, Device, Entity, EntityKey, 
 pub use board::{lock, Board, DeviceView, SharedState};
 pub use compile::{compile, DiscoveryError};
 pub use state::{DiscoveryState, Offered, Place};
-pub use view::{Changes, ColumnView, Due, EntityView, Why};
+#[cfg(test)]
+pub use view::Changes;
+pub use view::{ColumnView, Due, EntityView, Why};
 
 use judge::Policy;
 use select::Selector;

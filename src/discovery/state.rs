@@ -127,7 +127,7 @@ pub struct DiscoveryState {
     /// When the columns were last taken, and where the share re-sent then ended.
     pub(super) last_taken: Option<Instant>,
     pub(super) resend_after: Option<Place>,
-    /// Calls of `take_changes` so far.
+    /// Calls of `take_due` so far.
     pub(super) turns: usize,
     /// Announcements refused since start.
     pub refused: u64,

@@ -40,6 +40,7 @@ pub struct ColumnView {
 }
 
 /// What changed since the columns were last taken (`DiscoveryState::take_changes`).
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub struct Changes {
     /// Columns whose entities changed, and the share due to be sent again anyway, each with why.
@@ -84,7 +85,8 @@ impl DiscoveryState {
     /// device, or a value turning stale with time), and `1/shares` of the columns in turn, so that each
     /// column comes out at least every `shares` calls without all of them at once; each with why
     /// (`Why`). Costs a pass over the entities' flags, plus the columns returned. `take_due` and
-    /// `column_at` are the same in steps, for a caller that builds the columns a few at a time.
+    /// `column_at` are the same in steps, as the session makes a check (a few columns at a time).
+    #[cfg(test)]
     pub fn take_changes(&mut self, now: Instant, now_wall: SystemTime, shares: usize) -> Changes {
         let due = self.take_due(now, shares);
         let columns = due

@@ -69,9 +69,6 @@ pub struct DiscoveryTask {
 const BATCH: usize = 256;
 /// Columns built and sent per turn of a check (`send_columns`).
 pub const COLUMNS_PER_TURN: usize = 256;
-/// Bytes handled (payloads and topics) after which, once the queue is empty and the rate has dropped for
-/// a check interval, free memory goes back to the system (`crate::heap::AfterBurst`).
-const TRIM_AFTER: usize = 4 << 20;
 
 /// Runs the session until `cancel`; reconnects with backoff (the reader's).
 pub async fn run(task: DiscoveryTask, cancel: CancellationToken) {
@@ -93,7 +90,7 @@ pub async fn run(task: DiscoveryTask, cancel: CancellationToken) {
     let mut check = tokio::time::interval(CHECK_EVERY);
     let shares = (RESEND_EVERY.as_secs() / CHECK_EVERY.as_secs()) as usize;
     let mut batch = Vec::with_capacity(BATCH);
-    let mut trim = crate::heap::AfterBurst::new(TRIM_AFTER);
+    let mut trim = crate::heap::AfterBurst::default();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,

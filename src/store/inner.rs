@@ -12,14 +12,10 @@
 use super::entry::{Message, Named};
 use super::table::{Kind, Table};
 use super::{BrokerState, Ingested, Rejected};
+use crate::heap::TRIM_AFTER_BYTES;
 use crate::names::BrokerId;
 use std::hash::RandomState;
 use std::sync::Arc;
-
-/// Bytes freed (evicted, refused, payloads that shrank) before the store asks malloc to hand free memory
-/// back to the system (`crate::heap::release_free_memory`, which walks the heap: about a millisecond for
-/// a full 64 MiB store). At most this much freed memory is left in the process untrimmed.
-const TRIM_AFTER_BYTES: usize = 4 << 20;
 
 /// The store's limits, from `[limits]`.
 #[derive(Debug, Clone, Copy)]
